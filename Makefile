@@ -1,0 +1,36 @@
+# EasyMemory: `make serve` runs the product, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8100
+
+.PHONY: serve test lint bench-write clean-testdata
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.stamp-runtime: requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-runtime
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+serve: $(VENV)/.stamp-runtime
+	$(BIN)/easymemory serve --port $(PORT)
+
+# Tests use their own data directory (own embedded PostgreSQL) and the machine's Redis.
+test: export EASYMEMORY_DATA_DIR ?= $(CURDIR)/.testdata
+test: export EASYMEMORY_REDIS_URL ?= redis://127.0.0.1:6379/15
+test: $(VENV)/.stamp-dev
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check .
+
+bench-write: $(VENV)/.stamp-runtime
+	$(BIN)/python bench/write_latency.py

@@ -1,0 +1,46 @@
+"""First run of `easymemory serve`: a default tenant, an admin user and an API key."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TextIO
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from accounts.models import Tenant
+from accounts.roles import Role
+from accounts.services import api_key_create, membership_set, tenant_create
+
+CREDENTIALS_FILE = "first-run-credentials.txt"
+
+
+def bootstrap_first_run(*, stdout: TextIO, base_url: str) -> bool:
+    """Create the defaults when the database has no tenant yet. Returns True when it did."""
+    with transaction.atomic():
+        if Tenant.objects.exists():
+            return False
+        tenant = tenant_create(name="Default", slug="default")
+        password = secrets.token_urlsafe(12)
+        user = get_user_model().objects.create_superuser(username="admin", email="", password=password)
+        membership_set(tenant=tenant, user=user, role=Role.ADMIN)
+        created = api_key_create(tenant=tenant, name="default", role=Role.ADMIN, created_by=user)
+    text = (
+        "First run: created tenant 'default', user 'admin' and an admin API key.\n"
+        f"  dashboard login : admin / {password}\n"
+        f"  API key         : {created.secret}\n"
+        "These secrets are shown once (and kept, readable only by you, in "
+        f"{settings.EASYMEMORY_DATA_DIR / CREDENTIALS_FILE}).\n"
+        "Try:\n"
+        f"  curl -s -H 'Authorization: Bearer {created.secret}' -H 'Content-Type: application/json' \\\n"
+        f"       -d '{{\"content\": \"I prefer tea over coffee\"}}' {base_url}/v1/memories\n"
+        f"  curl -s -H 'Authorization: Bearer {created.secret}' -H 'Content-Type: application/json' \\\n"
+        f"       -d '{{\"query\": \"what do I drink?\"}}' {base_url}/v1/search\n"
+    )
+    path = settings.EASYMEMORY_DATA_DIR / CREDENTIALS_FILE
+    path.touch(mode=0o600)
+    path.write_text(text, encoding="utf-8")
+    stdout.write(text)
+    stdout.flush()
+    return True

@@ -1,0 +1,71 @@
+"""Writes on tenants, memberships and API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.keys import generate_key
+from accounts.models import ApiKey, Membership, Tenant
+from accounts.roles import Role
+
+# last_used_at is written at most this often per key, so the hot path stays read-only.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    api_key: ApiKey
+    secret: str
+
+
+def tenant_create(*, name: str, slug: str | None = None) -> Tenant:
+    slug = slugify(slug or name)[:64]
+    if not slug:
+        raise ValueError("tenant name must contain letters or digits")
+    return Tenant.objects.create(name=name, slug=slug)
+
+
+def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": Role(role).value})
+    return membership
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    role: str = Role.WRITER.value,
+    created_by: AbstractBaseUser | None = None,
+    expires_at: datetime | None = None,
+) -> CreatedKey:
+    secret, prefix, key_hash = generate_key()
+    api_key = ApiKey.objects.create(
+        tenant=tenant,
+        name=name,
+        role=Role(role).value,
+        prefix=prefix,
+        key_hash=key_hash,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return CreatedKey(api_key=api_key, secret=secret)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)

@@ -1,0 +1,29 @@
+"""The Celery app. Broker: Redis when EASYMEMORY_REDIS_URL is set, else the
+database itself through kombu's SQLAlchemy transport (see settings)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("easymemory")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["memory", "graph", "ingest"])
+
+
+@worker_init.connect
+def _start_embedded_database(**_: Any) -> None:
+    # The database-backed broker needs the embedded server up before the first poll.
+    from django.conf import settings
+
+    if settings.EMBEDDED_DATABASE:
+        from pathlib import Path
+
+        from config.embedded_pg import ensure_server
+
+        ensure_server(Path(settings.EASYMEMORY_DATA_DIR))

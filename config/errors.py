@@ -1,0 +1,72 @@
+"""Errors that name the problem, and the DRF handler that turns them into JSON.
+
+Services raise InvalidInput / PayloadTooLarge, never HTTP types, so the REST
+API, MCP tools and the CLI report the same problem the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class InvalidInput(Exception):
+    """Semantically invalid input (HTTP 422); `field` names what is wrong."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class PayloadTooLarge(InvalidInput):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
+def error_body(field: str | None, message: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": message}
+    if field:
+        body["field"] = field
+    body.update(extra)
+    return body
+
+
+def _first_error(detail: Any, path: str = "") -> tuple[str, str]:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            sub = key if not path else f"{path}.{key}"
+            if key == "non_field_errors":
+                sub = path
+            return _first_error(value, sub)
+    if isinstance(detail, list) and detail:
+        if all(not isinstance(item, dict | list) for item in detail):
+            return path, str(detail[0])
+        for index, item in enumerate(detail):
+            if item:
+                return _first_error(item, f"{path}[{index}]")
+    return path, str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, InvalidInput):
+        return Response(error_body(exc.field, exc.message), status=exc.status_code)
+    if isinstance(exc, Http404):
+        return Response(error_body(None, "not found"), status=status.HTTP_404_NOT_FOUND)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        field, message = _first_error(exc.detail)
+        response.data = error_body(field or None, message, errors=exc.detail)
+        response.status_code = status.HTTP_400_BAD_REQUEST
+    elif isinstance(exc, exceptions.ParseError):
+        response.data = error_body("body", str(exc.detail))
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        response.data = error_body(None, str(response.data["detail"]))
+    return response

@@ -1,0 +1,44 @@
+"""Liveness and readiness probes (no authentication, no data)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _database_ok() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            if cursor.fetchone() is None:
+                return "pgvector extension missing"
+    except Exception as exc:  # noqa: BLE001 - report any failure as not ready
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _queue_ok() -> str | None:
+    from config.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = {"database": _database_ok(), "queue": _queue_ok()}
+    ready = all(problem is None for problem in checks.values())
+    body = {
+        "status": "ready" if ready else "not ready",
+        "mode": settings.EASYMEMORY_MODE,
+        "checks": {name: problem or "ok" for name, problem in checks.items()},
+    }
+    return JsonResponse(body, status=200 if ready else 503)

