@@ -11,7 +11,6 @@ from typing import Any
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class InvalidInput(Exception):
@@ -58,6 +57,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(error_body(exc.field, exc.message), status=exc.status_code)
     if isinstance(exc, Http404):
         return Response(error_body(None, "not found"), status=status.HTTP_404_NOT_FOUND)
+    from rest_framework.views import exception_handler as drf_exception_handler  # import cycle via settings
+
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

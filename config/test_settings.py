@@ -1,0 +1,11 @@
+"""Settings for the test suite: the real settings, with a test data directory and a
+queue of its own for each test session (so stray messages never reach another run)."""
+
+import os
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("EASYMEMORY_DATA_DIR", str(Path(__file__).resolve().parent.parent / ".testdata"))
+os.environ.setdefault("EASYMEMORY_QUEUE", f"easymemory-test-{uuid.uuid4().hex[:8]}")
+
+from config.settings import *  # noqa: E402,F403
