@@ -27,6 +27,14 @@ def principal_for_api_key(secret: str) -> Principal:
     return Principal.for_role(api_key.tenant, api_key.role, actor_type="api_key", actor_id=str(api_key.pk))
 
 
+def principal_for_bearer(token: str) -> Principal:
+    """The principal for any bearer credential (API key; OAuth tokens once that flow exists).
+
+    Raises InvalidCredential. Used by REST, MCP and websocket authentication alike.
+    """
+    return principal_for_api_key(token)
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -55,9 +63,7 @@ def principal_for_session(request: Any) -> Principal | None:
         membership = memberships_for(user).first()
     if membership is None:
         return None
-    return Principal.for_role(
-        membership.tenant, membership.role, actor_type="user", actor_id=str(user.pk), user=user
-    )
+    return Principal.for_role(membership.tenant, membership.role, actor_type="user", actor_id=str(user.pk), user=user)
 
 
 class SessionTenantAuthentication(authentication.SessionAuthentication):

@@ -34,9 +34,9 @@ def bootstrap_first_run(*, stdout: TextIO, base_url: str) -> bool:
         f"{settings.EASYMEMORY_DATA_DIR / CREDENTIALS_FILE}).\n"
         "Try:\n"
         f"  curl -s -H 'Authorization: Bearer {created.secret}' -H 'Content-Type: application/json' \\\n"
-        f"       -d '{{\"content\": \"I prefer tea over coffee\"}}' {base_url}/v1/memories\n"
+        f'       -d \'{{"content": "I prefer tea over coffee"}}\' {base_url}/v1/memories\n'
         f"  curl -s -H 'Authorization: Bearer {created.secret}' -H 'Content-Type: application/json' \\\n"
-        f"       -d '{{\"query\": \"what do I drink?\"}}' {base_url}/v1/search\n"
+        f'       -d \'{{"query": "what do I drink?"}}\' {base_url}/v1/search\n'
     )
     path = settings.EASYMEMORY_DATA_DIR / CREDENTIALS_FILE
     path.touch(mode=0o600)

@@ -44,9 +44,7 @@ class Memory(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     search_vector = SearchVectorField(null=True, editable=False)
-    enrichment_state = models.CharField(
-        max_length=16, choices=EnrichmentState.choices, default=EnrichmentState.PENDING
-    )
+    enrichment_state = models.CharField(max_length=16, choices=EnrichmentState.choices, default=EnrichmentState.PENDING)
     enrichment_error = models.TextField(blank=True, default="")
     version = models.PositiveIntegerField(default=1)
 

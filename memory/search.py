@@ -8,6 +8,7 @@ rank fusion, and each hit carries the evidence for its rank.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,6 @@ from memory.selectors import MemoryFilters, apply_filters
 from memory.text import fulltext_input
 
 MAX_K = 100
-LISTS = ("vector", "fulltext")
 _TOKEN = re.compile(r'-?"[^"]+"|\S+')
 
 
@@ -88,18 +88,30 @@ def validate_query(query: str, k: int) -> str:
     return query.strip()
 
 
+CandidateFn = Callable[[Principal, QuerySet[Memory], str, int], list[tuple[Any, float]]]
+# Candidate lists by name. Other apps (the graph) add theirs with `register_candidate_list`;
+# each function gets the principal, the tenant- and filter-scoped queryset, the query and a depth,
+# and returns (memory id, raw score) best first.
+CANDIDATE_LISTS: dict[str, CandidateFn] = {}
+
+
+def register_candidate_list(name: str, fn: CandidateFn) -> CandidateFn:
+    CANDIDATE_LISTS[name] = fn
+    return fn
+
+
 def resolve_weights(weights: dict[str, float] | None) -> dict[str, float]:
     resolved = dict(settings.EASYMEMORY_SEARCH_WEIGHTS)
     for name, value in (weights or {}).items():
-        if name not in LISTS:
-            raise InvalidInput(f"weights.{name}", f"unknown list; use {', '.join(LISTS)}")
+        if name not in CANDIDATE_LISTS:
+            raise InvalidInput(f"weights.{name}", f"unknown list; use {', '.join(CANDIDATE_LISTS)}")
         if not isinstance(value, int | float) or value < 0:
             raise InvalidInput(f"weights.{name}", "weights must be numbers ≥ 0")
         resolved[name] = float(value)
     return resolved
 
 
-def _vector_candidates(base: QuerySet[Memory], query: str, limit: int) -> list[tuple[Any, float]]:
+def _vector_candidates(principal: Principal, base: QuerySet[Memory], query: str, limit: int) -> list[tuple[Any, float]]:
     name = embeddings.model_name()
     vector = embeddings.embed_query(query, name)
     rows = (
@@ -111,7 +123,9 @@ def _vector_candidates(base: QuerySet[Memory], query: str, limit: int) -> list[t
     return [(memory_id, 1.0 - float(distance)) for memory_id, distance in rows]
 
 
-def _fulltext_candidates(base: QuerySet[Memory], query: str, limit: int) -> list[tuple[Any, float]]:
+def _fulltext_candidates(
+    principal: Principal, base: QuerySet[Memory], query: str, limit: int
+) -> list[tuple[Any, float]]:
     tsquery = fulltext_query(query)
     if tsquery is None:
         return []
@@ -122,6 +136,10 @@ def _fulltext_candidates(base: QuerySet[Memory], query: str, limit: int) -> list
         .values_list("id", "rank")[:limit]
     )
     return [(memory_id, float(rank)) for memory_id, rank in rows]
+
+
+register_candidate_list("vector", _vector_candidates)
+register_candidate_list("fulltext", _fulltext_candidates)
 
 
 def search(
@@ -136,18 +154,16 @@ def search(
     resolved = resolve_weights(weights)
     base = apply_filters(scoped(Memory, principal.tenant), filters or MemoryFilters())
     depth = max(50, k * 3)
-    lists: dict[str, list[tuple[Any, float]]] = {}
-    if resolved["vector"] > 0:
-        lists["vector"] = _vector_candidates(base, query, depth)
-    if resolved["fulltext"] > 0:
-        lists["fulltext"] = _fulltext_candidates(base, query, depth)
+    lists = {
+        name: fn(principal, base, query, depth) for name, fn in CANDIDATE_LISTS.items() if resolved.get(name, 1.0) > 0
+    }
 
     rrf_k = settings.EASYMEMORY_RRF_K
     scores: dict[Any, float] = {}
     evidence: dict[Any, dict[str, dict[str, float]]] = {}
     for name, ranked in lists.items():
         for rank, (memory_id, raw) in enumerate(ranked, start=1):
-            scores[memory_id] = scores.get(memory_id, 0.0) + resolved[name] / (rrf_k + rank)
+            scores[memory_id] = scores.get(memory_id, 0.0) + resolved.get(name, 1.0) / (rrf_k + rank)
             evidence.setdefault(memory_id, {})[name] = {"rank": rank, "score": round(raw, 6)}
     top = sorted(scores, key=lambda mid: scores[mid], reverse=True)[:k]
     memories = scoped(Memory, principal.tenant).in_bulk(top)

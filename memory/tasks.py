@@ -28,4 +28,4 @@ def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-u
             memory_mark_failed(memory_ids=memory_ids, error=f"{type(exc).__name__}: {exc}")
             logger.exception("enrichment failed for good for %d memories", len(memory_ids))
             return 0
-        raise self.retry(exc=exc, countdown=min(300, 2 ** self.request.retries * 5)) from exc
+        raise self.retry(exc=exc, countdown=min(300, 2**self.request.retries * 5)) from exc

@@ -156,8 +156,18 @@ def asgi_server(transactional_db: Any) -> Iterator[LiveServer]:
     """The shipped ASGI app under uvicorn, in a subprocess, on loopback, against the test database."""
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "config.asgi:application",
-        "--host", "127.0.0.1", "--port", str(port), "--lifespan", "on", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "on",
+        "--log-level",
+        "warning",
     ]
     process = subprocess.Popen(command, cwd=REPO, env=subprocess_env())
     try:
@@ -177,8 +187,19 @@ def celery_worker(transactional_db: Any) -> Iterator[subprocess.Popen[bytes]]:
     from django.conf import settings
 
     command = [
-        sys.executable, "-m", "celery", "-A", "config.celery", "worker", "--pool=threads", "--concurrency=1",
-        "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config.celery",
+        "worker",
+        "--pool=threads",
+        "--concurrency=1",
+        "-Q",
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        "--loglevel=WARNING",
+        "--without-gossip",
+        "--without-mingle",
         "--without-heartbeat",
     ]
     process = subprocess.Popen(command, cwd=REPO, env=subprocess_env())

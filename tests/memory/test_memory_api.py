@@ -133,7 +133,9 @@ def test_get_patch_delete_and_history(writer: Persona) -> None:
     memory_id = post(writer, {"content": "Dana lives in Lisbon"}).json()["id"]
     assert client.get(f"/v1/memories/{memory_id}").json()["content"] == "Dana lives in Lisbon"
     patched = client.patch(
-        f"/v1/memories/{memory_id}", data=json.dumps({"content": "Dana lives in Porto"}), content_type="application/json"
+        f"/v1/memories/{memory_id}",
+        data=json.dumps({"content": "Dana lives in Porto"}),
+        content_type="application/json",
     )
     assert patched.status_code == 200
     assert patched.json()["version"] == 2
