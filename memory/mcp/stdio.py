@@ -13,6 +13,7 @@ Two ways to serve:
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from accounts.authentication import principal_for_bearer
 from accounts.cli_support import system_principal
 from accounts.principal import Principal
 from accounts.selectors import InvalidCredential
+from memory import embeddings
 from memory.mcp.registry import ToolError
 from memory.mcp.server import INSTRUCTIONS, SERVER_NAME, build_server, run_db
 
@@ -47,6 +49,8 @@ def local_principal_source(*, tenant: str | None, api_key: str | None) -> Any:
 
 
 async def serve_local(*, tenant: str | None, api_key: str | None) -> None:
+    # Load the embedding model while the client initializes, not on its first search.
+    threading.Thread(target=embeddings.get_model, name="embedding-warmup", daemon=True).start()
     server = build_server(local_principal_source(tenant=tenant, api_key=api_key))
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
@@ -93,6 +97,26 @@ def proxy_server(remote: Client) -> Server[Any]:
         return result
 
     return Server(SERVER_NAME, instructions=INSTRUCTIONS, on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def check_remote(url: str, api_key: str) -> None:
+    """Fail at start-up, with a message a person can act on, when the server cannot be used."""
+    import httpx
+
+    ping = {"jsonrpc": "2.0", "id": 0, "method": "ping"}
+    headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json, text/event-stream"}
+    try:
+        response = httpx.post(url, json=ping, headers=headers, timeout=15)
+    except httpx.HTTPError as exc:
+        raise RemoteUnusable(f"cannot reach {url}: {exc}") from exc
+    if response.status_code == 401:
+        raise RemoteUnusable(f"{url} refused the API key: {response.text[:200]}")
+    if response.status_code >= 400 and response.status_code not in {400, 405, 406}:
+        raise RemoteUnusable(f"{url} answered HTTP {response.status_code}: {response.text[:200]}")
+
+
+class RemoteUnusable(Exception):
+    pass
 
 
 async def serve_proxy(*, url: str, api_key: str) -> None:

@@ -1,4 +1,4 @@
-"""A live server for the whole module (starting one per test would dominate the run time),
+"""A live server for the whole session (starting one per test would dominate the run time),
 and helpers to drive it with the official MCP client.
 
 Tests that use it must be transactional (`transactional_db`), so the rows they
@@ -18,7 +18,6 @@ import pytest
 from mcp import Client
 
 from memory.mcp.stdio import remote_client
-
 from tests.conftest import REPO, LiveServer, free_port, subprocess_env, wait_for_http
 
 T = TypeVar("T")
@@ -52,7 +51,7 @@ def stop(process: subprocess.Popen[Any], timeout: float = 10) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
     """uvicorn with lifespan (what `easymemory serve` runs), against the test database.
 

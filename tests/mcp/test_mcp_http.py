@@ -90,7 +90,9 @@ def test_it_calls_every_tool(live: Any, writer: Persona) -> None:
         async with mcp_client(live.url, writer.key) as client:
             out: dict[str, Any] = {}
             out["get"] = payload(await client.call_tool("memory_get", {"id": memory_id}))
-            out["search"] = payload(await client.call_tool("memory_search", {"query": "what does alice drink?", "k": 5}))
+            out["search"] = payload(
+                await client.call_tool("memory_search", {"query": "what does alice drink?", "k": 5})
+            )
             out["facts"] = payload(
                 await client.call_tool("memory_search", {"query": "review friday", "search_type": "facts"})
             )

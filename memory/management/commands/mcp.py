@@ -37,6 +37,10 @@ class Command(BaseCommand):
                 raise CommandError("--tenant applies to local mode only; the API key decides the tenant on a server")
             endpoint = url.rstrip("/")
             endpoint = endpoint if endpoint.endswith("/mcp") else endpoint + "/mcp"
+            try:
+                stdio.check_remote(endpoint, api_key)
+            except stdio.RemoteUnusable as exc:
+                raise CommandError(str(exc)) from exc
             self._log(f"EasyMemory MCP (stdio) proxying to {endpoint}")
             anyio.run(lambda: stdio.serve_proxy(url=endpoint, api_key=api_key))
             return
