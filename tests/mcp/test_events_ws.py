@@ -51,7 +51,7 @@ def next_event(socket: ClientConnection, timeout: float = TIMEOUT) -> dict[str, 
 
 
 def create(server: LiveServer, persona: Persona, content: str) -> str:
-    response = httpx.post(f"{server.url}/v1/memories", json={"content": content}, headers=persona.headers)
+    response = httpx.post(f"{server.url}/v1/memories", json={"content": content}, headers=persona.headers, timeout=60)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 

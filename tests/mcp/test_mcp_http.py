@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -9,8 +11,8 @@ import pytest
 from mcp import MCPError
 
 from memory.models import Memory
-from tests.conftest import Persona, embed_pending
-from tests.mcp.conftest import error_text, mcp_client, payload, run
+from tests.conftest import REPO, Persona, embed_pending, free_port, subprocess_env, wait_for_http
+from tests.mcp.conftest import error_text, mcp_client, payload, run, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -253,3 +255,22 @@ def test_it_returns_the_same_hits_as_the_rest_search(live: Any, writer: Persona)
     via_mcp = run(scenario)
     assert [h["memory"]["id"] for h in via_mcp["results"]] == [h["memory"]["id"] for h in rest["results"]]
     assert [h["score"] for h in via_mcp["results"]] == [h["score"] for h in rest["results"]]
+
+
+def test_it_serves_mcp_under_runserver_without_lifespan(writer: Persona) -> None:
+    """`manage.py runserver` is daphne, which has no ASGI lifespan: the session manager starts on first use."""
+    port = free_port()
+    command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
+    process = subprocess.Popen(command, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/healthz", process=process)
+
+        async def scenario() -> Any:
+            async with mcp_client(url, writer.key) as client:
+                return await client.call_tool("memory_add", {"content": "served by daphne"})
+
+        assert payload(run(scenario))["created"] is True
+    finally:
+        stop(process)
+    assert Memory.objects.get().content == "served by daphne"
