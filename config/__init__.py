@@ -1,5 +1,5 @@
-# The Celery app must be loaded in every process (web server, CLI, tests), or `shared_task`s
-# bind to Celery's default app and `.delay()` publishes to its default broker, not ours.
+# Load the Celery app with Django so that tasks are always sent with this
+# project's configuration (broker, queue), never a default app's.
 from config.celery import app as celery_app
 
 __all__ = ["celery_app"]
