@@ -1,5 +1,6 @@
 """MCP `memory_search` vs the same search over REST, on one running server.
 
+    python bench/mcp_vs_rest.py                        # starts `easymemory serve` on a temp data dir
     python bench/mcp_vs_rest.py --url http://127.0.0.1:8100 --api-key emk_... [--calls 300] [--seed 1000]
 
 Seeds the key's tenant with synthetic memories when it holds fewer than --seed
@@ -20,13 +21,18 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._server import bench_server, percentile  # noqa: E402
 
 PEOPLE = ["Alice", "Bob", "Carol", "Dan", "Erin", "Farid", "Grace", "Hiro", "Ines", "Jon", "Kemi", "Lena"]
 THINGS = [
@@ -97,11 +103,6 @@ def seed(client: httpx.Client, wanted: int, rng: random.Random) -> None:
     raise SystemExit("embeddings did not finish in 30 minutes (is the worker running?)")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 async def run(url: str, api_key: str, calls: int, k: int, seed_count: int) -> dict[str, Any]:
     rng = random.Random(7)
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -141,9 +142,9 @@ async def run(url: str, api_key: str, calls: int, k: int, seed_count: int) -> di
         "calls": calls,
         "k": k,
         "rest_p50_ms": round(statistics.median(rest_ms), 2),
-        "rest_p95_ms": round(percentile(rest_ms, 0.95), 2),
+        "rest_p95_ms": round(percentile(rest_ms, 95), 2),
         "mcp_p50_ms": round(statistics.median(mcp_ms), 2),
-        "mcp_p95_ms": round(percentile(mcp_ms, 0.95), 2),
+        "mcp_p95_ms": round(percentile(mcp_ms, 95), 2),
         "ratio_p50": round(statistics.median(mcp_ms) / statistics.median(rest_ms), 3),
         "identical_results": f"{same}/{calls}",
     }
@@ -151,13 +152,14 @@ async def run(url: str, api_key: str, calls: int, k: int, seed_count: int) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8100")
-    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--url", help="a running server (default: start one on a temp data dir)")
+    parser.add_argument("--api-key")
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1000, help="make sure the tenant holds at least this many memories")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.url.rstrip("/"), args.api_key, args.calls, args.k, args.seed))
+    with bench_server(args.url, args.api_key, port=8191) as server:
+        figures = asyncio.run(run(server.url, server.key, args.calls, args.k, args.seed))
     print(json.dumps(figures, indent=2))
 
 
