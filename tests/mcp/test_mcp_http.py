@@ -159,10 +159,12 @@ def test_it_answers_401_with_a_challenge_without_valid_credentials(live: Any, wr
     assert not Memory.objects.exists()
 
 
-def test_it_refuses_write_tools_to_a_reader(live: Any, reader: Persona, writer: Persona) -> None:
+def test_it_refuses_write_tools_to_a_reader_and_allows_an_admin(
+    live: Any, reader: Persona, writer: Persona, admin: Persona
+) -> None:
     existing = writer.client().post("/v1/memories", {"content": "Bob likes chess"}, format="json").json()
 
-    async def scenario() -> dict[str, Any]:
+    async def as_reader() -> dict[str, Any]:
         async with mcp_client(live.url, reader.key) as client:
             return {
                 "add": await client.call_tool("memory_add", {"content": "readers cannot write"}),
@@ -171,11 +173,23 @@ def test_it_refuses_write_tools_to_a_reader(live: Any, reader: Persona, writer: 
                 "get": await client.call_tool("memory_get", {"id": existing["id"]}),
             }
 
-    out = run(scenario)
+    out = run(as_reader)
     for name in ("add", "update", "delete"):
         assert error_text(out[name]).startswith("forbidden"), name
     assert payload(out["get"])["memory"]["content"] == "Bob likes chess"
     assert list(Memory.objects.values_list("content", flat=True)) == ["Bob likes chess"]
+
+    async def as_admin() -> dict[str, Any]:
+        async with mcp_client(live.url, admin.key) as client:
+            return {
+                "update": await client.call_tool("memory_update", {"id": existing["id"], "content": "Bob loves chess"}),
+                "delete": await client.call_tool("memory_delete", {"id": existing["id"]}),
+            }
+
+    out = run(as_admin)
+    assert payload(out["update"])["memory"]["content"] == "Bob loves chess"
+    assert payload(out["delete"]) == {"deleted": existing["id"]}
+    assert not Memory.objects.exists()
 
 
 def test_it_treats_another_tenants_ids_as_not_found(live: Any, writer: Persona, outsider: Persona) -> None:
