@@ -23,7 +23,7 @@ from config.events import tenant_group
 from memory.services import MemoryInput, memory_create
 from tests.conftest import REPO, LiveServer, Persona, subprocess_env
 from tests.factories import MembershipFactory
-from tests.mcp.conftest import start_uvicorn, stop
+from tests.mcp.conftest import mcp_client, payload, run, start_uvicorn, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TIMEOUT = 30
@@ -79,6 +79,18 @@ def test_it_sends_a_tenants_events_to_its_own_sockets_only(
         assert httpx.delete(f"{live.url}/v1/memories/{memory_id}", headers=writer.headers).status_code == 204
         deleted = next_event(mine)
         assert deleted["type"] == "memory.deleted" and deleted["data"] == {"ids": [memory_id]}
+
+        async def add_via_mcp() -> Any:
+            async with mcp_client(live.url, writer.key) as client:
+                return await client.call_tool("memory_add", {"content": "added through MCP"})
+
+        via_mcp = payload(run(add_via_mcp))["memory"]["id"]
+        assert next_event(mine) | {"at": None} == {
+            "type": "memory.created",
+            "tenant": str(writer.tenant.pk),
+            "at": None,
+            "data": {"ids": [via_mcp]},
+        }
 
         their_second = create(live, outsider, "Globex second event")
         assert next_event(theirs)["data"] == {"ids": [their_second]}
