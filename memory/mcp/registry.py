@@ -37,6 +37,7 @@ class ToolSpec:
     handler: ToolHandler
     read_only: bool = True
     destructive: bool = False
+    subject: str = "memory"  # what "not found" refers to
     validator: Draft202012Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +63,7 @@ def tool(
     schema: dict[str, Any],
     read_only: bool = True,
     destructive: bool = False,
+    subject: str = "memory",
 ) -> Callable[[ToolHandler], ToolHandler]:
     """Decorator form of `register_tool`."""
 
@@ -75,6 +77,7 @@ def tool(
                 handler=handler,
                 read_only=read_only,
                 destructive=destructive,
+                subject=subject,
             )
         )
         return handler

@@ -114,7 +114,7 @@ def invoke_tool(spec: ToolSpec, principal: Principal, arguments: dict[str, Any],
             field, message = _first_error(exc.detail)
             raise ToolError(f"invalid argument {field or '(arguments)'}: {message}") from exc
         except Http404 as exc:
-            raise ToolError("not found: no such memory in this workspace") from exc
+            raise ToolError(f"not found: no such {spec.subject} in this workspace") from exc
     finally:
         reset_request_info(token)
 
