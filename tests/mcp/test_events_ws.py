@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -133,19 +134,38 @@ def test_it_accepts_a_dashboard_session_only_from_an_allowed_origin(live: LiveSe
 
 
 def test_it_publishes_only_after_commit(writer: Persona) -> None:
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(tenant_group(writer.tenant.pk), channel)
+    from django.conf import settings
 
     class Abort(Exception):
         pass
 
-    with pytest.raises(Abort), transaction.atomic():
-        memory_create(principal=writer.principal, data=MemoryInput(content="rolled back"))
-        raise Abort
-    kept = memory_create(principal=writer.principal, data=MemoryInput(content="committed")).memory
-    message = async_to_sync(layer.receive)(channel)
-    assert message["event"] == "memory.created" and message["data"] == {"ids": [str(kept.id)]}
+    def write_twice() -> str:
+        with pytest.raises(Abort), transaction.atomic():
+            memory_create(principal=writer.principal, data=MemoryInput(content="rolled back"))
+            raise Abort
+        return str(memory_create(principal=writer.principal, data=MemoryInput(content="committed")).memory.id)
+
+    if settings.EASYMEMORY_EVENTS_VIA_POSTGRES:  # no Redis: the events travel as NOTIFY
+        import psycopg
+
+        from config.events import NOTIFY_CHANNEL, _listen_conninfo
+
+        with psycopg.connect(**_listen_conninfo(), autocommit=True) as listener:
+            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            kept = write_twice()
+            notes = list(listener.notifies(timeout=TIMEOUT, stop_after=1))
+        messages = [json.loads(note.payload) for note in notes]
+    else:
+        layer = get_channel_layer()
+        channel = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(tenant_group(writer.tenant.pk), channel)
+        kept = write_twice()
+
+        async def receive() -> dict[str, Any]:
+            return dict(await asyncio.wait_for(layer.receive(channel), timeout=TIMEOUT))
+
+        messages = [async_to_sync(receive)()]
+    assert [(m["event"], m["data"]) for m in messages] == [("memory.created", {"ids": [kept]})]
 
 
 def test_it_relays_worker_events_without_redis(writer: Persona, outsider: Persona) -> None:
