@@ -90,7 +90,7 @@ def _enqueue(job_id: str) -> None:
 
     try:
         ingest_job_task.delay(job_id)
-    except Exception:  # noqa: BLE001 - the job stays queued; `easymemory ingest_resume` re-sends it
+    except Exception:  # noqa: BLE001 - the job stays queued; `easymemory resumejobs` re-sends it
         logger.warning("could not enqueue ingest job %s; run `easymemory resumejobs`", job_id)
 
 
