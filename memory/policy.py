@@ -37,11 +37,23 @@ class PolicyDecision:
     reason: str = ""
 
 
+_PHRASES = [tuple(phrase.split()) for phrase in TRIVIAL]
+
+
 def is_trivial(text: str) -> bool:
+    """Only acknowledgements: the turn splits entirely into TRIVIAL phrases ("ok thanks!", "yes, got it")."""
     words = re.sub(r"[^\w\s']", " ", text.lower()).split()
     if not words:
         return True  # only emoji / punctuation
-    return " ".join(words) in TRIVIAL
+    if len(words) > 8:
+        return False
+    reachable = [True] + [False] * len(words)
+    for start in range(len(words)):
+        if reachable[start]:
+            for phrase in _PHRASES:
+                if tuple(words[start : start + len(phrase)]) == phrase:
+                    reachable[start + len(phrase)] = True
+    return reachable[-1]
 
 
 def apply_policy(item: MemoryInput, policy: str) -> PolicyDecision:

@@ -69,6 +69,10 @@ def _key_value(match: re.Match[str]) -> str:
     bare = value.strip("\"'")
     if not bare or bare.startswith("[REDACTED") or bare.lower() in {"none", "null", "true", "false", "required"}:
         return match.group(0)
+    prose = match.group(2).strip() == ":" and match.group(2).endswith(" ") and value[0] not in "\"'"
+    if prose and bare.isalpha() and bare.islower() and len(bare) < 16:
+        # "the password: is required" is prose; "password: hunter2" or "token: Xy9..." is a secret.
+        return match.group(0)
     quote = value[0] if value[0] in "\"'" else ""
     return f"{match.group(1)}{match.group(2)}{quote}{MARK}{quote}"
 
