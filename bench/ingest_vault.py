@@ -60,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--vault", default="", help="reuse / create the vault here (default: a temporary folder)")
+    parser.add_argument("--skip-embed", action="store_true", help="measure storing and re-indexing only")
     args = parser.parse_args()
 
     import django
@@ -89,7 +90,7 @@ def main() -> None:
     job = job_run(str(job_create(principal=principal, kind=JobKind.VAULT, params=params, enqueue=False).id))
     indexed = time.perf_counter()
     assert job is not None and job.status == "done", job and job.error
-    while True:
+    while not args.skip_embed:
         ids = list(
             Memory.objects.filter(tenant=tenant, enrichment_state=EnrichmentState.PENDING).values_list("id", flat=True)[
                 :1024

@@ -25,7 +25,8 @@ def write(path: Path, text: str) -> Path:
 @pytest.fixture
 def vault(tmp_path: Path) -> Path:
     root = tmp_path / "vault"
-    write(root / "alpha.md", "---\ntags: [project]\n---\n# Alpha\nAlpha launches in May. #launch\n\n## Risks\nSupply chain.")
+    alpha = "---\ntags: [project]\n---\n# Alpha\nAlpha launches in May. #launch\n\n## Risks\nSupply chain."
+    write(root / "alpha.md", alpha)
     write(root / "sub" / "beta.md", "# Beta\nBeta links to [[alpha]].")
     write(root / "notes.txt", "not markdown: ignored by the pattern")
     write(root / ".obsidian" / "workspace.md", "# settings: ignored")
