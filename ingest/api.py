@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
@@ -25,6 +26,9 @@ from ingest.sources.files import SUPPORTED, extension_of
 from memory.api import principal_of
 
 MULTIPART_SLACK = 64 * 1024  # room for the multipart envelope around the file
+UPLOAD_SCHEMA = {
+    "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+}
 
 
 class JobCursorPagination(CursorPagination):
@@ -96,6 +100,7 @@ class _UploadApi(APIView):
         if length > limit + MULTIPART_SLACK:
             raise PayloadTooLarge("file", f"the upload is over the {limit}-byte limit")
 
+    @extend_schema(request=UPLOAD_SCHEMA, responses={202: JobSerializer})
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         upload = request.FILES.get("file")
@@ -141,6 +146,7 @@ class JsonImportApi(_UploadApi):
 class ExportApi(APIView):
     required_scopes = {"GET": "memory:read"}
 
+    @extend_schema(responses={(200, "application/x-ndjson"): OpenApiTypes.STR})
     def get(self, request: Request) -> StreamingHttpResponse:
         principal = principal_of(request)
         audit_record(principal=principal, action="memory.export", target_type="tenant")
