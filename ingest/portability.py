@@ -126,7 +126,7 @@ def import_exported_memory(principal: Principal, record: dict[str, Any]) -> tupl
         # auto_now(_add) ignore given values: put the exported times back with an update.
         times = {k: v for k, v in (("created_at", created), ("updated_at", updated)) if v is not None}
         if times:
-            Memory.objects.filter(pk=memory.pk).update(**times)
+            scoped(Memory, principal.tenant).filter(pk=memory.pk).update(**times)
         history = record.get("history") or []
         if not isinstance(history, list):
             raise InvalidInput("history", "history must be a list")
@@ -143,7 +143,7 @@ def import_exported_memory(principal: Principal, record: dict[str, Any]) -> tupl
             )
             when = _when(entry.get("created_at"), "history.created_at")
             if when is not None:
-                MemoryHistory.objects.filter(pk=row.pk).update(created_at=when)
+                scoped(MemoryHistory, principal.tenant).filter(pk=row.pk).update(created_at=when)
         audit_record(principal=principal, action="memory.import", target_type="memory", target_id=str(memory.id))
     memory.refresh_from_db()
     return memory, True

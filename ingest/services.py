@@ -183,7 +183,7 @@ def job_run(job_id: str, *, on_progress: ProgressCallback | None = None) -> Inge
     job.finished_at = timezone.now()
     with transaction.atomic():
         run.save()
-        IngestUpload.objects.filter(job=job).delete()
+        scoped(IngestUpload, job.tenant).filter(job=job).delete()
         publish_event(job.tenant_id, "ingest.finished", {**job_payload(job), "error": job.error})
     if on_progress is not None:
         on_progress(job)
