@@ -119,7 +119,9 @@ class _UploadApi(APIView):
             )
             return response
         job = services.job_create(
-            principal=principal, kind=self.kind, params={"filename": name, "size": upload.size},
+            principal=principal,
+            kind=self.kind,
+            params={"filename": name, "size": upload.size},
             upload=(name, upload.read()),
         )
         return _accepted(job)

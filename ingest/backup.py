@@ -87,7 +87,10 @@ def backup_create(out: Path) -> dict[str, object]:
         dump = Path(tmp) / DUMP_NAME
         result = subprocess.run(  # noqa: S603 - fixed binary and arguments
             [tools.pg_dump, "--format=custom", "--no-owner", "--file", str(dump), *tools.args],
-            env=tools.env, capture_output=True, text=True, check=False,
+            env=tools.env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise BackupError(f"pg_dump failed: {result.stderr.strip()}")
@@ -136,9 +139,20 @@ def backup_restore(archive: Path) -> dict[str, object]:
             raise BackupError(f"{archive}: the database dump is missing")
         connections.close_all()
         result = subprocess.run(  # noqa: S603 - fixed binary and arguments
-            [tools.pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
-             *tools.args, str(dump)],
-            env=tools.env, capture_output=True, text=True, check=False,
+            [
+                tools.pg_restore,
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--single-transaction",
+                "--exit-on-error",
+                *tools.args,
+                str(dump),
+            ],
+            env=tools.env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise BackupError(f"pg_restore failed (the database is unchanged): {result.stderr.strip()}")

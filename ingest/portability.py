@@ -118,9 +118,18 @@ def import_exported_memory(principal: Principal, record: dict[str, Any]) -> tupl
     updated = _when(record.get("updated_at"), "updated_at")
     with transaction.atomic():
         memory = Memory.objects.create(
-            id=target, tenant=principal.tenant, kind=data.kind, content=data.content, metadata=data.metadata,
-            tags=data.tags, occurred_at=data.occurred_at, expires_at=expires, importance=data.importance,
-            content_hash=digest, search_vector=search_vector_for(data.content), version=int(record.get("version", 1)),
+            id=target,
+            tenant=principal.tenant,
+            kind=data.kind,
+            content=data.content,
+            metadata=data.metadata,
+            tags=data.tags,
+            occurred_at=data.occurred_at,
+            expires_at=expires,
+            importance=data.importance,
+            content_hash=digest,
+            search_vector=search_vector_for(data.content),
+            version=int(record.get("version", 1)),
             **scope,
         )
         # auto_now(_add) ignore given values: put the exported times back with an update.
@@ -131,15 +140,25 @@ def import_exported_memory(principal: Principal, record: dict[str, Any]) -> tupl
         if not isinstance(history, list):
             raise InvalidInput("history", "history must be a list")
         if not history:
-            history = [{"event": HistoryEvent.ADD, "version": 1, "new_content": data.content,
-                        "new_metadata": data.metadata, "actor": principal.actor}]
+            history = [
+                {
+                    "event": HistoryEvent.ADD,
+                    "version": 1,
+                    "new_content": data.content,
+                    "new_metadata": data.metadata,
+                    "actor": principal.actor,
+                }
+            ]
         for entry in history:
             if not isinstance(entry, dict) or entry.get("event") not in HistoryEvent.values:
                 raise InvalidInput("history", "a history entry has no valid event")
             row = MemoryHistory.objects.create(
-                tenant=principal.tenant, memory_id=memory.id, user_ref=data.user_ref,
+                tenant=principal.tenant,
+                memory_id=memory.id,
+                user_ref=data.user_ref,
                 **{name: entry.get(name) for name in HISTORY_FIELDS if name not in ("version", "actor")},
-                version=int(entry.get("version") or 1), actor=str(entry.get("actor") or principal.actor)[:200],
+                version=int(entry.get("version") or 1),
+                actor=str(entry.get("actor") or principal.actor)[:200],
             )
             when = _when(entry.get("created_at"), "history.created_at")
             if when is not None:

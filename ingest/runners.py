@@ -259,8 +259,12 @@ def run_file(principal: Principal, job: IngestJob, run: JobRun) -> None:
         pieces = [(f"{title}\n\n{p}", {}) for p in split_text(text.strip(), cap - len(title) - 2, overlap)]
         tags = []
     inputs = [
-        MemoryInput(content=content, kind="document", tags=tags,
-                    metadata={**base, **extra, "chunk": index, "source_key": f"file:{sha}#{index}"})
+        MemoryInput(
+            content=content,
+            kind="document",
+            tags=tags,
+            metadata={**base, **extra, "chunk": index, "source_key": f"file:{sha}#{index}"},
+        )
         for index, (content, extra) in enumerate(pieces)
     ]
     store_items(principal, job, run, [SourceItem(key=f"file:{sha}", label=name, inputs=inputs)])

@@ -77,8 +77,13 @@ def job_create(
         if upload is not None:
             name, data = upload
             IngestUpload.objects.create(tenant=principal.tenant, job=job, name=name[:500], size=len(data), data=data)
-        audit_record(principal=principal, action="ingest.create", target_type="ingest_job", target_id=str(job.id),
-                     detail={"kind": kind})
+        audit_record(
+            principal=principal,
+            action="ingest.create",
+            target_type="ingest_job",
+            target_id=str(job.id),
+            detail={"kind": kind},
+        )
         if enqueue:
             job_id = str(job.id)
             transaction.on_commit(lambda: _enqueue(job_id))
@@ -143,8 +148,20 @@ class JobRun:
 
     def save(self) -> None:
         self.job.save(
-            update_fields=["status", "total", "done", "skipped", "failed", "memories_created", "memories_deleted",
-                           "stats", "errors", "error", "started_at", "finished_at"]
+            update_fields=[
+                "status",
+                "total",
+                "done",
+                "skipped",
+                "failed",
+                "memories_created",
+                "memories_deleted",
+                "stats",
+                "errors",
+                "error",
+                "started_at",
+                "finished_at",
+            ]
         )
 
 

@@ -65,8 +65,12 @@ def apply_policy(item: MemoryInput, policy: str) -> PolicyDecision:
             return PolicyDecision(None, "memory policy is off")
         return PolicyDecision(replace(item, kind="note", content=item.content[match.end() :].strip()))
     if policy in ("off", "manual"):
-        return PolicyDecision(None, f"memory policy is {policy}: only turns starting with 'remember:' are stored"
-                              if policy == "manual" else "memory policy is off")
+        return PolicyDecision(
+            None,
+            f"memory policy is {policy}: only turns starting with 'remember:' are stored"
+            if policy == "manual"
+            else "memory policy is off",
+        )
     if is_trivial(item.content):
         return PolicyDecision(replace(item, metadata={**item.metadata, EPHEMERAL_KEY: True}))
     return PolicyDecision(item)

@@ -141,16 +141,26 @@ def email_item(raw: bytes, index: int, cap: int, overlap: int) -> SourceItem:
     if attachments:
         metadata["attachments"] = attachments[:50]
     body = body.replace("\x00", "").strip()
-    header = "\n".join(f"{name}: {value}" for name, value in
-                       (("Subject", subject), ("From", sender), ("To", to), ("Date", date)) if value)
+    header = "\n".join(
+        f"{name}: {value}"
+        for name, value in (("Subject", subject), ("From", sender), ("To", to), ("Date", date))
+        if value
+    )
     if not body and not subject:
         return SourceItem(key=key, label=label, skip="empty e-mail")
     pieces = split_text(body, max(200, cap - len(header) - 2), overlap) if body else [""]
     inputs = []
     for number, piece in enumerate(pieces):
         meta = {**metadata, "chunk": number} if len(pieces) > 1 else metadata
-        inputs.append(MemoryInput(content=f"{header}\n\n{piece}".strip(), kind="message", metadata=meta,
-                                  occurred_at=occurred if isinstance(occurred, datetime) else None, tags=["email"]))
+        inputs.append(
+            MemoryInput(
+                content=f"{header}\n\n{piece}".strip(),
+                kind="message",
+                metadata=meta,
+                occurred_at=occurred if isinstance(occurred, datetime) else None,
+                tags=["email"],
+            )
+        )
     return SourceItem(key=key, label=label, inputs=inputs)
 
 

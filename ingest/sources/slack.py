@@ -45,7 +45,10 @@ def _user_names(archive: SafeZip) -> dict[str, str]:
             continue
         profile = user.get("profile") or {}
         names[user["id"]] = (
-            profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
+            profile.get("display_name")
+            or profile.get("real_name")
+            or user.get("real_name")
+            or user.get("name")
             or user["id"]
         )
     return names
@@ -134,6 +137,5 @@ def _message_item(channel: str, day: str, name: str, index: int, message: Any, u
     return SourceItem(
         key=key,
         label=label,
-        inputs=[MemoryInput(content=content, kind="message", metadata=metadata, occurred_at=occurred,
-                            tags=["slack"])],
+        inputs=[MemoryInput(content=content, kind="message", metadata=metadata, occurred_at=occurred, tags=["slack"])],
     )

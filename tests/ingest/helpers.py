@@ -12,23 +12,34 @@ from ingest.models import IngestJob
 from ingest.services import job_create, job_run
 
 
-def run(principal: Principal, kind: str, params: dict[str, Any] | None = None,
-        upload: tuple[str, bytes] | None = None) -> IngestJob:
+def run(
+    principal: Principal, kind: str, params: dict[str, Any] | None = None, upload: tuple[str, bytes] | None = None
+) -> IngestJob:
     job = job_create(principal=principal, kind=kind, params=params or {}, upload=upload, enqueue=False)
     finished = job_run(str(job.id))
     assert finished is not None
     return finished
 
 
-def slack_zip(channels: dict[str, dict[str, Any]], users: list[dict[str, Any]] | None = None,
-              extra: dict[str, bytes] | None = None) -> bytes:
+def slack_zip(
+    channels: dict[str, dict[str, Any]],
+    users: list[dict[str, Any]] | None = None,
+    extra: dict[str, bytes] | None = None,
+) -> bytes:
     """channels: {"general": {"2024-03-01": [messages...] or raw bytes}}"""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("users.json", json.dumps(users if users is not None else [
-            {"id": "U1", "name": "alice", "real_name": "Alice Smith", "profile": {"display_name": "Alice"}},
-            {"id": "U2", "name": "bob", "profile": {"real_name": "Bob Jones"}},
-        ]))
+        zf.writestr(
+            "users.json",
+            json.dumps(
+                users
+                if users is not None
+                else [
+                    {"id": "U1", "name": "alice", "real_name": "Alice Smith", "profile": {"display_name": "Alice"}},
+                    {"id": "U2", "name": "bob", "profile": {"real_name": "Bob Jones"}},
+                ]
+            ),
+        )
         zf.writestr("channels.json", json.dumps([{"id": f"C{i}", "name": n} for i, n in enumerate(channels)]))
         for channel, days in channels.items():
             for day, messages in days.items():

@@ -82,14 +82,17 @@ def docx_bytes(text: str) -> bytes:
     [
         ("plan.md", b"# Plan\nShip the parser in June.", "plan > Plan\n\nShip the parser in June."),
         ("notes.txt", "Caf\u00e9 opens at nine.".encode(), "notes.txt\n\nCaf\u00e9 opens at nine."),
-        ("page.html", b"<html><head><style>p{}</style></head><body><p>Hello <b>web</b></p>"
-                      b"<script>alert(1)</script></body></html>", "page.html\n\nHello web"),
+        (
+            "page.html",
+            b"<html><head><style>p{}</style></head><body><p>Hello <b>web</b></p>"
+            b"<script>alert(1)</script></body></html>",
+            "page.html\n\nHello web",
+        ),
         ("report.pdf", minimal_pdf("Quarterly revenue grew"), "report.pdf\n\nQuarterly revenue grew"),
         ("memo.docx", docx_bytes("The memo says hello"), "memo.docx\n\nThe memo says hello"),
     ],
 )
-def test_it_stores_the_text_of_each_supported_file_type(writer: Persona, name: str, data: bytes,
-                                                        expected: str) -> None:
+def test_it_stores_the_text_of_each_supported_file_type(writer: Persona, name: str, data: bytes, expected: str) -> None:
     job = upload_and_run(writer, name, data)
     assert job.status == "done", job.error
     memory = Memory.objects.get(tenant=writer.tenant)

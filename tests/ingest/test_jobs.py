@@ -17,8 +17,10 @@ from memory.models import Memory
 from tests.conftest import Persona
 from tests.ingest.helpers import slack_zip
 
-MESSAGES = [{"type": "message", "user": "U1", "text": f"status update number {i}", "ts": f"17000000{i:02d}.0"}
-            for i in range(150)]
+MESSAGES = [
+    {"type": "message", "user": "U1", "text": f"status update number {i}", "ts": f"17000000{i:02d}.0"}
+    for i in range(150)
+]
 
 
 @pytest.mark.django_db
@@ -52,8 +54,9 @@ def test_a_job_that_crashed_midway_resumes_without_duplicates(writer: Persona, m
 
 
 @pytest.mark.django_db
-def test_progress_and_the_end_are_published_to_the_tenant(writer: Persona,
-                                                          django_capture_on_commit_callbacks: Any) -> None:
+def test_progress_and_the_end_are_published_to_the_tenant(
+    writer: Persona, django_capture_on_commit_callbacks: Any
+) -> None:
     layer = get_channel_layer()
     group = tenant_group(writer.tenant.id)
     data = slack_zip({"general": {"2024-01-01": MESSAGES[:3]}})
@@ -84,8 +87,9 @@ def test_progress_and_the_end_are_published_to_the_tenant(writer: Persona,
 
 def test_an_upload_runs_to_the_end_in_a_real_worker(celery_worker: Any, writer: Persona) -> None:
     data = slack_zip({"general": {"2024-01-01": MESSAGES[:5]}})
-    response = writer.client().post("/v1/integrations/slack/import",
-                                    {"file": SimpleUploadedFile("e.zip", data)}, format="multipart")
+    response = writer.client().post(
+        "/v1/integrations/slack/import", {"file": SimpleUploadedFile("e.zip", data)}, format="multipart"
+    )
     assert response.status_code == 202
     job_id = response.json()["id"]
     deadline = time.monotonic() + 120

@@ -65,8 +65,9 @@ def test_writes_are_redacted_before_storage_and_the_rest_of_the_message_kept(wri
     assert memory.content == "Deploy with password=[REDACTED] then ping Bob"
     assert memory.metadata["redacted_secrets"] == 1
     assert "Sup3rS3cret" not in str(memory.search_vector)
-    patched = writer.client().patch(f"/v1/memories/{memory.id}", {"content": "new key sk-abcdefghijklmnopqrstuvwxyz"},
-                                    format="json")
+    patched = writer.client().patch(
+        f"/v1/memories/{memory.id}", {"content": "new key sk-abcdefghijklmnopqrstuvwxyz"}, format="json"
+    )
     assert patched.json()["content"] == "new key [REDACTED]"
 
 
@@ -96,8 +97,9 @@ def test_smart_policy_marks_acknowledgements_ephemeral_and_turns_remember_into_n
     embed_pending()
     hits = client.post("/v1/search", {"query": "ok thanks", "k": 10}, format="json").json()["results"]
     assert "ok thanks!" not in {h["memory"]["content"] for h in hits}
-    hits = client.post("/v1/search", {"query": "ok thanks", "k": 10, "filters": {"include_ephemeral": True}},
-                       format="json").json()["results"]
+    hits = client.post(
+        "/v1/search", {"query": "ok thanks", "k": 10, "filters": {"include_ephemeral": True}}, format="json"
+    ).json()["results"]
     assert "ok thanks!" in {h["memory"]["content"] for h in hits}
 
 

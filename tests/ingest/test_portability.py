@@ -18,8 +18,14 @@ from tests.ingest.helpers import run
 pytestmark = pytest.mark.django_db
 
 MEM0 = [
-    {"id": "7f1c", "memory": "Likes green tea", "user_id": "alice", "metadata": {"mood": "calm"},
-     "created_at": "2024-05-01T10:00:00-07:00", "categories": ["food"]},
+    {
+        "id": "7f1c",
+        "memory": "Likes green tea",
+        "user_id": "alice",
+        "metadata": {"mood": "calm"},
+        "created_at": "2024-05-01T10:00:00-07:00",
+        "categories": ["food"],
+    },
     {"id": "8a2d", "content": "Works at Acme", "user_id": "alice", "agent_id": "helper", "run_id": "r1"},
     {"id": "9b3e", "memory": "", "user_id": "bob"},
     "not an object",
@@ -50,8 +56,10 @@ def test_broken_json_fails_the_job_clearly(writer: Persona) -> None:
 
 
 def build_history(principal: Principal) -> None:
-    kept = memory_create(principal=principal, data=MemoryInput(content="Alice moved to Lyon", user_ref="alice",
-                                                               tags=["move"], metadata={"k": 1})).memory
+    kept = memory_create(
+        principal=principal,
+        data=MemoryInput(content="Alice moved to Lyon", user_ref="alice", tags=["move"], metadata={"k": 1}),
+    ).memory
     assert kept is not None
     memory_update(principal=principal, memory=kept, changes={"content": "Alice moved to Paris", "importance": 0.9})
     gone = memory_create(principal=principal, data=MemoryInput(content="temporary note")).memory

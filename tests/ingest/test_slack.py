@@ -19,18 +19,39 @@ TS = "1709287200.000100"  # 2024-03-01 10:00:00 UTC
 EXPORT = {
     "general": {
         "2024-03-01": [
-            {"type": "message", "user": "U1", "text": "Ship it on <!here> Friday, <@U2>?", "ts": TS,
-             "thread_ts": TS, "reply_count": 1},
-            {"type": "message", "user": "U2", "text": "Yes &amp; I'll write the notes", "ts": "1709287260.000200",
-             "thread_ts": TS, "parent_user_id": "U1"},
+            {
+                "type": "message",
+                "user": "U1",
+                "text": "Ship it on <!here> Friday, <@U2>?",
+                "ts": TS,
+                "thread_ts": TS,
+                "reply_count": 1,
+            },
+            {
+                "type": "message",
+                "user": "U2",
+                "text": "Yes &amp; I'll write the notes",
+                "ts": "1709287260.000200",
+                "thread_ts": TS,
+                "parent_user_id": "U1",
+            },
             {"type": "message", "subtype": "channel_join", "user": "U2", "text": "<@U2> has joined", "ts": "1"},
             {"type": "message", "subtype": "bot_message", "bot_id": "B1", "text": "Deploy done", "ts": "2"},
-            {"type": "message", "user": "U1", "subtype": "file_share", "text": "", "ts": "3",
-             "files": [{"name": "x.png"}]},
+            {
+                "type": "message",
+                "user": "U1",
+                "subtype": "file_share",
+                "text": "",
+                "ts": "3",
+                "files": [{"name": "x.png"}],
+            },
         ]
     },
-    "random": {"2024-03-02": [{"type": "message", "user": "U9", "text": "see <https://x.org|the site>",
-                               "ts": "1709373600.000000"}]},
+    "random": {
+        "2024-03-02": [
+            {"type": "message", "user": "U9", "text": "see <https://x.org|the site>", "ts": "1709373600.000000"}
+        ]
+    },
 }
 
 
@@ -65,7 +86,7 @@ def test_a_rerun_imports_nothing_twice(writer: Persona) -> None:
 
 
 def test_invalid_json_in_one_day_file_is_reported_and_the_rest_imported(writer: Persona) -> None:
-    broken = {**EXPORT, "ops": {"2024-03-03": b"[{\"text\": \"unterminated"}}
+    broken = {**EXPORT, "ops": {"2024-03-03": b'[{"text": "unterminated'}}
     job = slack(writer, slack_zip(broken))
     assert job.status == "done"
     assert job.failed == 1 and "ops/2024-03-03.json" in job.errors[0]["item"]
@@ -116,3 +137,16 @@ def test_the_export_may_sit_in_one_top_folder(writer: Persona) -> None:
     wrapped = zip_of({f"Acme Slack export/{n}": inner.read(n) for n in inner.namelist()})
     job = slack(writer, wrapped)
     assert job.done == 3
+
+
+def test_cli_import_slack(writer: Persona, tmp_path) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    path = tmp_path / "export.zip"
+    path.write_bytes(slack_zip(EXPORT))
+    out = StringIO()
+    call_command("import", "slack", str(path), "--tenant", "acme", stdout=out)
+    assert "3 imported, 3 skipped" in out.getvalue()
+    assert "bot or system message: 2" in out.getvalue()

@@ -79,7 +79,8 @@ def test_a_second_run_skips_unchanged_files_and_changes_replace_or_remove_chunks
     assert third.memories_deleted == 2  # the old "Risks" chunk and beta's chunk
     assert MemoryHistory.objects.filter(tenant=writer.tenant, event="DELETE").count() == 2
     assert sorted(IndexedFile.objects.filter(tenant=writer.tenant).values_list("rel_path", flat=True)) == [
-        "alpha.md", "gamma.md",
+        "alpha.md",
+        "gamma.md",
     ]
 
 
@@ -90,8 +91,9 @@ def test_a_touched_but_unchanged_file_is_skipped_by_hash(writer: Persona, vault:
     assert (again.done, again.skipped) == (0, 2)
 
 
-def test_binary_empty_and_escaping_files_are_reported_and_the_rest_indexed(writer: Persona, vault: Path,
-                                                                            tmp_path: Path) -> None:
+def test_binary_empty_and_escaping_files_are_reported_and_the_rest_indexed(
+    writer: Persona, vault: Path, tmp_path: Path
+) -> None:
     (vault / "image.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
     (vault / "empty.md").write_bytes(b"")
     outside = write(tmp_path / "secret" / "passwords.md", "# Secret\nhunter2 lives here")
