@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import REPO, free_port, wait_for_http
+
 # Generous: on a loaded 2-core machine the first search waits for the model to load.
 http = httpx.Client(timeout=120)
-
-from tests.conftest import REPO, free_port, wait_for_http
 
 
 def start_serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
