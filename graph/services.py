@@ -57,7 +57,21 @@ def _embed_name(name: str) -> tuple[list[float] | None, str]:
     return embeddings.embed_texts([name], model)[0], model
 
 
-def _similar_entity(tenant: Tenant, type_: str, vector: list[float], model: str) -> Entity | None:
+def same_digits(a: str, b: str) -> bool:
+    """Names that differ in their numbers are different things however close they read ("Q3 plan" / "Q4 plan")."""
+    return [c for c in a if c.isdigit()] == [c for c in b if c.isdigit()]
+
+
+def _unique_first_name(tenant: Tenant, key: str, type_: str) -> Entity | None:
+    """A lone first name ("Marco") is the one person whose full name starts with it ("Marco Rossi"),
+    when there is exactly one; with two Marcos it stays its own entity."""
+    if " " in key or type_ not in {"person", GENERIC_TYPE} or not key.isalpha():
+        return None
+    matches = list(scoped(Entity, tenant).filter(type="person", key__startswith=key + " ")[:2])
+    return matches[0] if len(matches) == 1 else None
+
+
+def _similar_entity(tenant: Tenant, name: str, type_: str, vector: list[float], model: str) -> Entity | None:
     types = [type_, GENERIC_TYPE] if type_ != GENERIC_TYPE else None
     candidates = scoped(Entity, tenant).filter(embedding_model=model, embedding__isnull=False)
     candidates = candidates.exclude(type__in=LITERAL_TYPES)
@@ -66,7 +80,7 @@ def _similar_entity(tenant: Tenant, type_: str, vector: list[float], model: str)
     best = candidates.annotate(distance=CosineDistance("embedding", vector)).order_by("distance").first()
     if best is None or 1.0 - float(best.distance) < settings.EASYMEMORY_GRAPH_SIMILARITY:  # type: ignore[attr-defined]
         return None
-    return best
+    return best if same_digits(name, best.name) else None
 
 
 def _add_alias(entity: Entity, name: str) -> None:
@@ -81,8 +95,9 @@ def _add_alias(entity: Entity, name: str) -> None:
 def entity_resolve(
     *, tenant: Tenant, name: str, type_: str = GENERIC_TYPE, origin: str = Origin.EXTRACTED, use_similarity: bool = True
 ) -> Entity:
-    """The tenant's entity for `name`: by exact key, then alias, then embedding similarity
-    (same or generic type, above EASYMEMORY_GRAPH_SIMILARITY); created when none fits."""
+    """The tenant's entity for `name`: by exact key, then alias, then a unique first-name match,
+    then embedding similarity (same or generic type, above EASYMEMORY_GRAPH_SIMILARITY, same
+    digits); created when none fits. A name resolved by the last two becomes an alias."""
     name = clean_name(name)
     key = normalise_key(name)
     if not key:
@@ -92,11 +107,13 @@ def entity_resolve(
     vector: list[float] | None = None
     model = ""
     if found is None and use_similarity and type_ not in LITERAL_TYPES:
-        vector, model = _embed_name(name)
-        if vector is not None:
-            found = _similar_entity(tenant, type_, vector, model)
-            if found is not None:
-                _add_alias(found, name)
+        found = _unique_first_name(tenant, key, type_)
+        if found is None:
+            vector, model = _embed_name(name)
+            if vector is not None:
+                found = _similar_entity(tenant, name, type_, vector, model)
+        if found is not None:
+            _add_alias(found, name)
     if found is not None:
         if found.type == GENERIC_TYPE and type_ != GENERIC_TYPE:
             found.type = type_

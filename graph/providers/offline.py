@@ -52,7 +52,8 @@ LEADING_STOP = frozenset(
 # Participants in English relation patterns: @handle, [[link]], or 1-5 capitalised words.
 NAME = rf"(?:@[\w.-]+|\[\[[^\]]+\]\]|{CAP}(?:\s+(?:{CONNECT}\s+)?{CAP}){{0,4}})"
 # Lower-case objects ("uses vim", "works on the search engine"): up to three words.
-PHRASE = r"(?:(?:the|a|an|my|our|his|her|their)\s+)?[a-z][\w+#.-]*(?:\s+[a-z][\w+#.-]*){0,2}?"
+PHRASE_WORD = r"[a-z][\w+#-]*(?:\.[\w+#-]+)*"
+PHRASE = rf"(?:(?:the|a|an|my|our|his|her|their)\s+)?{PHRASE_WORD}(?:\s+{PHRASE_WORD}){{0,2}}?"
 END = r"(?=\s*(?:[.,;:!?)\n]|$|\s(?:and|but|since|from|until|till|because|for|in|at|on|as|with|when|while)\b))"
 
 
@@ -66,8 +67,9 @@ class Pattern:
 
 
 def _en(verbs: str, predicate: str, source_type: str, target_type: str, *, phrase: bool = False, **kw: bool) -> Pattern:
-    obj = rf"(?P<o>{NAME}|{PHRASE})" if phrase else rf"(?P<o>{NAME})"
-    regex = re.compile(rf"(?P<s>{NAME})\s+(?:{verbs})\s+{obj}{END}")
+    # A capitalised name ends by itself; a lower-case phrase needs a clause boundary after it.
+    obj = rf"(?:(?P<o>{NAME})(?!\w)(?!\s+[A-Z])|(?P<p>{PHRASE}){END})" if phrase else rf"(?P<o>{NAME})(?!\w)"
+    regex = re.compile(rf"(?P<s>{NAME})\s+(?:{verbs})\s+{obj}")
     return Pattern(regex, predicate, source_type, target_type, **kw)
 
 
@@ -231,7 +233,7 @@ class OfflineExtractor:
             if any("A" <= c <= "Z" for c in sentence) or "@" in sentence or "[[" in sentence:
                 for pattern in EN_PATTERNS:
                     for m in pattern.regex.finditer(sentence):
-                        candidates.append((pattern, m.group("s"), m.group("o")))
+                        candidates.append((pattern, m.group("s"), m.group("o") or m.group("p")))
             if has_cjk and ZH_ANCHORS.search(sentence):
                 for pattern in ZH_PATTERNS:
                     for m in pattern.regex.finditer(sentence):
