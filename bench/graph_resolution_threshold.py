@@ -24,21 +24,49 @@ from graph.services import same_digits  # noqa: E402
 from memory import embeddings  # noqa: E402
 
 SAME = [
-    ("Marco Rossi", "Marco Rossi (Acme)"), ("Acme Robotics", "Acme Robotics Inc"), ("Acme Robotics", "Acme Robotics Ltd."),
-    ("OpenAI", "OpenAI Inc."), ("New York City", "New York"), ("PostgreSQL", "Postgres"), ("Kubernetes", "Kubernetes cluster"),
-    ("Project Apollo", "Apollo project"), ("Google", "Google LLC"), ("United States", "United States of America"),
-    ("San Francisco", "San Francisco, CA"), ("Dr. Jane Smith", "Jane Smith"), ("the search engine", "search engine"),
-    ("Visual Studio Code", "VS Code editor"), ("Microsoft Corporation", "Microsoft"), ("阿里巴巴集团", "阿里巴巴"),
-    ("Q3 planning meeting", "Q3 planning"), ("Marco Rossi", "Mr Marco Rossi"), ("Acme", "ACME Corp"),
+    ("Marco Rossi", "Marco Rossi (Acme)"),
+    ("Acme Robotics", "Acme Robotics Inc"),
+    ("Acme Robotics", "Acme Robotics Ltd."),
+    ("OpenAI", "OpenAI Inc."),
+    ("New York City", "New York"),
+    ("PostgreSQL", "Postgres"),
+    ("Kubernetes", "Kubernetes cluster"),
+    ("Project Apollo", "Apollo project"),
+    ("Google", "Google LLC"),
+    ("United States", "United States of America"),
+    ("San Francisco", "San Francisco, CA"),
+    ("Dr. Jane Smith", "Jane Smith"),
+    ("the search engine", "search engine"),
+    ("Visual Studio Code", "VS Code editor"),
+    ("Microsoft Corporation", "Microsoft"),
+    ("阿里巴巴集团", "阿里巴巴"),
+    ("Q3 planning meeting", "Q3 planning"),
+    ("Marco Rossi", "Mr Marco Rossi"),
+    ("Acme", "ACME Corp"),
     ("Berlin, Germany", "Berlin"),
-]  # fmt: skip
+]
 DIFFERENT = [
-    ("Marco Rossi", "Maria Rossi"), ("Marco Rossi", "Marco Bianchi"), ("Acme Robotics", "Acme Foods"),
-    ("Google", "Microsoft"), ("Berlin", "Munich"), ("PostgreSQL", "MySQL"), ("Project Apollo", "Project Gemini"),
-    ("Jane Smith", "John Smith"), ("New York", "New Jersey"), ("OpenAI", "Anthropic"), ("Alice", "Alicia Keys"),
-    ("vim", "emacs"), ("San Francisco", "San Diego"), ("Kubernetes", "Docker"), ("阿里巴巴", "腾讯"),
-    ("Q3 planning", "Q4 planning"), ("Python", "Java"), ("Milan", "Turin"), ("Bob", "Rob"), ("Apple", "Apple pie"),
-]  # fmt: skip
+    ("Marco Rossi", "Maria Rossi"),
+    ("Marco Rossi", "Marco Bianchi"),
+    ("Acme Robotics", "Acme Foods"),
+    ("Google", "Microsoft"),
+    ("Berlin", "Munich"),
+    ("PostgreSQL", "MySQL"),
+    ("Project Apollo", "Project Gemini"),
+    ("Jane Smith", "John Smith"),
+    ("New York", "New Jersey"),
+    ("OpenAI", "Anthropic"),
+    ("Alice", "Alicia Keys"),
+    ("vim", "emacs"),
+    ("San Francisco", "San Diego"),
+    ("Kubernetes", "Docker"),
+    ("阿里巴巴", "腾讯"),
+    ("Q3 planning", "Q4 planning"),
+    ("Python", "Java"),
+    ("Milan", "Turin"),
+    ("Bob", "Rob"),
+    ("Apple", "Apple pie"),
+]
 
 
 def main() -> None:

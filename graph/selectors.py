@@ -134,9 +134,9 @@ def entity_detail(principal: Principal, entity: Entity) -> dict[str, Any]:
     current = [relation_data(r) for r in current_qs.order_by("-valid_at", "-id")[:DETAIL_RELATIONS]]
     past_qs = involving.exclude(pk__in=current_ids).order_by("-invalid_at", "-created_at", "-id")
     past = [relation_data(r) for r in past_qs[:DETAIL_RELATIONS]]
-    mentions = (
-        scoped(Mention, tenant).filter(entity=entity).select_related("memory").order_by("-memory__created_at")
-    )[:DETAIL_MEMORIES]
+    mentions = (scoped(Mention, tenant).filter(entity=entity).select_related("memory").order_by("-memory__created_at"))[
+        :DETAIL_MEMORIES
+    ]
     merges = scoped(EntityMerge, tenant).filter(target=entity).order_by("-created_at")[:50]
     return {
         **entity_data(entity),
@@ -152,8 +152,14 @@ def entity_detail(principal: Principal, entity: Entity) -> dict[str, Any]:
             for m in mentions
         ],
         "merges": [
-            {"merged_entity_id": m.merged_entity_id, "merged_name": m.merged_name, "merged_type": m.merged_type,
-             "reason": m.reason, "actor": m.actor, "created_at": m.created_at}
+            {
+                "merged_entity_id": m.merged_entity_id,
+                "merged_name": m.merged_name,
+                "merged_type": m.merged_type,
+                "reason": m.reason,
+                "actor": m.actor,
+                "created_at": m.created_at,
+            }
             for m in merges
         ],  # fmt: skip
     }
@@ -222,8 +228,12 @@ def _subgraph_data(tenant: Tenant, graph: nx.MultiDiGraph, distance: dict[int, i
     ]
     edges = [
         {
-            "id": key, "source": u, "target": v, "predicate": data["relation"].predicate,
-            "fact": data["relation"].fact, "valid_at": data["relation"].valid_at,
+            "id": key,
+            "source": u,
+            "target": v,
+            "predicate": data["relation"].predicate,
+            "fact": data["relation"].fact,
+            "valid_at": data["relation"].valid_at,
             "invalid_at": data["relation"].invalid_at,
         }  # fmt: skip
         for u, v, key, data in graph.edges(keys=True, data=True)
@@ -356,9 +366,11 @@ def graph_candidates(principal: Principal, base: QuerySet[Memory], query: str, l
     if not seeds:
         return []
     neighbours: set[int] = set()
-    for source_id, target_id in relations_valid_at(scoped(Relation, tenant)).filter(
-        Q(source_id__in=seeds) | Q(target_id__in=seeds)
-    ).values_list("source_id", "target_id")[:SEARCH_NEIGHBOURS]:
+    for source_id, target_id in (
+        relations_valid_at(scoped(Relation, tenant))
+        .filter(Q(source_id__in=seeds) | Q(target_id__in=seeds))
+        .values_list("source_id", "target_id")[:SEARCH_NEIGHBOURS]
+    ):
         neighbours.update((source_id, target_id))
     neighbours -= set(seeds)
     weight = {**dict.fromkeys(neighbours, 0.5), **dict.fromkeys(seeds, 1.0)}

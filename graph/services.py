@@ -48,13 +48,14 @@ def release_db_connection() -> None:
 # --- entity resolution ------------------------------------------------------------------
 
 
-def _embed_name(name: str) -> tuple[list[float] | None, str]:
-    if settings.EASYMEMORY_GRAPH_SIMILARITY > 1:
-        return None, ""
+def _embed_names(names: Sequence[str]) -> tuple[list[list[float]], str]:
+    """Name embeddings in one batch (one model call per memory, not per name)."""
+    if settings.EASYMEMORY_GRAPH_SIMILARITY > 1 or not names:
+        return [], ""
     from memory import embeddings
 
     model = embeddings.model_name()
-    return embeddings.embed_texts([name], model)[0], model
+    return embeddings.embed_texts(list(names), model), model
 
 
 def same_digits(a: str, b: str) -> bool:
@@ -93,7 +94,13 @@ def _add_alias(entity: Entity, name: str) -> None:
 
 
 def entity_resolve(
-    *, tenant: Tenant, name: str, type_: str = GENERIC_TYPE, origin: str = Origin.EXTRACTED, use_similarity: bool = True
+    *,
+    tenant: Tenant,
+    name: str,
+    type_: str = GENERIC_TYPE,
+    origin: str = Origin.EXTRACTED,
+    use_similarity: bool = True,
+    embedded: tuple[list[float], str] | None = None,
 ) -> Entity:
     """The tenant's entity for `name`: by exact key, then alias, then a unique first-name match,
     then embedding similarity (same or generic type, above EASYMEMORY_GRAPH_SIMILARITY, same
@@ -109,8 +116,11 @@ def entity_resolve(
     if found is None and use_similarity and type_ not in LITERAL_TYPES:
         found = _unique_first_name(tenant, key, type_)
         if found is None:
-            vector, model = _embed_name(name)
-            if vector is not None:
+            if embedded is None:
+                vectors, model = _embed_names([name])
+                embedded = (vectors[0], model) if vectors else None
+            if embedded is not None:
+                vector, model = embedded
                 found = _similar_entity(tenant, name, type_, vector, model)
         if found is not None:
             _add_alias(found, name)
@@ -208,11 +218,21 @@ def _apply(memory: Memory, extraction: Extraction, extractor: Extractor) -> Grap
     now = timezone.now()
     _withdraw_memories(tenant, [memory.pk])
     resolved: dict[str, Entity] = {}
+    names = {normalise_key(e.name): e.name for e in extraction.entities if e.type not in LITERAL_TYPES}
+    for r in extraction.relations:
+        names.setdefault(normalise_key(r.source), r.source)
+        names.setdefault(normalise_key(r.target), r.target)
+    known = scoped(Entity, tenant).filter(Q(key__in=list(names)) | Q(alias_keys__overlap=list(names)))
+    for key, alias_keys in known.values_list("key", "alias_keys"):
+        for k in (key, *alias_keys):
+            names.pop(k, None)
+    vectors, model = _embed_names(list(names.values()))
+    embedded = {key: (vector, model) for key, vector in zip(names, vectors, strict=False)}
 
     def entity_for(name: str, type_: str) -> Entity:
         key = normalise_key(name)
         if key not in resolved:
-            resolved[key] = entity_resolve(tenant=tenant, name=name, type_=type_)
+            resolved[key] = entity_resolve(tenant=tenant, name=name, type_=type_, embedded=embedded.get(key))
         return resolved[key]
 
     mentions: dict[int, str] = {}
@@ -280,8 +300,9 @@ def graph_extract_memories(memory_ids: Sequence[str], *, extractor: Extractor | 
     extractor = extractor or extractor_from_settings()
     outcome = ExtractOutcome()
     rows = list(
-        Memory.objects.filter(pk__in=list(memory_ids))  # unscoped: the worker acts on ids it was given
-        .values_list("id", "content", "content_hash", "graph_extraction__content_hash")
+        Memory.objects.filter(pk__in=list(memory_ids)).values_list(  # unscoped: the worker acts on ids it was given
+            "id", "content", "content_hash", "graph_extraction__content_hash"
+        )
     )
     todo = [(mid, content, digest) for mid, content, digest, done in rows if done != digest]
     outcome.skipped = len(rows) - len(todo)

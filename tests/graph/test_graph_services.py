@@ -176,7 +176,10 @@ def test_an_edited_memory_is_re_extracted(writer: Persona) -> None:
     graph_extract_memories([str(memory.pk)])
     assert current_targets(entity(writer, "alice"), "uses") == ["emacs"]
     assert not Entity.objects.filter(key="vim").exists()
-    assert GraphExtraction.objects.get(memory=memory).content_hash == memory.__class__.objects.get(pk=memory.pk).content_hash
+    assert (
+        GraphExtraction.objects.get(memory=memory).content_hash
+        == memory.__class__.objects.get(pk=memory.pk).content_hash
+    )
 
 
 def test_relation_delete_retires_and_reopens(writer: Persona) -> None:

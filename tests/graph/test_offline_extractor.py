@@ -34,7 +34,9 @@ def test_it_finds_links_tags_mentions_emails_urls_and_names() -> None:
 
 
 def test_it_ignores_sentence_starts_and_calendar_words() -> None:
-    found = {name for name, _ in entities("Yesterday The Meeting with Bob Smith and Carol went fine. On Monday we ate.")}
+    found = {
+        name for name, _ in entities("Yesterday The Meeting with Bob Smith and Carol went fine. On Monday we ate.")
+    }
     assert found == {"Bob Smith"}
 
 

@@ -133,7 +133,9 @@ def test_it_backs_off_on_429_and_5xx_then_succeeds(fake_llm: FakeLLMServer) -> N
 
 
 def test_it_retries_timeouts_and_gives_up_after_the_limit(fake_llm: FakeLLMServer) -> None:
-    fake_llm.queue(Scripted(body=ollama_reply(json.dumps(MARCO)), delay=0.6), Scripted(body=ollama_reply(json.dumps(MARCO))))
+    fake_llm.queue(
+        Scripted(body=ollama_reply(json.dumps(MARCO)), delay=0.6), Scripted(body=ollama_reply(json.dumps(MARCO)))
+    )
     client = extractor("ollama", fake_llm, timeout=0.2)
     assert_marco(client.extract(TEXT))
     assert client.attempts == 2
