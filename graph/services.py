@@ -15,7 +15,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
@@ -56,6 +57,11 @@ def _embed_names(names: Sequence[str]) -> tuple[list[list[float]], str]:
 
     model = embeddings.model_name()
     return embeddings.embed_texts(list(names), model), model
+
+
+def _literal(name: str, type_: str) -> bool:
+    """Identifiers (URLs, e-mails, tags, @handles) only ever match exactly."""
+    return type_ in LITERAL_TYPES or name.startswith("@")
 
 
 def same_digits(a: str, b: str) -> bool:
@@ -113,7 +119,7 @@ def entity_resolve(
     found = entities.filter(key=key).first() or entities.filter(alias_keys__contains=[key]).order_by("id").first()
     vector: list[float] | None = None
     model = ""
-    if found is None and use_similarity and type_ not in LITERAL_TYPES:
+    if found is None and use_similarity and not _literal(name, type_):
         found = _unique_first_name(tenant, key, type_)
         if found is None:
             if embedded is None:
@@ -188,15 +194,20 @@ def _drop_orphans(tenant: Tenant, relation_ids: Iterable[int], entity_ids: Itera
     ).delete()
 
 
-def _refresh_mention_counts(tenant: Tenant, entity_ids: Sequence[int]) -> None:
-    counts = dict(
-        scoped(Mention, tenant).filter(entity_id__in=entity_ids).values("entity_id").annotate(n=Count("id"))
-        .values_list("entity_id", "n")
-    )  # fmt: skip
-    for entity in scoped(Entity, tenant).filter(pk__in=entity_ids).only("id", "mention_count"):
-        count = counts.get(entity.pk, 0)
-        if entity.mention_count != count:
-            Entity.objects.filter(pk=entity.pk).update(mention_count=count)  # unscoped: pk from a scoped query
+def _refresh_mention_counts(tenant: Tenant, entity_ids: Sequence[int], *, seen: bool = False) -> None:
+    """Recount mentions of these entities in one UPDATE (and mark them seen now, when asked)."""
+    if not entity_ids:
+        return
+    count = (
+        Mention.objects.filter(entity_id=OuterRef("pk"))  # same tenant: the entity's own mentions
+        .values("entity_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    changes: dict[str, Any] = {"mention_count": Coalesce(Subquery(count), 0)}
+    if seen:
+        changes["last_seen_at"] = timezone.now()
+    scoped(Entity, tenant).filter(pk__in=list(entity_ids)).update(**changes)
 
 
 def _withdraw_memories(tenant: Tenant, memory_ids: Sequence[Any]) -> None:
@@ -215,17 +226,23 @@ def _withdraw_memories(tenant: Tenant, memory_ids: Sequence[Any]) -> None:
 
 def _apply(memory: Memory, extraction: Extraction, extractor: Extractor) -> GraphExtraction:
     tenant = memory.tenant
-    now = timezone.now()
     _withdraw_memories(tenant, [memory.pk])
     resolved: dict[str, Entity] = {}
-    names = {normalise_key(e.name): e.name for e in extraction.entities if e.type not in LITERAL_TYPES}
+    names: dict[str, str] = {normalise_key(e.name): e.name for e in extraction.entities if not _literal(e.name, e.type)}
     for r in extraction.relations:
-        names.setdefault(normalise_key(r.source), r.source)
-        names.setdefault(normalise_key(r.target), r.target)
-    known = scoped(Entity, tenant).filter(Q(key__in=list(names)) | Q(alias_keys__overlap=list(names)))
-    for key, alias_keys in known.values_list("key", "alias_keys"):
-        for k in (key, *alias_keys):
-            names.pop(k, None)
+        for name in (r.source, r.target):
+            if not _literal(name, GENERIC_TYPE):
+                names.setdefault(normalise_key(name), name)
+    all_keys = list(names) + [normalise_key(e.name) for e in extraction.entities if _literal(e.name, e.type)]
+    known = scoped(Entity, tenant).filter(Q(key__in=all_keys) | Q(alias_keys__overlap=all_keys)).order_by("-id")
+    for found in known:
+        # Keys win over aliases (the same order as entity_resolve): aliases first, keys overwrite.
+        for k in found.alias_keys:
+            resolved.setdefault(k, found)
+    for found in known:
+        resolved[found.key] = found
+    for k in resolved:
+        names.pop(k, None)
     vectors, model = _embed_names(list(names.values()))
     embedded = {key: (vector, model) for key, vector in zip(names, vectors, strict=False)}
 
@@ -233,7 +250,11 @@ def _apply(memory: Memory, extraction: Extraction, extractor: Extractor) -> Grap
         key = normalise_key(name)
         if key not in resolved:
             resolved[key] = entity_resolve(tenant=tenant, name=name, type_=type_, embedded=embedded.get(key))
-        return resolved[key]
+        entity = resolved[key]
+        if entity.type == GENERIC_TYPE and type_ != GENERIC_TYPE:
+            entity.type = type_
+            entity.save(update_fields=["type"])
+        return entity
 
     mentions: dict[int, str] = {}
     for item in extraction.entities:
@@ -270,8 +291,7 @@ def _apply(memory: Memory, extraction: Extraction, extractor: Extractor) -> Grap
         [Mention(tenant=tenant, entity_id=eid, memory=memory, text=text) for eid, text in mentions.items()],
         ignore_conflicts=True,
     )
-    _refresh_mention_counts(tenant, list(mentions))
-    scoped(Entity, tenant).filter(pk__in=list(mentions)).update(last_seen_at=now)
+    _refresh_mention_counts(tenant, list(mentions), seen=True)
     record, _ = GraphExtraction.objects.update_or_create(
         memory=memory,
         defaults={
