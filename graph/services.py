@@ -224,15 +224,26 @@ def _withdraw_memories(tenant: Tenant, memory_ids: Sequence[Any]) -> None:
     _drop_orphans(tenant, relation_ids, entity_ids)
 
 
-def _apply(memory: Memory, extraction: Extraction, extractor: Extractor) -> GraphExtraction:
-    tenant = memory.tenant
-    _withdraw_memories(tenant, [memory.pk])
-    resolved: dict[str, Entity] = {}
+def _candidate_names(extraction: Extraction) -> dict[str, str]:
+    """Names that may need similarity resolution, by key."""
     names: dict[str, str] = {normalise_key(e.name): e.name for e in extraction.entities if not _literal(e.name, e.type)}
     for r in extraction.relations:
         for name in (r.source, r.target):
             if not _literal(name, GENERIC_TYPE):
                 names.setdefault(normalise_key(name), name)
+    return names
+
+
+def _apply(
+    memory: Memory,
+    extraction: Extraction,
+    extractor: Extractor,
+    precomputed: dict[str, tuple[list[float], str]] | None = None,
+) -> GraphExtraction:
+    tenant = memory.tenant
+    _withdraw_memories(tenant, [memory.pk])
+    resolved: dict[str, Entity] = {}
+    names = _candidate_names(extraction)
     all_keys = list(names) + [normalise_key(e.name) for e in extraction.entities if _literal(e.name, e.type)]
     known = scoped(Entity, tenant).filter(Q(key__in=all_keys) | Q(alias_keys__overlap=all_keys)).order_by("-id")
     for found in known:
@@ -243,8 +254,10 @@ def _apply(memory: Memory, extraction: Extraction, extractor: Extractor) -> Grap
         resolved[found.key] = found
     for k in resolved:
         names.pop(k, None)
-    vectors, model = _embed_names(list(names.values()))
-    embedded = {key: (vector, model) for key, vector in zip(names, vectors, strict=False)}
+    embedded = {key: precomputed[key] for key in names if precomputed and key in precomputed}
+    missing = [key for key in names if key not in embedded]
+    vectors, model = _embed_names([names[key] for key in missing])
+    embedded.update({key: (vector, model) for key, vector in zip(missing, vectors, strict=False)})
 
     def entity_for(name: str, type_: str) -> Entity:
         key = normalise_key(name)
@@ -321,10 +334,11 @@ def graph_extract_memories(memory_ids: Sequence[str], *, extractor: Extractor | 
     outcome = ExtractOutcome()
     rows = list(
         Memory.objects.filter(pk__in=list(memory_ids)).values_list(  # unscoped: the worker acts on ids it was given
-            "id", "content", "content_hash", "graph_extraction__content_hash"
+            "id", "content", "content_hash", "graph_extraction__content_hash", "tenant_id"
         )
     )
-    todo = [(mid, content, digest) for mid, content, digest, done in rows if done != digest]
+    todo = [(mid, content, digest) for mid, content, digest, done, _ in rows if done != digest]
+    tenant_of = {mid: tenant_id for mid, _, _, _, tenant_id in rows}
     outcome.skipped = len(rows) - len(todo)
     if not todo:
         return outcome
@@ -337,6 +351,7 @@ def graph_extract_memories(memory_ids: Sequence[str], *, extractor: Extractor | 
             results[mid] = extractor.extract(content)
         except (ExtractionError, TransientProviderError) as exc:
             errors[mid] = str(exc)
+    precomputed = _embed_new_names(results, tenant_of)
     for mid, _, digest in todo:
         if mid in errors:
             logger.warning("graph extraction failed for memory %s: %s", mid, errors[mid])
@@ -349,13 +364,38 @@ def graph_extract_memories(memory_ids: Sequence[str], *, extractor: Extractor | 
             memory = Memory.objects.select_for_update().filter(pk=mid).select_related("tenant").first()  # unscoped
             if memory is None or memory.content_hash != digest:
                 continue  # deleted or changed while we waited: the newer task handles it
-            _apply(memory, results[mid], extractor)
+            _apply(memory, results[mid], extractor, precomputed.get(memory.tenant_id))
             if memory.enrichment_state == EnrichmentState.FAILED and memory.enrichment_error.startswith(
                 GRAPH_ERROR_PREFIX
             ):
                 Memory.objects.filter(pk=mid).update(enrichment_state=EnrichmentState.DONE, enrichment_error="")
             outcome.extracted += 1
     return outcome
+
+
+def _embed_new_names(
+    results: dict[Any, Extraction], tenant_of: dict[Any, int]
+) -> dict[int, dict[str, tuple[list[float], str]]]:
+    """One embedding call for the whole batch: names not yet known in their tenant (by key or alias).
+    Per-memory calls would pay the model's per-call overhead dozens of times per batch."""
+    wanted: dict[int, dict[str, str]] = {}
+    for mid, extraction in results.items():
+        wanted.setdefault(tenant_of[mid], {}).update(_candidate_names(extraction))
+    texts: list[tuple[int, str, str]] = []
+    for tenant_id, names in wanted.items():
+        keys = list(names)
+        known = Entity.objects.filter(tenant_id=tenant_id).filter(  # scoped by tenant_id: a worker has no Tenant
+            Q(key__in=keys) | Q(alias_keys__overlap=keys)
+        )
+        for key, alias_keys in known.values_list("key", "alias_keys"):
+            for k in (key, *alias_keys):
+                names.pop(k, None)
+        texts += [(tenant_id, key, name) for key, name in names.items()]
+    vectors, model = _embed_names([name for _, _, name in texts])
+    out: dict[int, dict[str, tuple[list[float], str]]] = {}
+    for (tenant_id, key, _), vector in zip(texts, vectors, strict=False):
+        out.setdefault(tenant_id, {})[key] = (vector, model)
+    return out
 
 
 def graph_enrichment_hook(memory_ids: Sequence[str]) -> None:
