@@ -158,3 +158,54 @@ def test_it_reports_an_unreachable_server_as_transient() -> None:
     config = ProviderConfig(provider="ollama", model="m", base_url="http://127.0.0.1:9", max_retries=1, backoff=0.01)
     with pytest.raises(TransientProviderError, match="cannot reach"):
         make_extractor(config).extract(TEXT)
+
+
+def test_settings_pick_the_provider_and_refuse_a_missing_model() -> None:
+    import subprocess
+    import sys
+
+    from django.test import override_settings
+
+    from graph.providers.llm import AnthropicExtractor
+    from graph.providers.registry import extractor_from_settings
+    from tests.conftest import REPO
+
+    with override_settings(
+        EASYMEMORY_PROVIDER="anthropic", EASYMEMORY_MODEL="claude-x", EASYMEMORY_LLM_BASE_URL="http://127.0.0.1:1"
+    ):
+        chosen = extractor_from_settings()
+    assert isinstance(chosen, AnthropicExtractor)
+    assert (chosen.model, chosen.base_url) == ("claude-x", "http://127.0.0.1:1")
+    check = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "config.test_settings",
+            "EASYMEMORY_PROVIDER": "ollama",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode != 0
+    assert "EASYMEMORY_MODEL is required with EASYMEMORY_PROVIDER=ollama" in check.stderr
+
+
+def test_api_keys_are_read_from_files(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    secret = tmp_path / "key"
+    secret.write_text("sk-from-file\n")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
+        "EASYMEMORY_PROVIDER": "anthropic",
+        "EASYMEMORY_MODEL": "claude-x",
+        "ANTHROPIC_API_KEY_FILE": str(secret),
+    }
+    code = "import django; django.setup(); from django.conf import settings; print(settings.EASYMEMORY_LLM_API_KEY)"
+    check = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert check.stdout.strip() == "sk-from-file", check.stderr
