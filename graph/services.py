@@ -190,7 +190,7 @@ def _drop_orphans(tenant: Tenant, relation_ids: Iterable[int], entity_ids: Itera
     touched = scoped(Entity, tenant).filter(pk__in=entity_ids)
     _refresh_mention_counts(tenant, entity_ids)
     touched.filter(origin=Origin.EXTRACTED, mention_count=0).exclude(
-        Exists(Relation.objects.filter(Q(source_id=OuterRef("pk")) | Q(target_id=OuterRef("pk"))))
+        Exists(scoped(Relation, tenant).filter(Q(source_id=OuterRef("pk")) | Q(target_id=OuterRef("pk"))))
     ).delete()
 
 
@@ -199,7 +199,7 @@ def _refresh_mention_counts(tenant: Tenant, entity_ids: Sequence[int], *, seen: 
     if not entity_ids:
         return
     count = (
-        Mention.objects.filter(entity_id=OuterRef("pk"))  # same tenant: the entity's own mentions
+        scoped(Mention, tenant).filter(entity_id=OuterRef("pk"))
         .values("entity_id")
         .annotate(n=Count("id"))
         .values("n")
@@ -361,14 +361,15 @@ def graph_extract_memories(memory_ids: Sequence[str], *, extractor: Extractor | 
             outcome.failed += 1
             continue
         with transaction.atomic():
-            memory = Memory.objects.select_for_update().filter(pk=mid).select_related("tenant").first()  # unscoped
+            memory = Memory.objects.select_for_update().filter(pk=mid).select_related("tenant").first()  # unscoped: id
             if memory is None or memory.content_hash != digest:
                 continue  # deleted or changed while we waited: the newer task handles it
             _apply(memory, results[mid], extractor, precomputed.get(memory.tenant_id))
             if memory.enrichment_state == EnrichmentState.FAILED and memory.enrichment_error.startswith(
                 GRAPH_ERROR_PREFIX
             ):
-                Memory.objects.filter(pk=mid).update(enrichment_state=EnrichmentState.DONE, enrichment_error="")
+                done = Memory.objects.filter(pk=mid)  # unscoped: the id the worker was given
+                done.update(enrichment_state=EnrichmentState.DONE, enrichment_error="")
             outcome.extracted += 1
     return outcome
 
@@ -384,7 +385,7 @@ def _embed_new_names(
     texts: list[tuple[int, str, str]] = []
     for tenant_id, names in wanted.items():
         keys = list(names)
-        known = Entity.objects.filter(tenant_id=tenant_id).filter(  # scoped by tenant_id: a worker has no Tenant
+        known = Entity.objects.filter(tenant_id=tenant_id).filter(  # unscoped: by tenant_id, a worker has no Tenant
             Q(key__in=keys) | Q(alias_keys__overlap=keys)
         )
         for key, alias_keys in known.values_list("key", "alias_keys"):
