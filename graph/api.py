@@ -7,6 +7,7 @@ from typing import Any
 
 import networkx as nx
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -45,6 +46,7 @@ class EntityPagination(LimitOffsetPagination):
 class EntityListApi(APIView):
     required_scopes = {"GET": READ}
 
+    @extend_schema(parameters=[EntityListParams], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         params = _params(EntityListParams, request)
@@ -58,12 +60,14 @@ class EntityListApi(APIView):
 class EntityDetailApi(APIView):
     required_scopes = {"GET": READ, "DELETE": WRITE}
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, entity_id: str) -> Response:
         principal = principal_of(request)
         entity = selectors.entity_get(principal, entity_id)
         audit_record(principal=principal, action="graph.entity.read", target_type="entity", target_id=str(entity.pk))
         return Response(selectors.entity_detail(principal, entity))
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, entity_id: str) -> Response:
         principal = principal_of(request)
         entity = selectors.entity_get(principal, entity_id)
@@ -74,6 +78,7 @@ class EntityDetailApi(APIView):
 class EntityNeighborsApi(APIView):
     required_scopes = {"GET": READ}
 
+    @extend_schema(parameters=[NeighborParams], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, entity_id: str) -> Response:
         principal = principal_of(request)
         entity = selectors.entity_get(principal, entity_id)
@@ -86,7 +91,7 @@ class EntityNeighborsApi(APIView):
 class EntityMergeApi(APIView):
     required_scopes = {"POST": WRITE}
 
-    @extend_schema(request=EntityMergeSerializer)
+    @extend_schema(request=EntityMergeSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         serializer = EntityMergeSerializer(data=request.data)
@@ -100,6 +105,7 @@ class EntityMergeApi(APIView):
 class GraphPathApi(APIView):
     required_scopes = {"GET": READ}
 
+    @extend_schema(parameters=[PathParams], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         params = _params(PathParams, request)
@@ -113,7 +119,7 @@ class GraphPathApi(APIView):
 class RelationCollectionApi(APIView):
     required_scopes = {"POST": WRITE}
 
-    @extend_schema(request=RelationCreateSerializer)
+    @extend_schema(request=RelationCreateSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         serializer = RelationCreateSerializer(data=request.data)
@@ -126,11 +132,13 @@ class RelationCollectionApi(APIView):
 class RelationDetailApi(APIView):
     required_scopes = {"GET": READ, "DELETE": WRITE}
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, relation_id: str) -> Response:
         principal = principal_of(request)
         relation = selectors.relation_get(principal, relation_id)
         return Response(selectors.relation_data(relation))
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, relation_id: str) -> Response:
         principal = principal_of(request)
         relation = selectors.relation_get(principal, relation_id)
@@ -149,6 +157,10 @@ class GraphExportApi(APIView):
     required_scopes = {"GET": READ}
     content_negotiation_class = _IgnoreFormatParam
 
+    @extend_schema(
+        parameters=[ExportParams],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "application/graphml+xml"): OpenApiTypes.STR},
+    )
     def get(self, request: Request) -> Response | HttpResponse:
         principal = principal_of(request)
         params = _params(ExportParams, request)

@@ -2,11 +2,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from memory.serializers import StrictSerializer
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "description": "an entity id"},
+            {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "type": {"type": "string"}},
+                "required": ["name"],
+            },
+        ]
+    }
+)
 class EntityRefField(serializers.Field):
     """An entity id, or {"name": ..., "type": ...} to find or create one by name."""
 
