@@ -130,9 +130,8 @@ def entity_detail(principal: Principal, entity: Entity) -> dict[str, Any]:
         .select_related("source", "target").prefetch_related("sources")
     )  # fmt: skip
     current_qs = relations_valid_at(involving)
-    current_ids = set(current_qs.values_list("id", flat=True)[:DETAIL_RELATIONS])
     current = [relation_data(r) for r in current_qs.order_by("-valid_at", "-id")[:DETAIL_RELATIONS]]
-    past_qs = involving.exclude(pk__in=current_ids).order_by("-invalid_at", "-created_at", "-id")
+    past_qs = involving.exclude(pk__in=current_qs.values("pk")).order_by("-invalid_at", "-created_at", "-id")
     past = [relation_data(r) for r in past_qs[:DETAIL_RELATIONS]]
     mentions = (scoped(Mention, tenant).filter(entity=entity).select_related("memory").order_by("-memory__created_at"))[
         :DETAIL_MEMORIES
