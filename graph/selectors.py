@@ -334,7 +334,8 @@ def query_ngrams(query: str) -> list[str]:
     """Candidate entity keys in a query: word n-grams (1-5 words) and, inside CJK runs,
     every substring of 2-8 characters (Chinese has no spaces to split on)."""
     key = normalise_key(query)
-    words = [w.strip(".").lstrip("#") for w in _WORD.findall(key) if not w.startswith("-")]
+    words = [w.strip(".").lstrip("#").removesuffix("'s").removesuffix("’s") for w in _WORD.findall(key)]
+    words = [w for w in words if not w.startswith("-")]
     words = [w for w in words if w]
     grams: set[str] = set()
     for size in range(1, 6):

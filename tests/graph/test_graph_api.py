@@ -284,3 +284,11 @@ def test_another_tenant_sees_nothing_and_touches_nothing(outsider: Persona, grap
     assert Entity.objects.filter(pk=graph["vim"].pk).exists()
     assert Relation.objects.get(pk=relation.pk).expired_at is None
     assert Entity.objects.filter(tenant=outsider.tenant).count() == 0
+
+
+def test_query_ngrams_cover_names_possessives_tags_and_chinese() -> None:
+    from graph.selectors import query_ngrams
+
+    grams = query_ngrams("What is Marco Rossi's #roadmap? 张伟在哪")
+    assert {"marco rossi", "marco", "rossi", "roadmap", "张伟"} <= set(grams)
+    assert "what" not in grams and "is" not in grams
