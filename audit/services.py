@@ -1,12 +1,39 @@
-"""Recording audit events. Content and query text never enter the trail."""
+"""Recording audit events. Content and query text never enter the trail (unless
+EASYMEMORY_AUDIT_QUERIES says otherwise for query text).
+
+Appends are serialised per tenant with a transaction-scoped advisory lock, so
+two processes can never both read the same chain head and fork the chain. The
+lock lasts until the surrounding transaction ends: writes of one tenant that
+end with an audit event commit one after another at that point.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
 from accounts.principal import Principal
+from audit.chain import GENESIS, canonical_content, event_hash
 from audit.models import AuditEvent
+from audit.sink import jsonl_append
 from config.request_context import current_request_info
+
+# pg_advisory_xact_lock(int, int): this class id, then a hash of the tenant.
+_LOCK_CLASS = 0x45415544  # "EAUD"
+
+
+def query_detail(query: str | None) -> dict[str, str]:
+    """What EASYMEMORY_AUDIT_QUERIES allows the trail to keep of a query's text."""
+    mode: str = settings.EASYMEMORY_AUDIT_QUERIES
+    if not query or mode == "off":
+        return {}
+    if mode == "hash":
+        return {"query_sha256": hashlib.sha256(query.encode("utf-8")).hexdigest()}
+    return {"query": query}
 
 
 def audit_record(
@@ -17,18 +44,61 @@ def audit_record(
     target_id: str = "",
     outcome: str = "ok",
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
+    query: str | None = None,
+    tenant: Any = None,
+    global_chain: bool = False,
+    actor: tuple[str, str] | None = None,
+) -> AuditEvent | None:
+    """Append one event to a chain: `tenant`'s when given, else the principal's; the
+    tenant-less chain with `global_chain` (tenant management, logins, anonymous denials).
+
+    `actor` overrides (type, id) for events without a principal (logins).
+    Returns None when auditing is disabled for the bench.
+    """
+    if settings.EASYMEMORY_SECURITY_DISABLED_FOR_BENCH:
+        return None
     info = current_request_info()
-    return AuditEvent.objects.create(
-        tenant=principal.tenant if principal else None,
-        actor_type=principal.actor_type if principal else "anonymous",
-        actor_id=principal.actor_id if principal else "",
+    if global_chain:
+        tenant = None
+    elif tenant is None and principal is not None:
+        tenant = principal.tenant
+    actor_type, actor_id = actor or ((principal.actor_type, principal.actor_id) if principal else ("anonymous", ""))
+    event = AuditEvent(
+        tenant=tenant,
+        created_at=timezone.now(),
+        actor_type=actor_type,
+        actor_id=str(actor_id)[:200],
         action=action,
         target_type=target_type,
-        target_id=str(target_id),
+        target_id=str(target_id)[:200],
         outcome=outcome,
         request_id=info.request_id,
-        client_addr=info.client_addr,
+        client_addr=info.client_addr[:64],
         user_agent=info.user_agent[:300],
-        detail=detail or {},
+        detail={**(detail or {}), **query_detail(query)},
     )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_CLASS, str(event.tenant_id or "-")])
+        head = AuditEvent.objects.filter(tenant_id=event.tenant_id).order_by("-seq").values_list("seq", "hash").first()
+        event.seq, event.prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        # Round-trip the detail through JSON the way jsonb will, so the hash is of what is stored.
+        event.detail = _jsonb_normal(event.detail)
+        event.hash = event_hash(event.prev_hash, event)
+        event.save(force_insert=True)
+        if settings.EASYMEMORY_AUDIT_JSONL:
+            line = {
+                "id": event.id,
+                "seq": event.seq,
+                **canonical_content(event),
+                "prev_hash": event.prev_hash,
+                "hash": event.hash,
+            }
+            transaction.on_commit(lambda: jsonl_append(line))
+    return event
+
+
+def _jsonb_normal(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))

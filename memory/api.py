@@ -141,7 +141,13 @@ class SearchApi(APIView):
         started = time.perf_counter()
         hits = search(principal, data["query"], k=data["k"], filters=data["filters"], weights=data["weights"])
         took_ms = round((time.perf_counter() - started) * 1000, 2)
-        audit_record(principal=principal, action="memory.search", target_type="search", detail={"hits": len(hits)})
+        audit_record(
+            principal=principal,
+            action="memory.search",
+            target_type="search",
+            detail={"hits": len(hits)},
+            query=data["query"],  # kept only as EASYMEMORY_AUDIT_QUERIES allows
+        )
         return Response({"results": HitSerializer.of(hits), "took_ms": took_ms})
 
 
