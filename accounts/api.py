@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -31,6 +32,7 @@ from accounts.serializers import (
     TenantSerializer,
 )
 from audit.services import audit_record
+from config.errors import InvalidInput
 
 ADMIN = {"GET": "admin", "POST": "admin", "PATCH": "admin", "DELETE": "admin"}
 
@@ -68,6 +70,8 @@ class ApiKeyCollectionApi(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         data = _validated(ApiKeyCreateSerializer, request.data)
+        if data["expires_at"] is not None and data["expires_at"] <= timezone.now():
+            raise InvalidInput("expires_at", "must be in the future")
         created = services.api_key_create(
             tenant=principal.tenant,
             name=data["name"],
@@ -92,7 +96,7 @@ class ApiKeyDetailApi(APIView):
     @extend_schema(responses=ApiKeySerializer, description="Revokes the key (it stays listed, revoked).")
     def delete(self, request: Request, key_id: str) -> Response:
         principal = principal_of(request)
-        api_key = get_scoped_or_404(ApiKey.objects.select_related("tenant"), principal.tenant, pk=key_id)
+        api_key = get_scoped_or_404(ApiKey, principal.tenant, pk=key_id)
         services.api_key_revoke(api_key=api_key, principal=principal)
         return Response(ApiKeySerializer(api_key).data)
 
@@ -154,7 +158,7 @@ class MemberCollectionApi(APIView):
     @extend_schema(responses=MemberSerializer(many=True))
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
-        qs = scoped(Membership.objects.select_related("user"), principal.tenant).order_by("user__username")
+        qs = scoped(Membership, principal.tenant).select_related("user").order_by("user__username")
         return Response(MemberSerializer(_listed(principal, "membership", qs), many=True).data)
 
     @extend_schema(request=MemberInviteSerializer, responses={201: MemberSerializer})
@@ -169,7 +173,8 @@ class MemberDetailApi(APIView):
     required_scopes = ADMIN
 
     def _get(self, principal: Principal, member_id: str) -> Membership:
-        return get_scoped_or_404(Membership.objects.select_related("user"), principal.tenant, pk=member_id)
+        members = scoped(Membership, principal.tenant).select_related("user")
+        return get_scoped_or_404(members, principal.tenant, pk=member_id)
 
     @extend_schema(responses=MemberSerializer)
     def get(self, request: Request, member_id: str) -> Response:

@@ -157,7 +157,9 @@ class BenchAuthentication(authentication.BaseAuthentication):
         if BenchAuthentication._principal is None:
             from accounts.models import ApiKey
 
-            key = ApiKey.objects.select_related("tenant").filter(role="admin").order_by("created_at").first()
+            # unscoped: bench only; the oldest admin key of any tenant.
+            keys = ApiKey.objects.select_related("tenant")  # unscoped: see above
+            key = keys.filter(role="admin").order_by("created_at").first()
             if key is None:
                 return None
             BenchAuthentication._principal = Principal.for_role(

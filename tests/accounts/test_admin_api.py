@@ -39,11 +39,15 @@ def test_revoked_and_expired_keys_get_401(admin: Persona, writer: Persona) -> No
     assert writer.client().get("/v1/memories").status_code == 401
     assert AuditEvent.objects.filter(action="api_key.revoke", target_id=key_id).count() == 1
 
-    soon = admin.client().post(
-        "/v1/admin/api-keys",
-        {"name": "short", "expires_at": (timezone.now() + timedelta(hours=1)).isoformat()},
-        format="json",
-    ).json()
+    soon = (
+        admin.client()
+        .post(
+            "/v1/admin/api-keys",
+            {"name": "short", "expires_at": (timezone.now() + timedelta(hours=1)).isoformat()},
+            format="json",
+        )
+        .json()
+    )
     ApiKey.objects.filter(pk=soon["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
     expired = APIClient()
     expired.credentials(HTTP_AUTHORIZATION=f"Bearer {soon['secret']}")

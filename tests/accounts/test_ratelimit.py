@@ -52,6 +52,7 @@ def test_the_same_function_limits_any_caller(limited, writer: Persona) -> None:
 
 def test_concurrent_requests_never_overdraw(limited, writer: Persona, settings) -> None:
     settings.EASYMEMORY_RATE_LIMIT_BURST = 10
+
     def take(_: int) -> bool:
         try:
             return rate_limit_check(writer.principal).allowed

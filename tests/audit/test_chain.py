@@ -22,7 +22,10 @@ pytestmark = pytest.mark.django_db
 
 
 def record_some(principal: Principal, n: int) -> list[AuditEvent]:
-    return [audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(i)) for i in range(n)]
+    return [
+        audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(i))
+        for i in range(n)
+    ]
 
 
 def tamper(sql: str, params: list | None = None) -> None:
@@ -73,7 +76,8 @@ def test_verify_names_a_removed_event(admin: Persona) -> None:
 def test_verify_names_a_removed_event_even_when_seq_is_renumbered(admin: Persona) -> None:
     events = record_some(admin.principal, 4)
     tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[1].id])
-    tamper("UPDATE audit_auditevent SET seq = seq - 1 WHERE tenant_id = %s AND seq > %s", [admin.tenant.pk, events[1].seq])
+    renumber = "UPDATE audit_auditevent SET seq = seq - 1 WHERE tenant_id = %s AND seq > %s"
+    tamper(renumber, [admin.tenant.pk, events[1].seq])
     report = audit_verify(admin.tenant.pk)
     assert [(p.kind, p.event_id) for p in report.problems] == [("removed", events[2].id)]
 
