@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -132,7 +132,12 @@ class MemoryHistoryApi(APIView):
 class SearchApi(APIView):
     required_scopes = {"POST": "memory:read"}
 
-    @extend_schema(request=SearchRequestSerializer, responses=HitSerializer(many=True))
+    @extend_schema(
+        request=SearchRequestSerializer,
+        responses=inline_serializer(
+            "SearchResponse", {"results": HitSerializer(many=True), "took_ms": serializers.FloatField()}
+        ),
+    )
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         serializer = SearchRequestSerializer(data=request.data)
