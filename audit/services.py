@@ -77,9 +77,19 @@ def audit_record(
         user_agent=info.user_agent[:300],
         detail={**(detail or {}), **query_detail(query)},
     )
+    # An event recorded on its own (reads, searches, denials) commits without waiting for
+    # the WAL flush unless EASYMEMORY_AUDIT_DURABLE_READS: a crash can then lose the newest
+    # fraction of a second of such events, always a suffix, so the chain stays intact. An
+    # event inside a write's transaction shares that transaction's durable commit.
+    standalone = not connection.in_atomic_block
     with transaction.atomic():
+        lock = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+        if standalone and not settings.EASYMEMORY_AUDIT_DURABLE_READS:
+            lock += ", set_config('synchronous_commit', 'off', true)"
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_CLASS, str(event.tenant_id or "-")])
+            # The head must be read by a later statement than the one that waits for the lock:
+            # a statement's snapshot predates its wait, and would miss the event committed meanwhile.
+            cursor.execute(lock, [_LOCK_CLASS, str(event.tenant_id or "-")])
         # The head of this event's own chain; the tenant-less chain has no tenant to scope by.
         chain = AuditEvent.objects.filter(tenant_id=event.tenant_id)  # unscoped: see above
         head = chain.order_by("-seq").values_list("seq", "hash").first()
