@@ -10,6 +10,7 @@ end with an audit event commit one after another at that point.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.principal import Principal
-from audit.chain import GENESIS, canonical_content, event_hash
+from audit.chain import canonical_content, canonical_json
 from audit.models import AuditEvent
 from audit.sink import jsonl_append
 from config.request_context import current_request_info
@@ -82,35 +83,40 @@ def audit_record(
     # fraction of a second of such events, always a suffix, so the chain stays intact. An
     # event inside a write's transaction shares that transaction's durable commit.
     standalone = not connection.in_atomic_block
-    with transaction.atomic():
-        lock = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
-        if standalone and not settings.EASYMEMORY_AUDIT_DURABLE_READS:
-            lock += ", set_config('synchronous_commit', 'off', true)"
-        with connection.cursor() as cursor:
-            # The head must be read by a later statement than the one that waits for the lock:
-            # a statement's snapshot predates its wait, and would miss the event committed meanwhile.
-            cursor.execute(lock, [_LOCK_CLASS, str(event.tenant_id or "-")])
-        # The head of this event's own chain; the tenant-less chain has no tenant to scope by.
-        chain = AuditEvent.objects.filter(tenant_id=event.tenant_id)  # unscoped: see above
-        head = chain.order_by("-seq").values_list("seq", "hash").first()
-        event.seq, event.prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        # Round-trip the detail through JSON the way jsonb will, so the hash is of what is stored.
-        event.detail = _jsonb_normal(event.detail)
-        event.hash = event_hash(event.prev_hash, event)
-        event.save(force_insert=True)
-        if settings.EASYMEMORY_AUDIT_JSONL:
-            line = {
-                "id": event.id,
-                "seq": event.seq,
-                **canonical_content(event),
-                "prev_hash": event.prev_hash,
-                "hash": event.hash,
-            }
-            transaction.on_commit(lambda: jsonl_append(line))
+    # Round-trip the detail through JSON the way jsonb will, so the hash is of what is stored.
+    event.detail = _jsonb_normal(event.detail)
+    content = canonical_json(canonical_content(event))
+    with connection.cursor() as cursor:
+        # One statement (the audit_append function, migration 0003): lock the chain, read
+        # its head, hash, insert. Standalone, it is also its own transaction.
+        cursor.execute(
+            "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+            [
+                _LOCK_CLASS,
+                standalone and not settings.EASYMEMORY_AUDIT_DURABLE_READS,
+                content,
+                event.tenant_id,
+                event.created_at,
+                event.actor_type,
+                event.actor_id,
+                event.action,
+                event.target_type,
+                event.target_id,
+                event.outcome,
+                event.request_id,
+                event.client_addr,
+                event.user_agent,
+                json.dumps(event.detail),
+            ],
+        )
+        event.id, event.seq, event.prev_hash, event.hash = cursor.fetchone()
+    event._state.adding = False
+    if settings.EASYMEMORY_AUDIT_JSONL:
+        line = {"id": event.id, "seq": event.seq, **json.loads(content)}
+        line.update(prev_hash=event.prev_hash, hash=event.hash)
+        transaction.on_commit(lambda: jsonl_append(line))
     return event
 
 
 def _jsonb_normal(value: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(value, default=str))
