@@ -17,7 +17,7 @@ from tests.conftest import Persona
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 8
 
 
 @pytest.fixture
