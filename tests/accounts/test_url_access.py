@@ -106,25 +106,25 @@ def anonymous() -> APIClient:
     return APIClient()
 
 
-def test_every_drf_method_declares_its_scope() -> None:
-    undeclared = [
+def undeclared_methods(routes: list[Route]) -> list[str]:
+    return [
         f"{route.path} {method} ({drf_view(route).__name__})"
-        for route in all_routes()
+        for route in routes
         if drf_view(route) and route.name not in PUBLIC
         for method in methods_of(drf_view(route))
         if required_scope(drf_view(route), method) is None
     ]
-    assert not undeclared, f"declare required_scopes for: {undeclared}"
 
 
-def test_every_route_is_public_on_purpose_or_protected(cast: dict[str, Persona], acme_objects: dict[str, str]) -> None:
+def walk_problems(routes: list[Route], cast: dict[str, Persona], acme_objects: dict[str, str]) -> tuple[int, list[str]]:
+    """(methods walked, problems found) for `routes` with every persona."""
     problems: list[str] = []
     walked = 0
     # Readers and writers first, admins last (admins' DELETEs succeed and change the data).
     order = ["reader", "writer", "outsider", "admin"]
     # Only ids that cannot occur by chance (UUIDs, not small integers) are evidence of a leak.
     leak_markers = [v for v in acme_objects.values() if len(v) == 36]
-    for route in all_routes():
+    for route in routes:
         if route.name in PUBLIC or route.path.startswith(PUBLIC_PREFIXES):
             continue
         url, names_object = concrete(route.path, acme_objects)
@@ -158,8 +158,32 @@ def test_every_route_is_public_on_purpose_or_protected(cast: dict[str, Persona],
                         problems.append(f"{method} {url} as outsider shows acme's objects")
                 elif status in {401, 403} or status >= 500:
                     problems.append(f"{method} {url} as {name} (holds {scope}): {status}")
+    return walked, problems
+
+
+def test_every_drf_method_declares_its_scope() -> None:
+    undeclared = undeclared_methods(all_routes())
+    assert not undeclared, f"declare required_scopes for: {undeclared}"
+
+
+def test_every_route_is_public_on_purpose_or_protected(cast: dict[str, Persona], acme_objects: dict[str, str]) -> None:
+    walked, problems = walk_problems(all_routes(), cast, acme_objects)
     assert walked > 10
     assert not problems, "\n".join(problems)
+
+
+def test_the_walk_catches_an_endpoint_added_without_access_rules(
+    cast: dict[str, Persona], acme_objects: dict[str, str], settings
+) -> None:
+    settings.ROOT_URLCONF = "tests.accounts.unprotected_urls"
+    routes = [route for route in all_routes() if route.path.startswith("careless/")]
+    assert len(routes) == 3
+    # A view without `required_scopes` is refused to everyone (fail closed) and named here.
+    assert undeclared_methods(routes) == ["careless/undeclared GET (UndeclaredApi)"]
+    _, problems = walk_problems(routes, cast, acme_objects)
+    text = "\n".join(problems)
+    assert "GET /careless/open without credentials: 200, expected 401" in text
+    assert "/careless/page: non-API view answers an anonymous GET with 200" in text
 
 
 def test_the_cast_is_what_the_walk_assumes(cast: dict[str, Persona]) -> None:
