@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from accounts.principal import Principal
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
+from config.schema import paginated
 from memory import services
 from memory.search import search
 from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_stats_for
@@ -77,6 +78,7 @@ class MemoryCollectionApi(APIView):
         code = status.HTTP_201_CREATED if any_created else status.HTTP_200_OK
         return Response(body if many else body[0], status=code)
 
+    @extend_schema(responses=paginated(MemorySerializer(many=True), "PaginatedMemoryList"))
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         params = {key: value for key, value in request.query_params.items() if key not in LIST_PARAMS}
