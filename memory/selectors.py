@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -15,6 +17,7 @@ from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
 from memory import embeddings
 from memory.models import EnrichmentState, Memory, MemoryHistory
+from memory.policy import EPHEMERAL_KEY
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class MemoryFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     include_expired: bool = False
+    include_ephemeral: bool = False  # trivial chat turns the memory policy marked ephemeral
 
 
 def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memory]:
@@ -54,6 +58,8 @@ def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memo
         qs = qs.filter(created_at__gte=filters.created_after)
     if filters.created_before:
         qs = qs.filter(created_at__lt=filters.created_before)
+    if not filters.include_ephemeral:
+        qs = qs.exclude(metadata__contains={EPHEMERAL_KEY: True})
     if not filters.include_expired:
         qs = qs.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
     return qs
@@ -69,7 +75,10 @@ def get_memory_for(principal: Principal, memory_id: object) -> Memory:
 
 
 def memory_history_for(principal: Principal, memory_id: object) -> QuerySet[MemoryHistory]:
-    history = scoped(MemoryHistory, principal.tenant).filter(memory_id=memory_id).order_by("created_at", "id")
+    try:
+        history = scoped(MemoryHistory, principal.tenant).filter(memory_id=memory_id).order_by("created_at", "id")
+    except ValidationError as exc:  # a malformed id is "not found", like in get_scoped_or_404 (found by schemathesis)
+        raise Http404("not found") from exc
     if not history.exists():
         get_memory_for(principal, memory_id)  # 404 unless the memory exists here
     return history
@@ -86,6 +95,8 @@ def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_database_size(current_database())")
         database_bytes = int(cursor.fetchone()[0])
+    from graph.selectors import graph_stats_for  # the graph app's counts and extraction failures
+
     return {
         "memories": sum(by_kind.values()),
         "by_kind": by_kind,
@@ -93,4 +104,5 @@ def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
         "pending_embeddings": memories.exclude(embeddings__model=name).count(),
         "embedding_model": name,
         "database_bytes": database_bytes,
+        "graph": graph_stats_for(tenant),
     }
