@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ from rest_framework.exceptions import ValidationError
 from accounts.principal import Principal
 from config.errors import InvalidInput, _first_error
 from config.request_context import RequestInfo, reset_request_info, set_request_info
-from memory.mcp.registry import CALL_CHECKS, ToolError, ToolSpec, autodiscover, validate_arguments
+from memory.mcp.registry import CALL_CHECKS, ToolError, ToolSpec, autodiscover, register_call_check, validate_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,16 @@ def request_info_for(ctx: ServerRequestContext[Any, Any]) -> RequestInfo:
     if not isinstance(scope, dict):
         return RequestInfo(request_id=uuid.uuid4().hex, user_agent="mcp-stdio")
     return scope.get("easymemory.request_info") or RequestInfo(request_id=uuid.uuid4().hex)
+
+
+@register_call_check
+def rate_limit_call(principal: Principal, tool_name: str) -> None:
+    """The shared per-credential limiter (accounts.ratelimit): one MCP tool call costs what one REST request does."""
+    from accounts.ratelimit import rate_limit_check
+
+    decision = rate_limit_check(principal)
+    if not decision.allowed:
+        raise ToolError(f"rate limited: retry in {max(1, math.ceil(decision.retry_after))} s")
 
 
 def _error(message: str) -> types.CallToolResult:

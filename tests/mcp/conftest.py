@@ -8,8 +8,10 @@ create are visible to the server process.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -55,14 +57,18 @@ def stop(process: subprocess.Popen[Any], timeout: float = 10) -> None:
 def live(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
     """uvicorn with lifespan (what `easymemory serve` runs), against the test database.
 
-    EASYMEMORY_WS_RECHECK_SECONDS=0 makes the websocket re-check the credential before every event.
+    EASYMEMORY_WS_RECHECK_SECONDS=0 makes the websocket re-check the credential before every event;
+    `import_root` is the one directory the server may read files from (EASYMEMORY_IMPORT_ROOTS).
     """
+    roots = tempfile.mkdtemp(prefix="easymemory-import-root-")
     with django_db_blocker.unblock():
-        server = start_uvicorn(EASYMEMORY_WS_RECHECK_SECONDS="0")
+        server = start_uvicorn(EASYMEMORY_WS_RECHECK_SECONDS="0", EASYMEMORY_IMPORT_ROOTS=roots)
+    server.import_root = roots  # type: ignore[attr-defined]
     try:
         yield server
     finally:
         stop(server.process)
+        shutil.rmtree(roots, ignore_errors=True)
 
 
 def mcp_client(url: str, key: str, mode: str = "legacy") -> Client:

@@ -26,7 +26,7 @@ ALL_TOOLS = {
     "memory_history",
     "memory_stats",
 }
-WRITE_TOOLS = {"memory_add", "memory_update", "memory_delete"}
+WRITE_TOOLS = {"memory_add", "memory_update", "memory_delete", "relation_add", "memory_add_file", "memory_index_path"}
 
 
 def test_it_initializes_and_lists_every_tool_with_a_schema(live: Any, reader: Persona) -> None:
