@@ -12,6 +12,8 @@ the ratio MCP p50 / REST p50 (goal ≤ 1.3).
 
 Both clients keep their connection alive: REST with httpx, MCP with the
 official SDK client (Streamable HTTP). Client-side costs count on both sides.
+The server started here runs with EASYMEMORY_RATE_LIMIT_PER_MIN=0 (a running
+server given with --url needs the same, or its limiter refuses the calls).
 """
 
 from __future__ import annotations
@@ -158,7 +160,9 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1000, help="make sure the tenant holds at least this many memories")
     args = parser.parse_args()
-    with bench_server(args.url, args.api_key, port=8191) as server:
+    # The per-credential rate limit (180/min by default) would throttle a benchmark; it is off for both doors.
+    no_limit = {"EASYMEMORY_RATE_LIMIT_PER_MIN": "0"}
+    with bench_server(args.url, args.api_key, port=8192, extra_env=no_limit) as server:
         figures = asyncio.run(run(server.url, server.key, args.calls, args.k, args.seed))
     print(json.dumps(figures, indent=2))
 

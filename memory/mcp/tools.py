@@ -87,6 +87,10 @@ _FILTERS = {
         "created_after": {**_DATETIME, "description": "Stored at or after this time (ISO 8601)."},
         "created_before": {**_DATETIME, "description": "Stored before this time (ISO 8601)."},
         "include_expired": {"type": "boolean", "description": "Also return memories past their expires_at."},
+        "include_ephemeral": {
+            "type": "boolean",
+            "description": 'Also return trivial chat turns ("ok thanks") the memory policy marked ephemeral.',
+        },
     },
 }
 SEARCH_TYPES = {
@@ -134,6 +138,8 @@ def _memory(memory: Any) -> dict[str, Any]:
         "summary of a conversation. Write it as a self-contained statement (who, what, when) so it makes sense "
         "when found later without context. Returns the stored memory and `created`: false when the same content "
         "was already stored in the same scope (then the existing memory is returned and nothing changes). "
+        "A kind=message item may be declined by the server's conversation memory policy (`memory`: null and "
+        "`skipped` says why); start its content with 'remember:' to keep it as a note. "
         "The memory is searchable by keyword at once and by meaning within seconds."
     ),
     schema=_object(
@@ -161,6 +167,8 @@ def memory_add(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
     serializer = MemoryInputSerializer(data=data)
     _validated(serializer)
     result = services.memory_create(principal=principal, data=serializer.to_input())
+    if result.memory is None:  # the conversation memory policy declined a kind=message item
+        return {"created": False, "memory": None, "skipped": result.skipped}
     return {"created": result.created, "memory": _memory(result.memory)}
 
 

@@ -288,3 +288,21 @@ def test_it_serves_mcp_under_runserver_without_lifespan(writer: Persona) -> None
     finally:
         stop(process)
     assert Memory.objects.get().content == "served by daphne"
+
+
+def test_it_reports_items_the_memory_policy_declines(live: Any, writer: Persona) -> None:
+    async def scenario() -> dict[str, Any]:
+        async with mcp_client(live.url, writer.key) as client:
+            return {
+                "ack": payload(await client.call_tool("memory_add", {"content": "ok thanks!", "kind": "message"})),
+                "listed": payload(await client.call_tool("memory_list", {})),
+                "with_ephemeral": payload(
+                    await client.call_tool("memory_list", {"filters": {"include_ephemeral": True}})
+                ),
+            }
+
+    out = run(scenario)
+    # the default policy ("smart") keeps acknowledgements, marked ephemeral and left out of lists
+    assert out["ack"]["created"] is True and out["ack"]["memory"]["metadata"].get("ephemeral") is True
+    assert out["listed"]["results"] == []
+    assert [m["content"] for m in out["with_ephemeral"]["results"]] == ["ok thanks!"]
