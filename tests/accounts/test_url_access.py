@@ -153,7 +153,8 @@ def walk_problems(routes: list[Route], cast: dict[str, Persona], acme_objects: d
                     if names_object and status != 404:
                         problems.append(f"{method} {url} as outsider: {status}, expected 404 for acme's object")
                     # The outsider's own trail names the acme URLs it just tried: that is no leak.
-                    shown = response.content.decode()
+                    body = response.streaming_content if response.streaming else [response.content]
+                    shown = b"".join(body).decode()
                     if status < 300 and route.name != "audit-list" and any(v in shown for v in leak_markers):
                         problems.append(f"{method} {url} as outsider shows acme's objects")
                 elif status in {401, 403} or status >= 500:
