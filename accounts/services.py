@@ -68,4 +68,4 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 def api_key_touch(*, api_key: ApiKey) -> None:
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)  # unscoped: key resolved from its secret
