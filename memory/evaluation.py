@@ -113,7 +113,7 @@ def turn_text(speaker: str, text: str, caption: str | None) -> str:
     """The memory text of one turn: "Speaker: text", plus the shared image's caption when there is one."""
     body = f"{speaker}: {text}".strip()
     if caption:
-        body += f" [shares an image: {caption}]"
+        body += f" [image: {caption}]"
     return body
 
 

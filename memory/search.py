@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
@@ -25,7 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
@@ -197,7 +198,33 @@ def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: in
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
 
 
-def vector_plan(filtered_rows: int, table_rows: int, dims: int) -> str:
+_SIZE_TTL_SECONDS = 30.0
+_sizes: dict[tuple[str, tuple[Any, ...]], tuple[int, float]] = {}
+
+
+def _filtered_size(rows: QuerySet[MemoryEmbedding]) -> int:
+    """How many rows the vector list ranks, counted up to the exact-scan threshold + 1.
+
+    Cached for a few seconds per filter: the answer only picks a plan, and both plans return
+    exact-enough results (HNSW falls back to exact when it comes up short).
+    """
+    threshold = settings.EASYMEMORY_EXACT_SCAN_MAX_ROWS
+    bounded = rows.values("id")[: threshold + 1]
+    sql, params = bounded.query.sql_with_params()
+    # The expiry filter's "now" changes every call; to the minute is precise enough to pick a plan.
+    key = (sql, tuple(str(p.replace(second=0, microsecond=0) if isinstance(p, datetime) else p) for p in params))
+    now = time.monotonic()
+    cached = _sizes.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    size = bounded.count()
+    if len(_sizes) > 10_000:
+        _sizes.clear()
+    _sizes[key] = (size, now + _SIZE_TTL_SECONDS)
+    return size
+
+
+def vector_plan(filtered_rows: int, dims: int) -> str:
     """ "exact" or "hnsw" for a filtered set of this size.
 
     A small filtered set (a small tenant, or tight filters) is scanned exactly: measured on
@@ -210,7 +237,7 @@ def vector_plan(filtered_rows: int, table_rows: int, dims: int) -> str:
         return "exact"
     if pgvector_version() >= (0, 8):
         return "hnsw"
-    return "hnsw" if filtered_rows * 2 >= table_rows else "exact"
+    return "hnsw" if filtered_rows * 2 >= _estimated_rows(MemoryEmbedding._meta.db_table) else "exact"
 
 
 def _vector_candidates(principal: Principal, base: QuerySet[Memory], query: str, limit: int) -> list[tuple[Any, float]]:
@@ -218,10 +245,8 @@ def _vector_candidates(principal: Principal, base: QuerySet[Memory], query: str,
     rows = scoped(MemoryEmbedding, principal.tenant).filter(
         model=embeddings.model_name(), memory_id__in=base.values("id")
     )
-    threshold = settings.EASYMEMORY_EXACT_SCAN_MAX_ROWS
-    # Bounded count: we only need to know whether the set is above the threshold.
-    filtered = rows.values("id")[: threshold + 1].count()
-    plan = vector_plan(filtered, _estimated_rows(MemoryEmbedding._meta.db_table), len(vector))
+    filtered = _filtered_size(rows)
+    plan = vector_plan(filtered, len(vector))
     if plan == "exact":
         return _exact_vector(rows, vector, limit)
     found = _hnsw_vector(rows, vector, limit)
@@ -289,27 +314,20 @@ register_candidate_list("fulltext", _fulltext_candidates)
 
 
 def _session_neighbours(base: QuerySet[Memory], ids: list[Any]) -> dict[Any, list[Any]]:
-    """For each of `ids` that belongs to a session: the memories just before and after it in that
-    session (by occurred_at, then created_at), within the same filters."""
+    """For each of `ids` that belongs to a session: the memories stored just before and after it
+    in that session, within the same filters. Two index probes per id (memory_tenant_session)."""
     if not ids:
         return {}
-    sessions = base.filter(pk__in=ids).exclude(session_id="").values("session_id")
-    rows_sql, rows_params = (
-        base.filter(session_id__in=sessions).values("id", "session_id", "occurred_at", "created_at").query
-    ).sql_with_params()
-    # Composed from the compiled queryset; every value is a parameter.
-    sql = f"""
-        SELECT id, prev, next FROM (
-            SELECT r.id,
-                   lag(r.id) OVER w AS prev,
-                   lead(r.id) OVER w AS next
-            FROM ({rows_sql}) r
-            WINDOW w AS (PARTITION BY r.session_id ORDER BY r.occurred_at NULLS LAST, r.created_at, r.id)
-        ) s WHERE id = ANY(%s)
-    """  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*rows_params, list(ids)])
-        return {mid: [n for n in (prev, nxt) if n is not None] for mid, prev, nxt in cursor.fetchall()}
+    same_session = base.filter(session_id=OuterRef("session_id"))
+    before = same_session.filter(created_at__lt=OuterRef("created_at")).order_by("-created_at", "-id")
+    after = same_session.filter(created_at__gt=OuterRef("created_at")).order_by("created_at", "id")
+    rows = (
+        base.filter(pk__in=ids)
+        .exclude(session_id="")
+        .annotate(prev=Subquery(before.values("id")[:1]), next=Subquery(after.values("id")[:1]))
+        .values_list("id", "prev", "next")
+    )
+    return {mid: [n for n in (prev, nxt) if n is not None] for mid, prev, nxt in rows}
 
 
 def _adjustment(importance: float, when: datetime | None, now: datetime) -> tuple[float, float]:
@@ -376,11 +394,17 @@ def search(
                 context = evidence.setdefault(neighbour, {}).setdefault("context", {"score": 0.0})
                 context["score"] = round(context["score"] + gain, 6)
 
+    # Importance and recency change a score by at most ±(sum of their weights): only memories
+    # within that margin of the k-th score can still enter the top k, so only those are fetched.
+    margin = settings.EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT + settings.EASYMEMORY_SEARCH_RECENCY_WEIGHT
+    ranked = sorted(scores, key=lambda mid: (-scores[mid], str(mid)))
+    cutoff = scores[ranked[min(k, len(ranked)) - 1]] * (1 - margin) / (1 + margin)
+    shortlist = [mid for mid in ranked if scores[mid] >= cutoff]
+    memories = base.in_bulk(shortlist)
     now = timezone.now()
-    facts = base.filter(pk__in=list(scores)).values_list("id", "importance", "occurred_at", "created_at")
     final: dict[Any, float] = {}
-    for memory_id, importance, occurred_at, created_at in facts:
-        importance_part, recency_part = _adjustment(importance, occurred_at or created_at, now)
+    for memory_id, memory in memories.items():
+        importance_part, recency_part = _adjustment(memory.importance, memory.occurred_at or memory.created_at, now)
         final[memory_id] = scores[memory_id] * (1.0 + importance_part + recency_part)
         if importance_part or recency_part:
             evidence[memory_id]["adjustment"] = {
@@ -388,7 +412,6 @@ def search(
                 "recency": round(recency_part, 4),
             }
     top = sorted(final, key=lambda mid: (-final[mid], str(mid)))[:k]
-    memories = scoped(Memory, principal.tenant).in_bulk(top)
     return [
         Hit(memory=memories[mid], score=round(final[mid], 6), evidence=evidence[mid]) for mid in top if mid in memories
     ]
