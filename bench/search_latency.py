@@ -31,6 +31,7 @@ import importlib
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -253,6 +254,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, dest="json_out")
     parser.add_argument("--keep-db-running", action="store_true", help="leave the bench's PostgreSQL up afterwards")
     args = parser.parse_args()
+    # A SIGTERM (e.g. `kill`) must still run the clean-up below: stop the server and the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.data_dir.mkdir(parents=True, exist_ok=True)
     setup_django(args.data_dir)
     keys = load(args.seed, args.scale)
