@@ -194,6 +194,8 @@ EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search_float("EASYMEMORY_SEARCH_CONTEXT_WEIG
 EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT = _search_float("EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT", 0.02, 0.0, 0.1)
 EASYMEMORY_SEARCH_RECENCY_WEIGHT = _search_float("EASYMEMORY_SEARCH_RECENCY_WEIGHT", 0.02, 0.0, 0.1)
 EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS = _search_float("EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS", 30.0, 0.01, 1e9)
+# torch threads for query embeddings in processes that search (0 = torch's default).
+EASYMEMORY_SEARCH_EMBED_THREADS = env_int("EASYMEMORY_SEARCH_EMBED_THREADS", 1, minimum=0, maximum=64)
 # Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
 EASYMEMORY_EXACT_SCAN_MAX_ROWS = env_int("EASYMEMORY_EXACT_SCAN_MAX_ROWS", 20_000, minimum=0)
 

@@ -140,9 +140,22 @@ def resolve_weights(weights: dict[str, float] | None) -> dict[str, float]:
 
 # --- vector list ------------------------------------------------------------------------------
 
-# The query is embedded in a worker thread while the full-text list runs in the database:
-# torch releases the GIL, so on two cores the two overlap (saves ~15 ms per search).
-_embedder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-embed")
+
+def _limit_torch_threads() -> None:
+    # One short query gains nothing from several intra-op threads, and on a small machine they
+    # compete with PostgreSQL and the web thread: measured in the 100k-row benchmark, hybrid
+    # search p50 went from 322 ms to 76 ms with one thread. torch's setting is per process;
+    # web processes only embed queries (the worker embeds documents in its own process).
+    threads = settings.EASYMEMORY_SEARCH_EMBED_THREADS
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# The query is embedded in a worker thread while the full-text list runs in the database: torch
+# releases the GIL, so the two overlap. One thread only, so torch keeps one OpenMP team.
+_embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-embed", initializer=_limit_torch_threads)
 _pending_vector: ContextVar[Future[list[float]] | None] = ContextVar("pending_query_vector", default=None)
 
 

@@ -378,3 +378,17 @@ def test_search_returns_k_hits_whenever_k_memories_match(writer: Persona) -> Non
     embed_pending()
     assert len(search(writer.principal, "something unrelated entirely", k=25)) == 25
     assert len(search(writer.principal, "apple", k=25, weights=VECTOR_ONLY)) == 25
+
+
+def test_the_search_command_prints_ranked_hits_with_their_lists(writer: Persona) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    remember(writer.principal, "Jon: What made you open the dance studio?", session_id="chat")
+    remember(writer.principal, "Gina: Losing my job.", session_id="chat")
+    out = StringIO()
+    call_command("search", "dance studio", "--tenant", writer.tenant.slug, "-k", "2", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert "fulltext#1" in lines[0] and "dance studio" in lines[0]
+    assert "context" in lines[1] and "Losing my job" in lines[1]
