@@ -143,8 +143,8 @@ def resolve_weights(weights: dict[str, float] | None) -> dict[str, float]:
 
 def _limit_torch_threads() -> None:
     # One short query gains nothing from several intra-op threads, and on a small machine they
-    # compete with PostgreSQL and the web thread: measured in the 100k-row benchmark, hybrid
-    # search p50 went from 322 ms to 76 ms with one thread. torch's setting is per process;
+    # compete with PostgreSQL and the web thread: on a 10k-row tenant of the benchmark the
+    # median hybrid search went from 322 ms to 76-116 ms with one thread. torch's setting is per process;
     # web processes only embed queries (the worker embeds documents in its own process).
     threads = settings.EASYMEMORY_SEARCH_EMBED_THREADS
     if threads:
