@@ -418,17 +418,19 @@ def search(
         return []
 
     # Context: a turn of a conversation is often understood only with its neighbours (the question
-    # before an answer); each candidate passes a share of its fused score to them.
+    # before an answer); each memory next to a candidate gets a share of that candidate's score.
     share = settings.EASYMEMORY_SEARCH_CONTEXT_WEIGHT
     if share > 0:
         fused = dict(scores)
         candidates = sorted(fused, key=lambda mid: fused[mid], reverse=True)[: depth * 2]
+        # From its stronger neighbour only: a weak memory between two hits is not lifted twice.
+        gains: dict[Any, float] = {}
         for memory_id, neighbours in _session_neighbours(base, candidates).items():
             for neighbour in neighbours:
-                gain = share * fused[memory_id]
-                scores[neighbour] = scores.get(neighbour, 0.0) + gain
-                context = evidence.setdefault(neighbour, {}).setdefault("context", {"score": 0.0})
-                context["score"] = round(context["score"] + gain, 6)
+                gains[neighbour] = max(gains.get(neighbour, 0.0), share * fused[memory_id])
+        for neighbour, gain in gains.items():
+            scores[neighbour] = scores.get(neighbour, 0.0) + gain
+            evidence.setdefault(neighbour, {})["context"] = {"score": round(gain, 6)}
 
     # Importance and recency change a score by at most ±(sum of their weights): only memories
     # within that margin of the k-th score can still enter the top k, so only those are fetched.

@@ -43,14 +43,30 @@ def tiny_locomo() -> list[dict[str, Any]]:
                 ],
             },
             "qa": [
-                {"question": "What is the name of Ben's kitten?", "answer": "Pixel", "evidence": ["D1:2"],
-                 "category": 4},  # fmt: skip
-                {"question": "What did Ana say about the violin?", "answer": "learning", "evidence": ["D1:3", "D2:1"],
-                 "category": 1},  # fmt: skip
-                {"question": "When did Ben share a sailing boat photo?", "answer": "8 May 2023", "evidence": ["D1:4"],
-                 "category": 2},  # fmt: skip
-                {"question": "What did Ana say about the moon?", "adversarial_answer": "nothing", "evidence": ["D1:1"],
-                 "category": 5},  # fmt: skip
+                {
+                    "question": "What is the name of Ben's kitten?",
+                    "answer": "Pixel",
+                    "evidence": ["D1:2"],
+                    "category": 4,
+                },  # fmt: skip
+                {
+                    "question": "What did Ana say about the violin?",
+                    "answer": "learning",
+                    "evidence": ["D1:3", "D2:1"],
+                    "category": 1,
+                },  # fmt: skip
+                {
+                    "question": "When did Ben share a sailing boat photo?",
+                    "answer": "8 May 2023",
+                    "evidence": ["D1:4"],
+                    "category": 2,
+                },  # fmt: skip
+                {
+                    "question": "What did Ana say about the moon?",
+                    "adversarial_answer": "nothing",
+                    "evidence": ["D1:1"],
+                    "category": 5,
+                },  # fmt: skip
             ],
         }
     ]
