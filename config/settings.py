@@ -105,6 +105,16 @@ TEMPLATES = [
 ]
 
 
+# A connection pool per process (psycopg_pool). Under ASGI every request runs in a fresh
+# thread-sensitive context, so thread-local persistent connections would be opened per
+# request and left idle; the pool hands back warm connections instead.
+DB_POOL = {
+    "min_size": env_int("EASYMEMORY_DB_POOL_MIN", 2, minimum=0),
+    "max_size": env_int("EASYMEMORY_DB_POOL_MAX", 20, minimum=1),
+    "timeout": env_float("EASYMEMORY_DB_POOL_TIMEOUT", 10.0),
+}
+
+
 def _database_from_url(url: str) -> dict[str, object]:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
@@ -118,9 +128,7 @@ def _database_from_url(url: str) -> dict[str, object]:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": str(parsed.port or query.pop("port", "") or ""),
-        "OPTIONS": query,
-        "CONN_MAX_AGE": env_int("EASYMEMORY_DB_CONN_MAX_AGE", 60, minimum=0),
-        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {**query, "pool": DB_POOL},
     }
 
 
@@ -134,8 +142,7 @@ if EMBEDDED_DATABASE:
             "USER": "postgres",
             "PASSWORD": "",
             "HOST": "",  # filled in with the socket directory when the server is up
-            "CONN_MAX_AGE": env_int("EASYMEMORY_DB_CONN_MAX_AGE", 60, minimum=0),
-            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {"pool": DB_POOL},
         }
     }
 else:

@@ -6,9 +6,8 @@ the authenticated principal into the ASGI scope of each request, the stdio
 command resolves its configured tenant or key on each call.
 
 Tool code is synchronous Django code. It runs on a small dedicated thread pool,
-never on the event loop: a plain worker thread keeps its own persistent
-database connection between calls (CONN_MAX_AGE), where `sync_to_async` would
-hand each call a fresh context and so a fresh connection.
+never on the event loop: a plain worker thread reuses its thread-local
+database connection (checked out of the process's pool) between calls.
 """
 
 from __future__ import annotations
@@ -60,8 +59,8 @@ def _db_executor() -> ThreadPoolExecutor:
 
 
 def _in_db_thread(fn: Callable[..., T], *args: Any) -> T:
-    # What Django's request_started / request_finished do for a view: drop connections
-    # that broke or outlived CONN_MAX_AGE, keep healthy ones for the next call.
+    # What Django's request_started / request_finished do for a view: hand the
+    # connection back to the pool (or drop it when broken).
     close_old_connections()
     try:
         return fn(*args)
