@@ -25,6 +25,7 @@ from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from config.events import publish_event
 from memory import embeddings
+from memory.dispatch import dispatch_enrichment
 from memory.enrichment import run_deletion_hooks
 from memory.models import EnrichmentState, HistoryEvent, Kind, Memory, MemoryEmbedding, MemoryHistory
 from memory.policy import apply_policy
@@ -111,7 +112,7 @@ def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
 
 
 def _enqueue_enrichment(memory_ids: list[str]) -> None:
-    """After commit: hand ids to the worker. A broker outage loses nothing: the
+    """Send ids to the worker now (writes go through memory.dispatch, which batches). A broker outage loses nothing: the
     memories stay `pending` and `easymemory reconcile` re-queues them."""
     from memory.tasks import ENRICH_BATCH, memory_enrich_task
 
@@ -197,7 +198,7 @@ def memory_create_many(
             },
         )
         if new_ids:
-            transaction.on_commit(lambda: _enqueue_enrichment(new_ids))
+            transaction.on_commit(lambda: dispatch_enrichment(new_ids))
             publish_event(principal.tenant.pk, "memory.created", {"ids": new_ids})
     return results
 
@@ -274,7 +275,7 @@ def memory_update(*, principal: Principal, memory: Memory, changes: dict[str, An
     if content_changed:
         scoped(MemoryEmbedding, principal.tenant).filter(memory=memory).delete()
         memory_id = str(memory.id)
-        transaction.on_commit(lambda: _enqueue_enrichment([memory_id]))
+        transaction.on_commit(lambda: dispatch_enrichment([memory_id]))
     audit_record(principal=principal, action="memory.update", target_type="memory", target_id=str(memory.id))
     publish_event(
         principal.tenant.pk,

@@ -1,0 +1,79 @@
+"""Hands committed memory ids to the enrichment queue from a background thread.
+
+A write request only appends its ids here (microseconds) instead of talking
+to the broker; a daemon thread sends them a moment later, batched, so one
+task embeds many memories (batched embedding costs a fraction of one-by-one
+on 2 cores) and the broker round trip leaves the request path. Nothing is lost
+if the process dies before a send: the memories are committed with
+`enrichment_state=pending`, and `easymemory serve` / `easymemory reconcile`
+re-queue every memory without an embedding. Pending ids are flushed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+
+logger = logging.getLogger(__name__)
+
+# Long enough to gather a burst of writes into one task, short enough not to be noticed.
+DISPATCH_DELAY_SECONDS = 0.2
+
+
+class Dispatcher:
+    def __init__(self, send: Callable[[list[str]], None], delay: float = DISPATCH_DELAY_SECONDS) -> None:
+        self._send = send
+        self._delay = delay
+        self._pending: list[str] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, memory_ids: Sequence[str]) -> None:
+        if not memory_ids:
+            return
+        with self._wake:
+            self._pending.extend(memory_ids)
+            # A forked child (prefork workers) has the list but not the thread.
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="enrichment-dispatch", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def flush(self) -> None:
+        """Send whatever is pending now, in the calling thread."""
+        with self._wake:
+            batch, self._pending = self._pending, []
+        if batch:
+            self._send(batch)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+            # Let more writes of the same burst join this batch.
+            threading.Event().wait(self._delay)
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the sender logs; reconcile recovers the ids
+                logger.warning("enrichment dispatch failed; reconcile will re-queue", exc_info=True)
+
+
+def _send_now(memory_ids: list[str]) -> None:
+    from memory.services import enqueue_enrichment
+
+    enqueue_enrichment(memory_ids)
+
+
+dispatcher = Dispatcher(_send_now)
+atexit.register(dispatcher.flush)
+
+
+def dispatch_enrichment(memory_ids: Sequence[str]) -> None:
+    """Queue enrichment for committed memories (call from transaction.on_commit)."""
+    dispatcher.submit(list(memory_ids))

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import threading
+import time
+
+from memory.dispatch import Dispatcher
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_it_gathers_a_burst_of_writes_into_one_send() -> None:
+    sent: list[list[str]] = []
+    dispatcher = Dispatcher(sent.append, delay=0.3)
+    for i in range(5):
+        dispatcher.submit([f"id-{i}"])
+    wait_for(lambda: sum(len(batch) for batch in sent) == 5)
+    assert sent == [[f"id-{i}" for i in range(5)]]
+
+
+def test_flush_sends_what_is_pending_in_the_caller() -> None:
+    sent: list[list[str]] = []
+    dispatcher = Dispatcher(sent.append, delay=60)
+    dispatcher.submit(["a", "b"])
+    dispatcher.flush()
+    assert sent == [["a", "b"]]
+    dispatcher.flush()
+    assert sent == [["a", "b"]]
+
+
+def test_a_failing_send_does_not_stop_later_sends() -> None:
+    sent: list[list[str]] = []
+    calls = threading.Event()
+
+    def send(ids: list[str]) -> None:
+        if not calls.is_set():
+            calls.set()
+            raise ConnectionError("broker down")
+        sent.append(ids)
+
+    dispatcher = Dispatcher(send, delay=0.01)
+    dispatcher.submit(["lost-to-reconcile"])
+    wait_for(calls.is_set)
+    dispatcher.submit(["later"])
+    wait_for(lambda: sent == [["later"]])
