@@ -1,0 +1,115 @@
+"""Server-side rendering helpers: word diffs for history, and a small SVG bar chart."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from dashboard.selectors import DayCount
+
+_WORDS = re.compile(r"\s+|[^\s]+")
+
+
+def word_diff(old: str | None, new: str | None) -> SafeString:
+    """`old` → `new` as HTML with <del>/<ins> around changed words; both sides escaped."""
+    a = _WORDS.findall(old or "")
+    b = _WORDS.findall(new or "")
+    parts: list[SafeString] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            parts.append(format_html("{}", "".join(a[i1:i2])))
+            continue
+        if i2 > i1:
+            parts.append(format_html("<del>{}</del>", "".join(a[i1:i2])))
+        if j2 > j1:
+            parts.append(format_html("<ins>{}</ins>", "".join(b[j1:j2])))
+    return mark_safe("".join(parts))  # noqa: S308 - every part went through format_html
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) if value else ""
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    entry: Any
+    content_diff: SafeString
+    metadata_changed: bool
+    old_metadata: str
+    new_metadata: str
+
+
+def history_rows(history: Any) -> list[HistoryRow]:
+    rows = []
+    for entry in history:
+        rows.append(
+            HistoryRow(
+                entry=entry,
+                content_diff=word_diff(entry.old_content, entry.new_content),
+                metadata_changed=(entry.old_metadata or {}) != (entry.new_metadata or {}),
+                old_metadata=json_text(entry.old_metadata),
+                new_metadata=json_text(entry.new_metadata),
+            )
+        )
+    return rows
+
+
+def bar_chart(days: list[DayCount], *, width: int = 720, height: int = 160) -> SafeString:
+    """Memories per day as an inline SVG (no script needed); each bar has a <title> tooltip."""
+    if not days:
+        return mark_safe("")  # noqa: S308 - constant
+    top = max(day.count for day in days) or 1
+    pad_left, pad_bottom, pad_top = 32, 20, 8
+    plot_w, plot_h = width - pad_left, height - pad_bottom - pad_top
+    slot = plot_w / len(days)
+    bars = []
+    for index, day in enumerate(days):
+        bar_h = round(plot_h * day.count / top, 1)
+        x = round(pad_left + index * slot + slot * 0.15, 1)
+        y = round(pad_top + plot_h - bar_h, 1)
+        bars.append((x, y, round(slot * 0.7, 1), max(bar_h, 0), f"{day.day:%a %d %b}: {day.count}"))
+    rects = format_html_join(
+        "",
+        '<rect class="bar" x="{}" y="{}" width="{}" height="{}" rx="2"><title>{}</title></rect>',
+        bars,
+    )
+    labels = format_html_join(
+        "",
+        '<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>',
+        (
+            (round(pad_left + i * slot + slot / 2, 1), height - 5, f"{day.day:%d %b}")
+            for i, day in enumerate(days)
+            if i % 7 == 0 or i == len(days) - 1
+        ),
+    )
+    return format_html(
+        '<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="Memories added per day">'
+        '<line class="axis" x1="{pl}" y1="{base}" x2="{w}" y2="{base}"/>'
+        '<text class="tick" x="{lx}" y="{ty}" text-anchor="end">{top}</text>'
+        '<text class="tick" x="{lx}" y="{base}" text-anchor="end">0</text>'
+        "{rects}{labels}</svg>",
+        w=width,
+        h=height,
+        pl=pad_left,
+        base=pad_top + plot_h,
+        lx=pad_left - 6,
+        ty=pad_top + 8,
+        top=top,
+        rects=rects,
+        labels=labels,
+    )
+
+
+def human_bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"

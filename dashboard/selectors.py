@@ -1,0 +1,59 @@
+"""Reads only the dashboard needs (charts, storage, members); all tenant-scoped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import Length, TruncDate
+from django.utils import timezone
+
+from accounts.models import Membership, Tenant
+from accounts.scoping import scoped
+from memory.models import EnrichmentState, Memory, MemoryEmbedding
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: date
+    count: int
+
+
+def memories_per_day_for(tenant: Tenant, *, days: int = 30) -> list[DayCount]:
+    """Memories added per UTC day over the last `days` days, zero-filled (uses the tenant/created index)."""
+    today = timezone.now().date()
+    first = today - timedelta(days=days - 1)
+    rows = (
+        scoped(Memory, tenant)
+        .filter(created_at__date__gte=first)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts = {row["day"]: row["n"] for row in rows}
+    span = [first + timedelta(days=offset) for offset in range(days)]
+    return [DayCount(day=day, count=counts.get(day, 0)) for day in span]
+
+
+def tenant_storage_for(tenant: Tenant) -> dict[str, int]:
+    """What this tenant's memories take: content characters and embedding rows."""
+    content = scoped(Memory, tenant).aggregate(chars=Sum(Length("content")))["chars"] or 0
+    return {
+        "content_chars": int(content),
+        "embeddings": scoped(MemoryEmbedding, tenant).count(),
+    }
+
+
+def failed_memories_for(tenant: Tenant, *, limit: int = 10) -> QuerySet[Memory]:
+    return (
+        scoped(Memory, tenant)
+        .filter(enrichment_state=EnrichmentState.FAILED)
+        .order_by("-updated_at")
+        .only("id", "content", "enrichment_error", "updated_at")[:limit]
+    )
+
+
+def members_of(tenant: Tenant) -> QuerySet[Membership]:
+    return scoped(Membership, tenant).select_related("user").order_by("user__username")

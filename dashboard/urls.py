@@ -1,0 +1,29 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="dashboard/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("tenant/", views.tenant_switch, name="tenant-switch"),
+    path("search/", views.search_page, name="search"),
+    path("memories/", views.memory_list, name="memories"),
+    path("memories/new/", views.memory_new, name="memory-new"),
+    path("memories/<uuid:memory_id>/", views.memory_detail, name="memory-detail"),
+    path("memories/<uuid:memory_id>/state/", views.memory_state, name="memory-state"),
+    path("memories/<uuid:memory_id>/edit/", views.memory_edit, name="memory-edit"),
+    path("memories/<uuid:memory_id>/delete/", views.memory_delete, name="memory-delete"),
+    path("stats/", views.stats_page, name="stats"),
+    path("admin/api-keys/", views.api_keys, name="api-keys"),
+    path("admin/api-keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
+    path("admin/members/", views.members, name="members"),
+    path("admin/members/<int:membership_id>/", views.member_update, name="member-update"),
+]

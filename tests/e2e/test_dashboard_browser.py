@@ -1,0 +1,154 @@
+"""The dashboard in a real headless Chromium against the real ASGI server (uvicorn) and database.
+
+One browser for the module; one server per test (the server fixture needs a transactional test).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from accounts.principal import Principal
+from accounts.roles import Role
+from memory.models import Memory, MemoryHistory
+from memory.services import MemoryInput, memory_create
+from tests.dashboard.conftest import PASSWORD, make_person
+from tests.e2e.browser import chromium, log_in, screenshot
+
+
+@pytest.fixture(autouse=True)
+def sync_database_access(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Playwright's sync API keeps an asyncio loop in this thread (inside a greenlet), which Django's
+    guard takes for async code; the test's database calls are plain synchronous calls between steps."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as browser:
+        yield browser
+
+
+def test_it_walks_a_writer_and_an_admin_through_the_dashboard(
+    asgi_server: Any, browser: Browser, tenant: Any, other_tenant: Any
+) -> None:
+    admin = make_person("ada", tenant, Role.ADMIN.value)
+    base = asgi_server.url
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+
+    # log in
+    page.goto(f"{base}/memories/")
+    expect(page).to_have_url(re.compile(r"/login/\?next="))
+    screenshot(page, "01-login")
+    log_in(page, base, admin.name, PASSWORD)
+
+    # add a memory
+    page.goto(f"{base}/memories/new/")
+    page.fill("#id_content", "The Orion launch moved to Friday because the QA sign-off slipped.")
+    page.fill("#id_tags", "orion, launch")
+    page.fill("#id_user_ref", "ana")
+    screenshot(page, "02-memory-new")
+    page.click("button:has-text('Save memory')")
+    expect(page.locator(".flash.success")).to_contain_text("Memory saved")
+    memory = Memory.objects.get(tenant=tenant)
+    expect(page).to_have_url(f"{base}/memories/{memory.id}/")
+
+    # edit it, so the history has a diff
+    page.click("a:has-text('Edit')")
+    page.fill("#id_content", "The Orion launch moved to Monday because the QA sign-off slipped.")
+    page.click("button:has-text('Save changes')")
+    expect(page.locator(".history .event")).to_have_count(2)
+    expect(page.locator(".history del")).to_have_text("Friday")
+    expect(page.locator(".history ins").first).to_have_text("Monday")
+    screenshot(page, "03-memory-detail")
+
+    # find it by search (typing triggers the htmx search)
+    page.goto(f"{base}/search/")
+    page.fill("#id_q", "when is the orion launch")
+    hit = page.locator(".hit").first
+    expect(hit).to_contain_text("Orion launch moved to Monday")
+    expect(page).to_have_url(re.compile(r"/search/\?.*q=when"))
+    hit.locator("summary").click()
+    expect(hit.locator(".evidence")).to_contain_text("fulltext")
+    screenshot(page, "04-search")
+    hit.locator("a.hit-content").click()
+    expect(page).to_have_url(f"{base}/memories/{memory.id}/")
+
+    # the list
+    page.goto(f"{base}/memories/")
+    expect(page.locator("table.memories tbody tr")).to_have_count(1)
+    screenshot(page, "05-memories")
+
+    # stats
+    page.goto(f"{base}/stats/")
+    expect(page.locator(".kpi").first).to_contain_text("1")
+    expect(page.locator("svg.chart rect.bar")).to_have_count(30)
+    screenshot(page, "06-stats")
+
+    # an API key: the secret once, then only its prefix
+    page.goto(f"{base}/admin/api-keys/")
+    page.fill("#id_name", "notebook")
+    page.select_option("#id_role", "reader")
+    page.click("button:has-text('Create key')")
+    secret = page.locator("#new-key-secret").inner_text()
+    assert secret.startswith("emk_")
+    expect(page.locator("table")).to_contain_text(secret[:12])
+    screenshot(page, "07-api-keys")
+    page.reload()
+    expect(page.locator("#new-key-secret")).to_have_count(0)
+    assert secret not in page.content()
+    expect(page.locator("table")).to_contain_text(secret[:12] + "…")
+
+    # members
+    page.goto(f"{base}/admin/members/")
+    expect(page.locator("table")).to_contain_text("ada")
+    screenshot(page, "08-members")
+
+    # delete with confirmation (the confirm dialog is accepted)
+    page.goto(f"{base}/memories/{memory.id}/delete/")
+    screenshot(page, "09-memory-delete")
+    page.click("button:has-text('Delete memory')")
+    expect(page).to_have_url(f"{base}/memories/")
+    assert not Memory.objects.filter(pk=memory.id).exists()
+    assert MemoryHistory.objects.filter(memory_id=memory.id).count() == 3
+    context.close()
+
+
+def test_it_shows_readers_no_write_controls_and_hides_other_tenants(
+    asgi_server: Any, browser: Browser, tenant: Any, other_tenant: Any
+) -> None:
+    reader = make_person("rita", tenant, Role.READER.value)
+    outsider = make_person("otto", other_tenant, Role.ADMIN.value)
+    ours = memory_create(principal=Principal.system(tenant), data=MemoryInput(content="Acme's secret roadmap"))
+    base = asgi_server.url
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    log_in(page, base, reader.name, PASSWORD)
+    page.goto(f"{base}/memories/")
+    expect(page.locator("table.memories")).to_contain_text("secret roadmap")
+    expect(page.locator("text=Add memory")).to_have_count(0)
+    page.goto(f"{base}/memories/{ours.memory.id}/")
+    expect(page.locator(".memory-content")).to_contain_text("secret roadmap")
+    expect(page.locator("a:has-text('Edit')")).to_have_count(0)
+    expect(page.locator("a:has-text('Delete')")).to_have_count(0)
+    expect(page.locator(".nav")).not_to_contain_text("API keys")
+    screenshot(page, "10-reader-detail")
+    response = page.goto(f"{base}/memories/new/")
+    assert response is not None and response.status == 403
+    response = page.goto(f"{base}/admin/api-keys/")
+    assert response is not None and response.status == 403
+    context.close()
+
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, base, outsider.name, PASSWORD)
+    response = page.goto(f"{base}/memories/{ours.memory.id}/")
+    assert response is not None and response.status == 404
+    page.goto(f"{base}/memories/")
+    expect(page.locator("body")).not_to_contain_text("secret roadmap")
+    context.close()
