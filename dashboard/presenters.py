@@ -85,7 +85,7 @@ def bar_chart(days: list[DayCount], *, width: int = 720, height: int = 160) -> S
         (
             (round(pad_left + i * slot + slot / 2, 1), height - 5, f"{day.day:%d %b}")
             for i, day in enumerate(days)
-            if i % 7 == 0 or i == len(days) - 1
+            if (len(days) - 1 - i) % 7 == 0
         ),
     )
     return format_html(

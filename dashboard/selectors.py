@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import Length, TruncDate
+from django.db.models import Count, F, Func, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Membership, Tenant
@@ -38,10 +38,10 @@ def memories_per_day_for(tenant: Tenant, *, days: int = 30) -> list[DayCount]:
 
 
 def tenant_storage_for(tenant: Tenant) -> dict[str, int]:
-    """What this tenant's memories take: content characters and embedding rows."""
-    content = scoped(Memory, tenant).aggregate(chars=Sum(Length("content")))["chars"] or 0
+    """What this tenant's memories take: content bytes (UTF-8) and embedding rows."""
+    content = scoped(Memory, tenant).aggregate(size=Sum(Func(F("content"), function="octet_length")))["size"] or 0
     return {
-        "content_chars": int(content),
+        "content_bytes": int(content),
         "embeddings": scoped(MemoryEmbedding, tenant).count(),
     }
 

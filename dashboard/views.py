@@ -7,13 +7,13 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
 
 from accounts import services as account_services
 from accounts.authentication import SESSION_TENANT_KEY
@@ -62,11 +62,12 @@ def form_error(form: object, exc: InvalidInput) -> None:
 # --- session and tenant ---------------------------------------------------------
 
 
-@require_POST
 def tenant_switch(request: HttpRequest) -> HttpResponse:
     """Choose the tenant the session acts in: only one of the user's own memberships."""
     if not request.user.is_authenticated:
-        return redirect(reverse("dashboard:login"))
+        return redirect_to_login(request.get_full_path())
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     form = TenantSwitchForm(request.POST)
     if not form.is_valid():
         raise Http404("not found")
@@ -223,7 +224,7 @@ def stats_page(request: HttpRequest) -> HttpResponse:
         stats=stats,
         storage=storage,
         database_size=presenters.human_bytes(stats["database_bytes"]),
-        content_size=presenters.human_bytes(storage["content_chars"]),
+        content_size=presenters.human_bytes(storage["content_bytes"]),
         chart=presenters.bar_chart(days),
         last_30_days=sum(day.count for day in days),
         failed=failed_memories_for(tenant),

@@ -40,6 +40,12 @@ def make_person(name: str, tenant: Tenant, role: str) -> Person:
     return Person(name=name, user=user, tenant=tenant, role=role)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """These tests log in with force_login; a slow hasher would only cost time (the browser tests keep it)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def people(tenant: Tenant, other_tenant: Tenant) -> dict[str, Person]:
     return {
