@@ -32,6 +32,19 @@ def tenant_create(*, name: str, slug: str | None = None) -> Tenant:
     return Tenant.objects.create(name=name, slug=slug)
 
 
+@transaction.atomic
+def tenant_create_with_admin(*, name: str, slug: str | None, admin: AbstractBaseUser) -> Tenant:
+    """A new tenant with `admin` as its first admin; a taken slug is refused, naming the field."""
+    candidate = slugify(slug or name)[:64]
+    if not candidate:
+        raise InvalidInput("name", "the name must contain letters or digits")
+    if Tenant.objects.filter(slug=candidate).exists():
+        raise InvalidInput("slug", f"a tenant with the slug {candidate!r} exists")
+    tenant = tenant_create(name=name, slug=candidate)
+    membership_set(tenant=tenant, user=admin, role=Role.ADMIN.value)
+    return tenant
+
+
 def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": Role(role).value})
     return membership

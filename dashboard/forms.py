@@ -138,3 +138,8 @@ class MemberRoleForm(forms.Form):
 class TenantSwitchForm(forms.Form):
     tenant = forms.UUIDField()
     next = forms.CharField(required=False, max_length=2000)
+
+
+class TenantCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    slug = forms.SlugField(max_length=64, required=False, help_text="from the name when empty")

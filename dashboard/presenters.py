@@ -43,9 +43,10 @@ class HistoryRow:
     metadata_changed: bool
     old_metadata: str
     new_metadata: str
+    actor: str
 
 
-def history_rows(history: Any) -> list[HistoryRow]:
+def history_rows(history: Any, actor_labels: dict[str, str]) -> list[HistoryRow]:
     rows = []
     for entry in history:
         rows.append(
@@ -55,6 +56,7 @@ def history_rows(history: Any) -> list[HistoryRow]:
                 metadata_changed=(entry.old_metadata or {}) != (entry.new_metadata or {}),
                 old_metadata=json_text(entry.old_metadata),
                 new_metadata=json_text(entry.new_metadata),
+                actor=actor_labels.get(entry.actor, entry.actor),
             )
         )
     return rows

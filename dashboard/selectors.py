@@ -9,7 +9,7 @@ from django.db.models import Count, F, Func, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import Membership, Tenant
+from accounts.models import ApiKey, Membership, Tenant
 from accounts.scoping import scoped
 from memory.models import EnrichmentState, Memory, MemoryEmbedding
 
@@ -57,3 +57,23 @@ def failed_memories_for(tenant: Tenant, *, limit: int = 10) -> QuerySet[Memory]:
 
 def members_of(tenant: Tenant) -> QuerySet[Membership]:
     return scoped(Membership, tenant).select_related("user").order_by("user__username")
+
+
+def all_tenants() -> QuerySet[Tenant]:
+    """Every tenant, for the superuser page only (deliberately unscoped)."""
+    return Tenant.objects.annotate(member_count=Count("memberships")).order_by("name")
+
+
+def actor_labels_for(tenant: Tenant, actors: set[str]) -> dict[str, str]:
+    """Readable names for `actor_type:actor_id` strings in history: usernames and API key names."""
+    from django.contrib.auth import get_user_model
+
+    user_ids = {actor.split(":", 1)[1] for actor in actors if actor.startswith("user:")}
+    key_ids = {actor.split(":", 1)[1] for actor in actors if actor.startswith("api_key:")}
+    labels: dict[str, str] = {}
+    users = get_user_model().objects.filter(pk__in=[i for i in user_ids if i.isdigit()])
+    for user in users:
+        labels[f"user:{user.pk}"] = user.get_username()
+    for key in scoped(ApiKey, tenant).filter(pk__in=key_ids).only("id", "name", "prefix"):
+        labels[f"api_key:{key.pk}"] = f"API key {key.name} ({key.prefix}…)"
+    return labels

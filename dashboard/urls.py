@@ -26,4 +26,5 @@ urlpatterns = [
     path("admin/api-keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
     path("admin/members/", views.members, name="members"),
     path("admin/members/<int:membership_id>/", views.member_update, name="member-update"),
+    path("admin/tenants/", views.tenants, name="tenants"),
 ]

@@ -32,9 +32,17 @@ from dashboard.forms import (
     MemoryForm,
     MemoryListForm,
     SearchForm,
+    TenantCreateForm,
     TenantSwitchForm,
 )
-from dashboard.selectors import failed_memories_for, members_of, memories_per_day_for, tenant_storage_for
+from dashboard.selectors import (
+    actor_labels_for,
+    all_tenants,
+    failed_memories_for,
+    members_of,
+    memories_per_day_for,
+    tenant_storage_for,
+)
 from memory import services as memory_services
 from memory.search import search
 from memory.selectors import MemoryFilters, get_memory_for, memory_history_for, memory_list_for, memory_stats_for
@@ -152,7 +160,9 @@ def memory_new(request: HttpRequest) -> HttpResponse:
 def memory_detail(request: HttpRequest, memory_id: str) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
     memory = get_memory_for(principal, memory_id)
-    history = presenters.history_rows(memory_history_for(principal, memory.id))
+    entries = list(memory_history_for(principal, memory.id))
+    labels = actor_labels_for(principal.tenant, {entry.actor for entry in entries})
+    history = presenters.history_rows(entries, labels)
     audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(memory.id))
     return page(
         request,
@@ -339,3 +349,27 @@ def member_update(request: HttpRequest, membership_id: int) -> HttpResponse:
             )
             messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
     return redirect("dashboard:members")
+
+
+# --- superusers: tenants -------------------------------------------------------------------
+
+
+@dashboard_view(get="memory:read", post="memory:read")
+def tenants(request: HttpRequest) -> HttpResponse:
+    """Every tenant on the server, for superusers only; creating one makes its creator its admin."""
+    if not request.user.is_superuser:
+        return page(request, "dashboard/forbidden.html", status=403)
+    form = TenantCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = account_services.tenant_create_with_admin(
+                name=form.cleaned_data["name"], slug=form.cleaned_data.get("slug") or None, admin=request.user
+            )
+        except InvalidInput as exc:
+            form_error(form, exc)
+        else:
+            principal = request.principal  # type: ignore[attr-defined]
+            audit_record(principal=principal, action="tenant.create", target_type="tenant", target_id=created.pk)
+            messages.success(request, f"Tenant {created.name} created; you are its admin. Switch to it on the left.")
+            return redirect("dashboard:tenants")
+    return page(request, "dashboard/admin/tenants.html", form=form, tenants=all_tenants(), section="tenants")

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from accounts.models import ApiKey, Membership
+from accounts.models import ApiKey, Membership, Tenant
 from accounts.principal import Principal
 from accounts.services import api_key_create
 from memory.models import Memory
@@ -43,6 +43,7 @@ def urls(o: dict[str, str]) -> dict[str, str]:
         "api-key-revoke": f"/admin/api-keys/{o['key']}/revoke/",
         "members": "/admin/members/",
         "member-update": f"/admin/members/{o['membership']}/",
+        "tenants": "/admin/tenants/",
         "tenant-switch": "/tenant/",
         "login": "/login/",
         "logout": "/logout/",
@@ -61,6 +62,7 @@ GET_RULES = {
     "stats": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
     "api-keys": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
     "members": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
+    "tenants": {"reader": DENY, "writer": DENY, "admin": DENY, "outsider": DENY},  # superusers only
 }
 
 # Writes (POST) that must be refused, with a check that nothing changed.
@@ -72,6 +74,7 @@ POST_DENIED = {
     "api-key-revoke": {"reader": DENY, "writer": DENY, "outsider": MISSING},
     "members": {"reader": DENY, "writer": DENY},
     "member-update": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "tenants": {"reader": DENY, "writer": DENY, "outsider": DENY},
 }
 
 
@@ -131,6 +134,7 @@ def test_it_refuses_writes_the_role_does_not_allow(
         "api-keys": {"name": "sneaky", "role": "admin"},
         "members": {"username": people[role].user.username, "role": "admin"},
         "member-update": {"role": "admin"},
+        "tenants": {"name": "Sneaky"},
     }
     for name, rules in POST_DENIED.items():
         expected = rules.get(role)
@@ -144,6 +148,7 @@ def test_it_refuses_writes_the_role_does_not_allow(
     assert not ApiKey.objects.filter(name="sneaky").exists()
     assert Membership.objects.get(pk=objects["membership"]).role == "reader"
     assert not Membership.objects.filter(tenant=tenant, user=people[role].user, role="admin").exists()
+    assert not Tenant.objects.filter(name="Sneaky").exists()
 
 
 def test_it_lets_writers_and_admins_write(people: dict[str, Person], objects: dict[str, str], tenant: Any) -> None:

@@ -157,3 +157,24 @@ def test_it_tells_a_user_without_tenants_to_ask_an_admin(db: Any) -> None:
     client.force_login(loner)
     response = client.get("/search/")
     assert response.status_code == 403 and "not a member of any tenant" in response.content.decode()
+
+
+def test_it_lets_superusers_list_and_create_tenants(people: dict[str, Person]) -> None:
+    boss = people["admin"].user
+    boss.is_superuser = True
+    boss.save(update_fields=["is_superuser"])
+    client = people["admin"].client()
+    page = client.get("/admin/tenants/").content.decode()
+    assert "Acme" in page and "Globex" in page
+    assert client.post("/admin/tenants/", {"name": "Initech"}).status_code == 302
+    created = Membership.objects.get(user=boss, tenant__slug="initech")
+    assert created.role == Role.ADMIN.value
+    response = client.post("/admin/tenants/", {"name": "Initech again", "slug": "initech"})
+    assert response.status_code == 200 and response.context["form"].errors["slug"]
+
+
+def test_it_names_the_people_and_keys_in_history(people: dict[str, Person], tenant: Any, admin: Any) -> None:
+    memory = memory_create(principal=admin.principal, data=MemoryInput(content="added by key")).memory
+    memory_update(principal=people["writer"].principal, memory=memory, changes={"content": "edited by wes"})
+    page = people["reader"].client().get(f"/memories/{memory.id}/").content.decode()
+    assert "API key admin (" in page and "· wes" in page
