@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.keys import PREFIX_LENGTH, key_matches, looks_like_key
 from accounts.models import ApiKey, Membership, Tenant
+from accounts.scoping import scoped
 
 
 class InvalidCredential(Exception):
@@ -18,7 +19,9 @@ def api_key_resolve(secret: str) -> ApiKey:
     """The active key for `secret`; the hash comparison is constant-time."""
     if not looks_like_key(secret):
         raise InvalidCredential("malformed API key")
-    api_key = ApiKey.objects.select_related("tenant").filter(prefix=secret[:PREFIX_LENGTH]).first()
+    # unscoped: the secret itself says which tenant it belongs to.
+    candidates = ApiKey.objects.select_related("tenant")  # unscoped: see above
+    api_key = candidates.filter(prefix=secret[:PREFIX_LENGTH]).first()
     if api_key is None or not key_matches(secret, api_key.key_hash):
         raise InvalidCredential("unknown API key")
     if api_key.revoked_at is not None:
@@ -29,11 +32,12 @@ def api_key_resolve(secret: str) -> ApiKey:
 
 
 def api_key_list_for(tenant: Tenant) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(tenant=tenant).order_by("-created_at")
+    return scoped(ApiKey, tenant).order_by("-created_at")
 
 
 def memberships_for(user: AbstractBaseUser) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
+    memberships = Membership.objects.filter(user=user)  # unscoped: a user's own memberships across tenants
+    return memberships.select_related("tenant").order_by("tenant__name")
 
 
 def membership_for(user: AbstractBaseUser, tenant_id: object) -> Membership | None:

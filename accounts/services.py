@@ -13,6 +13,7 @@ from django.utils.text import slugify
 from accounts.keys import generate_key
 from accounts.models import ApiKey, Membership, Tenant
 from accounts.roles import Role
+from accounts.scoping import scoped
 from config.errors import InvalidInput
 
 # last_used_at is written at most this often per key, so the hot path stays read-only.
@@ -82,11 +83,11 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 def api_key_touch(*, api_key: ApiKey) -> None:
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)  # unscoped: key resolved from its secret
 
 
 def _would_leave_no_admin(membership: Membership) -> bool:
-    others = Membership.objects.filter(tenant_id=membership.tenant_id, role=Role.ADMIN.value).exclude(pk=membership.pk)
+    others = scoped(Membership, membership.tenant).filter(role=Role.ADMIN.value).exclude(pk=membership.pk)
     return membership.role == Role.ADMIN.value and not others.exists()
 
 
@@ -95,7 +96,7 @@ def membership_change_role(*, membership: Membership, role: str) -> Membership:
     """Change a member's role; a tenant always keeps at least one admin."""
     new_role = Role(role).value
     # Lock the tenant's admin rows so two concurrent demotions cannot both pass the check.
-    list(Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Role.ADMIN.value))
+    list(scoped(Membership, membership.tenant).select_for_update().filter(role=Role.ADMIN.value))
     if new_role != Role.ADMIN.value and _would_leave_no_admin(membership):
         raise InvalidInput("role", "a tenant needs at least one admin")
     membership.role = new_role
@@ -105,7 +106,7 @@ def membership_change_role(*, membership: Membership, role: str) -> Membership:
 
 @transaction.atomic
 def membership_remove(*, membership: Membership) -> None:
-    list(Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Role.ADMIN.value))
+    list(scoped(Membership, membership.tenant).select_for_update().filter(role=Role.ADMIN.value))
     if _would_leave_no_admin(membership):
         raise InvalidInput("membership", "a tenant needs at least one admin")
     membership.delete()

@@ -243,7 +243,7 @@ def memory_update(*, principal: Principal, memory: Memory, changes: dict[str, An
         version=memory.version,
     )
     if content_changed:
-        MemoryEmbedding.objects.filter(memory=memory).delete()
+        scoped(MemoryEmbedding, principal.tenant).filter(memory=memory).delete()
         memory_id = str(memory.id)
         transaction.on_commit(lambda: _enqueue_enrichment([memory_id]))
     audit_record(principal=principal, action="memory.update", target_type="memory", target_id=str(memory.id))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
-
+from config.celery import app
 from memory.services import memory_embed_batch, memory_mark_failed
 
 logger = logging.getLogger(__name__)
@@ -14,7 +13,7 @@ ENRICH_BATCH = 64  # measured: batches of 32-64 embed fastest on 2 cores
 MAX_RETRIES = 5
 
 
-@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+@app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
 def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-untyped-def]
     """Embed (and, when the graph app provides it, extract from) the given memories."""
     try:
