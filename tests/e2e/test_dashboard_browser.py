@@ -71,7 +71,8 @@ def test_it_walks_a_writer_and_an_admin_through_the_dashboard(
     page.goto(f"{base}/search/")
     page.fill("#id_q", "when is the orion launch")
     hit = page.locator(".hit").first
-    expect(hit).to_contain_text("Orion launch moved to Monday")
+    # The first query may wait for the server's embedding model to finish loading (a deadline, not a timing).
+    expect(hit).to_contain_text("Orion launch moved to Monday", timeout=60_000)
     expect(page).to_have_url(re.compile(r"/search/\?.*q=when"))
     hit.locator("summary").click()
     expect(hit.locator(".evidence")).to_contain_text("fulltext")
