@@ -143,3 +143,53 @@ class TenantSwitchForm(forms.Form):
 class TenantCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
     slug = forms.SlugField(max_length=64, required=False, help_text="from the name when empty")
+
+
+class EntitySearchForm(forms.Form):
+    q = forms.CharField(
+        required=False, max_length=300, widget=forms.TextInput({"type": "search", "placeholder": "Find an entity…"})
+    )
+    type = forms.ChoiceField(required=False, choices=[("", "Any type")])
+
+    def __init__(self, *args: Any, types: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["type"].choices = [("", "Any type"), *((t, t) for t in (types or []))]
+
+
+UPLOAD_KINDS = [
+    ("file", "Document (.md, .txt, .pdf, .docx, .html)"),
+    ("slack", "Slack export (.zip)"),
+    ("mbox", "Mailbox (mbox)"),
+    ("json", "JSON (EasyMemory / Mem0 export)"),
+]
+
+
+class UploadForm(forms.Form):
+    kind = forms.ChoiceField(choices=UPLOAD_KINDS, label="What is it")
+    file = forms.FileField()
+
+
+class IndexPathForm(forms.Form):
+    path = forms.CharField(max_length=1000, label="Directory on the server")
+    pattern = forms.CharField(max_length=200, initial="*.md")
+    recursive = forms.BooleanField(required=False, initial=True, label="Include sub-directories")
+
+
+class OAuthAppForm(forms.Form):
+    name = forms.CharField(max_length=255)
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial="reader")
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(required=False, max_length=64, help_text='e.g. memory.create or "memory.*"')
+    actor_type = forms.ChoiceField(
+        required=False,
+        choices=[("", "Anyone"), ("user", "user"), ("api_key", "API key"), ("oauth_app", "OAuth app"),
+                 ("system", "system")],  # fmt: skip
+    )
+    outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), ("ok", "ok"), ("denied", "denied"),
+                                                         ("error", "error")])  # fmt: skip
+    target_id = forms.CharField(required=False, max_length=200, label="Target id")
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)

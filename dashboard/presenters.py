@@ -115,3 +115,53 @@ def human_bytes(value: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{value} B"
+
+
+def relation_timeline(relations: list[dict[str, Any]], *, entity_id: int, now: Any, width: int = 720) -> SafeString:
+    """Relations of one entity as bars on a time axis: when each fact held (valid_at → invalid_at,
+    or when it was learnt → retired when the world time is unknown). Open bars are still true."""
+    if not relations:
+        return mark_safe("")  # noqa: S308 - constant
+    rows = []
+    for rel in relations:
+        start = rel["valid_at"] or rel["created_at"]
+        end = rel["invalid_at"] or rel["expired_at"]
+        other = rel["target"] if rel["source"]["id"] == entity_id else rel["source"]
+        arrow = "→" if rel["source"]["id"] == entity_id else "←"
+        rows.append((start, end, f"{arrow} {rel['predicate']} {other['name']}", rel["current"]))
+    first = min(start for start, _, _, _ in rows)
+    span = max((now - first).total_seconds(), 86400.0)
+    label_w, row_h, pad = 220, 22, 6
+    plot_w = width - label_w - pad
+    height = row_h * len(rows) + 24
+
+    def x(moment: Any) -> float:
+        return round(label_w + plot_w * (moment - first).total_seconds() / span, 1)
+
+    bars = []
+    for index, (start, end, label, current) in enumerate(rows):
+        y = index * row_h + 4
+        x1 = x(start)
+        x2 = x(end or now)
+        tip = f"{label}: {start:%Y-%m-%d} – {f'{end:%Y-%m-%d}' if end else 'now'}"
+        bars.append((y + 12, label[:38], x1, y + 3, max(x2 - x1, 3), "current" if current else "past", tip))
+    body = format_html_join(
+        "",
+        '<text class="tl-label" x="0" y="{}">{}</text>'
+        '<rect class="tl-bar {}" x="{}" y="{}" width="{}" height="12" rx="3"><title>{}</title></rect>',
+        ((ly, label, kind, x1, by, w, tip) for ly, label, x1, by, w, kind, tip in bars),
+    )
+    axis_y = row_h * len(rows) + 8
+    return format_html(
+        '<svg class="timeline-chart" viewBox="0 0 {w} {h}" role="img" aria-label="Relations over time">{body}'
+        '<line class="axis" x1="{lw}" y1="{ay}" x2="{w}" y2="{ay}"/>'
+        '<text class="tick" x="{lw}" y="{ty}">{first}</text>'
+        '<text class="tick" x="{w}" y="{ty}" text-anchor="end">now</text></svg>',
+        w=width,
+        h=height,
+        body=body,
+        lw=label_w,
+        ay=axis_y,
+        ty=axis_y + 12,
+        first=f"{first:%Y-%m-%d}",
+    )

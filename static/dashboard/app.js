@@ -22,3 +22,16 @@ document.addEventListener("click", async (event) => {
     window.getSelection().selectAllChildren(source);
   }
 });
+
+// "/" focuses the page's search box, as in most web apps.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const active = document.activeElement;
+  if (active && (active.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) return;
+  const box = document.querySelector("input[type=search]");
+  if (box) {
+    event.preventDefault();
+    box.focus();
+    box.select();
+  }
+});

@@ -127,7 +127,8 @@ def test_it_shows_readers_no_write_controls_and_hides_other_tenants(
     outsider = make_person("otto", other_tenant, Role.ADMIN.value)
     ours = memory_create(principal=Principal.system(tenant), data=MemoryInput(content="Acme's secret roadmap"))
     base = asgi_server.url
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    # The reader's pages are shot in dark mode, so both colour schemes get looked at.
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme="dark")
     page = context.new_page()
     log_in(page, base, reader.name, PASSWORD)
     page.goto(f"{base}/memories/")
