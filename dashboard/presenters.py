@@ -165,3 +165,41 @@ def relation_timeline(relations: list[dict[str, Any]], *, entity_id: int, now: A
         ty=axis_y + 12,
         first=f"{first:%Y-%m-%d}",
     )
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    rank: int | None  # None for shares that are not a ranked list (context from session neighbours)
+    score: float
+    contribution: float
+    share: int  # percent of the hit's fused score
+
+
+@dataclass(frozen=True)
+class Explanation:
+    signals: list[Signal]
+    adjustment: dict[str, float]  # importance / recency factors the search applied, if any
+
+
+def explain(evidence: dict[str, Any], *, weights: dict[str, float], rrf_k: int) -> Explanation:
+    """Each signal's part of a hit's fused score, as the search computed it: a ranked list adds
+    weight / (k + rank); a share passed on by neighbours (no rank) adds its score."""
+    parts: dict[str, tuple[int | None, float, float]] = {}
+    adjustment: dict[str, float] = {}
+    for name, ev in evidence.items():
+        if not isinstance(ev, dict):
+            continue
+        if "rank" in ev:
+            rank = int(ev["rank"])
+            parts[name] = (rank, float(ev.get("score", 0.0)), weights.get(name, 1.0) / (rrf_k + rank))
+        elif "score" in ev:
+            parts[name] = (None, float(ev["score"]), float(ev["score"]))
+        else:
+            adjustment.update({key: float(value) for key, value in ev.items() if isinstance(value, int | float)})
+    total = sum(part for _, _, part in parts.values()) or 1.0
+    signals = [
+        Signal(name=name, rank=rank, score=score, contribution=part, share=round(100 * part / total))
+        for name, (rank, score, part) in parts.items()
+    ]
+    return Explanation(signals=sorted(signals, key=lambda s: -s.contribution), adjustment=adjustment)

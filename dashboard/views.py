@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
@@ -44,7 +45,7 @@ from dashboard.selectors import (
     tenant_storage_for,
 )
 from memory import services as memory_services
-from memory.search import search
+from memory.search import CANDIDATE_LISTS, resolve_weights, search
 from memory.selectors import MemoryFilters, get_memory_for, memory_history_for, memory_list_for, memory_stats_for
 
 PAGE_SIZE = 25
@@ -110,8 +111,12 @@ def search_page(request: HttpRequest) -> HttpResponse:
         else:
             took_ms = round((time.perf_counter() - started) * 1000, 1)
             audit_record(principal=principal, action="memory.search", target_type="search", detail={"hits": len(hits)})
+            weights, rrf_k = resolve_weights(None), settings.EASYMEMORY_RRF_K
+            hits = [(hit, presenters.explain(hit.evidence, weights=weights, rrf_k=rrf_k)) for hit in hits]
     template = "dashboard/partials/search_results.html" if is_htmx(request) else "dashboard/search.html"
-    return page(request, template, form=form, hits=hits, took_ms=took_ms, section="search")
+    return page(
+        request, template, form=form, hits=hits, took_ms=took_ms, signal_names=list(CANDIDATE_LISTS), section="search"
+    )
 
 
 # --- memories ----------------------------------------------------------------------

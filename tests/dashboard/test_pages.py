@@ -105,8 +105,10 @@ def test_it_filters_the_list_and_search(people: dict[str, Person], tenant: Any) 
     assert "budget review notes" in page and "budget is approved" not in page
     response = client.get("/search/?q=budget&user_ref=ana")
     hits = response.context["hits"]
-    assert [hit.memory.content for hit in hits] == ["budget is approved"]
-    assert "fulltext" in hits[0].evidence
+    assert [hit.memory.content for hit, _ in hits] == ["budget is approved"]
+    hit, why = hits[0]
+    assert "fulltext" in hit.evidence and {s.name for s in why.signals} <= set(hit.evidence)
+    assert 99 <= sum(s.share for s in why.signals) <= 101
     partial = client.get("/search/?q=budget", headers={"HX-Request": "true"}).content.decode()
     assert "<html" not in partial and "budget review notes" in partial
 
@@ -178,3 +180,19 @@ def test_it_names_the_people_and_keys_in_history(people: dict[str, Person], tena
     memory_update(principal=people["writer"].principal, memory=memory, changes={"content": "edited by wes"})
     page = people["reader"].client().get(f"/memories/{memory.id}/").content.decode()
     assert "API key admin (" in page and "· wes" in page
+
+
+def test_it_explains_each_signals_share_of_the_score() -> None:
+    from dashboard.presenters import explain
+
+    evidence = {
+        "vector": {"rank": 1, "score": 0.8},
+        "fulltext": {"rank": 3, "score": 0.1},
+        "context": {"score": 0.002},
+        "adjustment": {"importance": 0.01, "recency": -0.02},
+    }
+    why = explain(evidence, weights={"vector": 1.0, "fulltext": 1.0}, rrf_k=60)
+    assert [s.name for s in why.signals] == ["vector", "fulltext", "context"]
+    assert why.signals[0].share > why.signals[1].share > why.signals[2].share
+    assert why.signals[2].rank is None
+    assert why.adjustment == {"importance": 0.01, "recency": -0.02}
