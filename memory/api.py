@@ -67,7 +67,12 @@ class MemoryCollectionApi(APIView):
                 raise ValidationError({f"[{index}]": serializer.errors} if many else serializer.errors)
             inputs.append(serializer.to_input())
         results = services.memory_create_many(principal=principal, items=inputs)
-        body = [{**MemorySerializer(result.memory).data, "created": result.created} for result in results]
+        body = [
+            {**MemorySerializer(result.memory).data, "created": result.created}
+            if result.memory is not None
+            else {"id": None, "created": False, "skipped": result.skipped}
+            for result in results
+        ]
         any_created = any(result.created for result in results)
         code = status.HTTP_201_CREATED if any_created else status.HTTP_200_OK
         return Response(body if many else body[0], status=code)

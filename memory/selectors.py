@@ -15,6 +15,7 @@ from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
 from memory import embeddings
 from memory.models import EnrichmentState, Memory, MemoryHistory
+from memory.policy import EPHEMERAL_KEY
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class MemoryFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     include_expired: bool = False
+    include_ephemeral: bool = False  # trivial chat turns the memory policy marked ephemeral
 
 
 def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memory]:
@@ -54,6 +56,8 @@ def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memo
         qs = qs.filter(created_at__gte=filters.created_after)
     if filters.created_before:
         qs = qs.filter(created_at__lt=filters.created_before)
+    if not filters.include_ephemeral:
+        qs = qs.exclude(metadata__contains={EPHEMERAL_KEY: True})
     if not filters.include_expired:
         qs = qs.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
     return qs

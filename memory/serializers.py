@@ -118,6 +118,7 @@ class FiltersSerializer(StrictSerializer):
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
     include_expired = serializers.BooleanField(required=False, default=False)
+    include_ephemeral = serializers.BooleanField(required=False, default=False)
 
     def to_filters(self) -> MemoryFilters:
         data = dict(self.validated_data)

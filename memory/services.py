@@ -25,6 +25,8 @@ from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from memory import embeddings
 from memory.models import EnrichmentState, HistoryEvent, Kind, Memory, MemoryEmbedding, MemoryHistory
+from memory.policy import apply_policy
+from memory.redaction import redact_secrets
 from memory.text import content_hash, fulltext_input
 
 logger = logging.getLogger(__name__)
@@ -52,8 +54,9 @@ class MemoryInput:
 
 @dataclass(frozen=True)
 class CreateResult:
-    memory: Memory
+    memory: Memory | None  # None when the memory policy declined to store the item
     created: bool
+    skipped: str = ""  # why the policy declined it
 
 
 def search_vector_for(content: str) -> SearchVector:
@@ -97,7 +100,12 @@ def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
             raise InvalidInput(f"{prefix}{name}", f"{name} must be a string of at most {MAX_SCOPE_LENGTH} characters")
     if data.expires_at is not None and data.expires_at <= timezone.now():
         raise InvalidInput(f"{prefix}expires_at", "expires_at must be in the future")
-    return replace(data, tags=_clean_tags(data.tags, prefix), content=content.strip())
+    content, metadata = content.strip(), data.metadata
+    if settings.EASYMEMORY_REDACT_SECRETS:
+        content, redacted = redact_secrets(content)
+        if redacted:
+            metadata = {**metadata, "redacted_secrets": redacted}
+    return replace(data, tags=_clean_tags(data.tags, prefix), content=content, metadata=metadata)
 
 
 def _enqueue_enrichment(memory_ids: list[str]) -> None:
@@ -111,6 +119,9 @@ def _enqueue_enrichment(memory_ids: list[str]) -> None:
             memory_enrich_task.delay(chunk)
         except Exception:  # noqa: BLE001 - any broker failure; reconcile recovers
             logger.warning("could not enqueue enrichment for %d memories; reconcile will retry", len(chunk))
+
+
+enqueue_enrichment = _enqueue_enrichment  # for importers that write rows themselves
 
 
 def _insert(principal: Principal, data: MemoryInput) -> CreateResult:
@@ -150,23 +161,38 @@ def _insert(principal: Principal, data: MemoryInput) -> CreateResult:
     return CreateResult(memory, True)
 
 
-def memory_create_many(*, principal: Principal, items: Sequence[MemoryInput]) -> list[CreateResult]:
-    """Store a batch all-or-nothing. Duplicates (same content in the same scope) return the existing id."""
+def memory_create_many(
+    *, principal: Principal, items: Sequence[MemoryInput], policy: str | None = None
+) -> list[CreateResult]:
+    """Store a batch all-or-nothing. Duplicates (same content in the same scope) return the existing id.
+
+    `policy` (default: EASYMEMORY_MEMORY_POLICY) decides about kind=message items; importers of
+    archives pass "all". Declined items come back with `memory=None` and the reason.
+    """
     if not items:
         raise InvalidInput("items", "at least one memory is required")
     if len(items) > settings.EASYMEMORY_MAX_BATCH:
         raise PayloadTooLarge("items", f"at most {settings.EASYMEMORY_MAX_BATCH} memories per request")
     many = len(items) > 1
     cleaned = [validate_input(item, f"[{index}]." if many else "") for index, item in enumerate(items)]
+    decisions = [apply_policy(item, policy or settings.EASYMEMORY_MEMORY_POLICY) for item in cleaned]
     with transaction.atomic():
-        results = [_insert(principal, item) for item in cleaned]
-        new_ids = [str(result.memory.id) for result in results if result.created]
+        results = [
+            _insert(principal, d.item) if d.item is not None else CreateResult(None, False, d.reason)
+            for d in decisions
+        ]
+        new_ids = [str(result.memory.id) for result in results if result.created and result.memory is not None]
+        declined = sum(1 for result in results if result.memory is None)
         audit_record(
             principal=principal,
             action="memory.create",
             target_type="memory",
             target_id=new_ids[0] if len(new_ids) == 1 else "",
-            detail={"created": len(new_ids), "duplicates": len(results) - len(new_ids)},
+            detail={
+                "created": len(new_ids),
+                "duplicates": len(results) - len(new_ids) - declined,
+                "declined": declined,
+            },
         )
         if new_ids:
             transaction.on_commit(lambda: _enqueue_enrichment(new_ids))

@@ -15,6 +15,9 @@ import httpx
 
 from tests.conftest import REPO, free_port, wait_for_http
 
+# Generous: on a loaded 2-core machine the first search waits for the model to load.
+http = httpx.Client(timeout=120)
+
 
 def start_serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "EASYMEMORY_REDIS_URL"}}
@@ -55,19 +58,19 @@ def test_serve_bootstraps_serves_enriches_and_restarts_with_its_data(tmp_path: P
     log = tmp_path / "serve.log"
     process = start_serve(data_dir, port, log)
     try:
-        wait_for_http(f"{base}/healthz", timeout=120, process=process)
+        wait_for_http(f"{base}/healthz", timeout=300, process=process)
         output = log.read_text()
         key = re.search(r"API key\s+:\s+(emk_\S+)", output)
         assert key, output
         headers = {"Authorization": f"Bearer {key.group(1)}"}
         assert (data_dir / "first-run-credentials.txt").stat().st_mode & 0o077 == 0
-        assert httpx.get(f"{base}/readyz").json()["checks"] == {"database": "ok", "queue": "ok"}
+        assert http.get(f"{base}/readyz").json()["checks"] == {"database": "ok", "queue": "ok"}
         body = {"content": "Our wifi password hint is the cat"}
-        created = httpx.post(f"{base}/v1/memories", json=body, headers=headers)
+        created = http.post(f"{base}/v1/memories", json=body, headers=headers)
         assert created.status_code == 201
         memory_id = created.json()["id"]
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{base}/v1/memories/{memory_id}", headers=headers).json()["enrichment_state"] == "pending":
+        deadline = time.monotonic() + 300
+        while http.get(f"{base}/v1/memories/{memory_id}", headers=headers).json()["enrichment_state"] == "pending":
             assert time.monotonic() < deadline, "worker did not embed via the database-backed queue"
             time.sleep(0.5)
     finally:
@@ -75,9 +78,9 @@ def test_serve_bootstraps_serves_enriches_and_restarts_with_its_data(tmp_path: P
 
     restarted = start_serve(data_dir, port, log)
     try:
-        wait_for_http(f"{base}/healthz", timeout=60, process=restarted)
+        wait_for_http(f"{base}/healthz", timeout=300, process=restarted)
         assert "First run" not in log.read_text()  # no second bootstrap
-        hits = httpx.post(f"{base}/v1/search", json={"query": "wifi password"}, headers=headers).json()["results"]
+        hits = http.post(f"{base}/v1/search", json={"query": "wifi password"}, headers=headers).json()["results"]
         assert hits[0]["memory"]["id"] == memory_id
         assert set(hits[0]["evidence"]) >= {"vector", "fulltext"}
     finally:

@@ -13,10 +13,10 @@ from tests.conftest import LiveServer, Persona
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_until_enriched(server: LiveServer, persona: Persona, memory_id: str, timeout: float = 90) -> dict:
+def wait_until_enriched(server: LiveServer, persona: Persona, memory_id: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = httpx.get(f"{server.url}/v1/memories/{memory_id}", headers=persona.headers).json()
+        body = httpx.get(f"{server.url}/v1/memories/{memory_id}", headers=persona.headers, timeout=60).json()
         if body["enrichment_state"] != "pending":
             return body
         time.sleep(0.3)
@@ -41,6 +41,7 @@ def test_a_memory_written_over_http_is_embedded_by_the_worker_and_found_by_meani
         f"{asgi_server.url}/v1/search",
         json={"query": "when is the finance meeting", "weights": {"fulltext": 0}},
         headers=writer.headers,
+        timeout=120,
     ).json()["results"]
     assert found[0]["memory"]["id"] == created.json()["id"]
     assert "vector" in found[0]["evidence"]

@@ -29,4 +29,7 @@ class Command(BaseCommand):
             result = memory_create(principal=principal, data=data)
         except InvalidInput as exc:
             raise CommandError(str(exc)) from exc
+        if result.memory is None:
+            self.stdout.write(f"not stored: {result.skipped}")
+            return
         self.stdout.write(f"{result.memory.id}{'' if result.created else ' (already remembered)'}")
