@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import views
+from dashboard import ingest_views, views
 
 app_name = "dashboard"
 
@@ -22,6 +22,11 @@ urlpatterns = [
     path("memories/<uuid:memory_id>/edit/", views.memory_edit, name="memory-edit"),
     path("memories/<uuid:memory_id>/delete/", views.memory_delete, name="memory-delete"),
     path("stats/", views.stats_page, name="stats"),
+    path("ingest/", ingest_views.jobs, name="ingest"),
+    path("ingest/upload/", ingest_views.upload, name="ingest-upload"),
+    path("ingest/index/", ingest_views.index_path, name="ingest-index"),
+    path("ingest/jobs/<uuid:job_id>/", ingest_views.job_detail, name="ingest-job"),
+    path("ingest/jobs/<uuid:job_id>/row/", ingest_views.job_row, name="ingest-job-row"),
     path("admin/api-keys/", views.api_keys, name="api-keys"),
     path("admin/api-keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
     path("admin/members/", views.members, name="members"),

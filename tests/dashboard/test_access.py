@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.models import ApiKey, Membership, Tenant
 from accounts.principal import Principal
 from accounts.services import api_key_create
+from ingest.models import IngestJob
+from ingest.services import job_create
 from memory.models import Memory
 from memory.services import MemoryInput, memory_create
 from tests.dashboard.conftest import Person
@@ -25,7 +28,8 @@ def objects(people: dict[str, Person], tenant: Any) -> dict[str, str]:
     memory = memory_create(principal=Principal.system(tenant), data=MemoryInput(content="acme plans")).memory
     key = api_key_create(tenant=tenant, name="ci").api_key
     membership = Membership.objects.get(user=people["reader"].user, tenant=tenant)
-    return {"memory": str(memory.id), "key": str(key.id), "membership": str(membership.id)}
+    job = job_create(principal=Principal.system(tenant), kind="json", params={"filename": "acme.json"}, enqueue=False)
+    return {"memory": str(memory.id), "key": str(key.id), "membership": str(membership.id), "job": str(job.id)}
 
 
 def urls(o: dict[str, str]) -> dict[str, str]:
@@ -39,6 +43,11 @@ def urls(o: dict[str, str]) -> dict[str, str]:
         "memory-edit": f"/memories/{o['memory']}/edit/",
         "memory-delete": f"/memories/{o['memory']}/delete/",
         "stats": "/stats/",
+        "ingest": "/ingest/",
+        "ingest-upload": "/ingest/upload/",
+        "ingest-index": "/ingest/index/",
+        "ingest-job": f"/ingest/jobs/{o['job']}/",
+        "ingest-job-row": f"/ingest/jobs/{o['job']}/row/",
         "api-keys": "/admin/api-keys/",
         "api-key-revoke": f"/admin/api-keys/{o['key']}/revoke/",
         "members": "/admin/members/",
@@ -60,6 +69,9 @@ GET_RULES = {
     "memory-edit": {"reader": DENY, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
     "memory-delete": {"reader": DENY, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
     "stats": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "ingest": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "ingest-job": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "ingest-job-row": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
     "api-keys": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
     "members": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
     "tenants": {"reader": DENY, "writer": DENY, "admin": DENY, "outsider": DENY},  # superusers only
@@ -68,6 +80,8 @@ GET_RULES = {
 # Writes (POST) that must be refused, with a check that nothing changed.
 POST_DENIED = {
     "memory-new": {"reader": DENY},
+    "ingest-upload": {"reader": DENY},
+    "ingest-index": {"reader": DENY},
     "memory-edit": {"reader": DENY, "outsider": MISSING},
     "memory-delete": {"reader": DENY, "writer": None, "outsider": MISSING},
     "api-keys": {"reader": DENY, "writer": DENY},
@@ -120,6 +134,7 @@ def test_it_applies_role_rules_to_every_page(role: str, people: dict[str, Person
         if role == "outsider" and expected[role] == ALLOW:
             assert b"acme plans" not in response.content, name
             assert b"Acme" not in response.content, name
+            assert b"acme.json" not in response.content, name
 
 
 @pytest.mark.parametrize("role", ["reader", "writer", "outsider"])
@@ -135,6 +150,8 @@ def test_it_refuses_writes_the_role_does_not_allow(
         "members": {"username": people[role].user.username, "role": "admin"},
         "member-update": {"role": "admin"},
         "tenants": {"name": "Sneaky"},
+        "ingest-upload": {"kind": "file", "file": SimpleUploadedFile("sneaky.txt", b"sneaky upload")},
+        "ingest-index": {"path": "/tmp", "pattern": "*.md", "recursive": "on"},
     }
     for name, rules in POST_DENIED.items():
         expected = rules.get(role)
@@ -149,6 +166,7 @@ def test_it_refuses_writes_the_role_does_not_allow(
     assert Membership.objects.get(pk=objects["membership"]).role == "reader"
     assert not Membership.objects.filter(tenant=tenant, user=people[role].user, role="admin").exists()
     assert not Tenant.objects.filter(name="Sneaky").exists()
+    assert IngestJob.objects.filter(tenant=tenant).count() == 1
 
 
 def test_it_lets_writers_and_admins_write(people: dict[str, Person], objects: dict[str, str], tenant: Any) -> None:

@@ -14,6 +14,8 @@ from playwright.sync_api import Browser, expect
 
 from accounts.principal import Principal
 from accounts.roles import Role
+from ingest.models import IngestJob
+from ingest.services import job_run
 from memory.models import Memory, MemoryHistory
 from memory.services import MemoryInput, memory_create
 from tests.dashboard.conftest import PASSWORD, make_person
@@ -110,7 +112,24 @@ def test_it_walks_a_writer_and_an_admin_through_the_dashboard(
     expect(page.locator("table")).to_contain_text("ada")
     screenshot(page, "08-members")
 
-    # delete with confirmation (the confirm dialog is accepted)
+    # import a file; the job page follows the job live (websocket events, or polling without them)
+    page.goto(f"{base}/ingest/")
+    page.select_option("#id_kind", "file")
+    page.set_input_files("#id_file", files=[{"name": "retro.md", "mimeType": "text/markdown",
+                                              "buffer": b"# Retro\n\nShip smaller releases, every two weeks.\n"}])
+    page.click("button:has-text('Upload and import')")
+    job = IngestJob.objects.get(tenant=tenant)
+    expect(page).to_have_url(f"{base}/ingest/jobs/{job.id}/")
+    expect(page.locator("#job-card")).to_have_attribute("data-status", "queued")
+    job_run(str(job.id))  # the worker's part, run here
+    expect(page.locator("#job-card")).to_have_attribute("data-status", "done", timeout=30_000)
+    expect(page.locator("#job-card")).to_contain_text("Memories stored")
+    screenshot(page, "08b-ingest-job")
+    page.goto(f"{base}/ingest/")
+    expect(page.locator(f"#job-{job.id}")).to_contain_text("retro.md")
+    screenshot(page, "08a-ingest")
+
+    # delete, after a confirmation page
     page.goto(f"{base}/memories/{memory.id}/delete/")
     screenshot(page, "09-memory-delete")
     page.click("button:has-text('Delete memory')")
