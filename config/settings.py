@@ -269,3 +269,22 @@ EASYMEMORY_MAX_ZIP_ENTRIES = env_int("EASYMEMORY_MAX_ZIP_ENTRIES", 100_000, mini
 EASYMEMORY_MAX_ZIP_BYTES = env_int("EASYMEMORY_MAX_ZIP_BYTES", 1_000_000_000, minimum=1)
 EASYMEMORY_CHUNK_CHARS = env_int("EASYMEMORY_CHUNK_CHARS", 1500, minimum=200)
 EASYMEMORY_CHUNK_OVERLAP = env_int("EASYMEMORY_CHUNK_OVERLAP", 150, minimum=0)
+# --- graph: knowledge graph and entity extraction (issue 4) ----------------------
+EASYMEMORY_PROVIDER = env_choice("EASYMEMORY_PROVIDER", "offline", {"offline", "ollama", "openai", "anthropic"})
+EASYMEMORY_MODEL = env_str("EASYMEMORY_MODEL")
+if EASYMEMORY_PROVIDER != "offline" and not EASYMEMORY_MODEL:
+    raise ConfigError(f"EASYMEMORY_MODEL is required with EASYMEMORY_PROVIDER={EASYMEMORY_PROVIDER}")
+EASYMEMORY_LLM_BASE_URL = env_str("EASYMEMORY_LLM_BASE_URL")
+# The provider's own variable name is honoured too (OPENAI_API_KEY, ANTHROPIC_API_KEY), each with *_FILE.
+EASYMEMORY_LLM_API_KEY = env_str("EASYMEMORY_LLM_API_KEY") or env_str(
+    {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}.get(EASYMEMORY_PROVIDER, "EASYMEMORY_LLM_API_KEY")
+)
+EASYMEMORY_LLM_TIMEOUT = env_float("EASYMEMORY_LLM_TIMEOUT", 60.0)
+EASYMEMORY_LLM_MAX_RETRIES = env_int("EASYMEMORY_LLM_MAX_RETRIES", 3, minimum=0, maximum=20)
+EASYMEMORY_LLM_BACKOFF = env_float("EASYMEMORY_LLM_BACKOFF", 1.0)
+# Cosine similarity of entity-name embeddings above which a new name joins an existing
+# entity of the same type (measured by bench/graph_resolution_threshold.py; >1 turns it off).
+EASYMEMORY_GRAPH_SIMILARITY = env_float("EASYMEMORY_GRAPH_SIMILARITY", 0.80)
+EASYMEMORY_GRAPH_MAX_NODES = env_int("EASYMEMORY_GRAPH_MAX_NODES", 2000, minimum=10)
+EASYMEMORY_GRAPH_MAX_EXPORT_EDGES = env_int("EASYMEMORY_GRAPH_MAX_EXPORT_EDGES", 100_000, minimum=10)
+EASYMEMORY_SEARCH_WEIGHTS["graph"] = env_float("EASYMEMORY_WEIGHT_GRAPH", 1.0)

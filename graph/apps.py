@@ -4,3 +4,14 @@ from django.apps import AppConfig
 class GraphConfig(AppConfig):
     name = "graph"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The graph plugs into memory's extension points; memory never imports the graph.
+        from graph.selectors import graph_candidates
+        from graph.services import graph_enrichment_hook, graph_memories_deleting
+        from memory.enrichment import register_deletion_hook, register_enrichment_hook
+        from memory.search import register_candidate_list
+
+        register_enrichment_hook(graph_enrichment_hook)
+        register_deletion_hook(graph_memories_deleting)
+        register_candidate_list("graph", graph_candidates)

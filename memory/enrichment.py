@@ -21,3 +21,20 @@ def register_enrichment_hook(hook: Hook) -> Hook:
 def run_enrichment_hooks(memory_ids: Sequence[str]) -> None:
     for hook in _hooks:
         hook(memory_ids)
+
+
+DeletionHook = Callable[..., None]
+_deletion_hooks: list[DeletionHook] = []
+
+
+def register_deletion_hook(hook: DeletionHook) -> DeletionHook:
+    """`hook(tenant=..., memory_ids=[...])` runs inside the deleting transaction, before the rows go,
+    so derived data (graph mentions, relations only those memories supported) goes with them."""
+    if hook not in _deletion_hooks:
+        _deletion_hooks.append(hook)
+    return hook
+
+
+def run_deletion_hooks(*, tenant: object, memory_ids: Sequence[object]) -> None:
+    for hook in _deletion_hooks:
+        hook(tenant=tenant, memory_ids=memory_ids)

@@ -90,6 +90,8 @@ def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_database_size(current_database())")
         database_bytes = int(cursor.fetchone()[0])
+    from graph.selectors import graph_stats_for  # the graph app's counts and extraction failures
+
     return {
         "memories": sum(by_kind.values()),
         "by_kind": by_kind,
@@ -97,4 +99,5 @@ def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
         "pending_embeddings": memories.exclude(embeddings__model=name).count(),
         "embedding_model": name,
         "database_bytes": database_bytes,
+        "graph": graph_stats_for(tenant),
     }

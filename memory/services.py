@@ -24,6 +24,7 @@ from accounts.scoping import scoped
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from memory import embeddings
+from memory.enrichment import run_deletion_hooks
 from memory.models import EnrichmentState, HistoryEvent, Kind, Memory, MemoryEmbedding, MemoryHistory
 from memory.policy import apply_policy
 from memory.redaction import redact_secrets
@@ -289,6 +290,7 @@ def memory_delete(*, principal: Principal, memory: Memory) -> None:
         actor=principal.actor,
         version=memory.version + 1,
     )
+    run_deletion_hooks(tenant=principal.tenant, memory_ids=[memory.pk])
     scoped(Memory, principal.tenant).filter(pk=memory.pk).delete()
     audit_record(principal=principal, action="memory.delete", target_type="memory", target_id=str(memory.id))
 
@@ -300,6 +302,7 @@ def memory_forget_user(*, principal: Principal, user_ref: str) -> int:
         raise InvalidInput("user_ref", "user_ref is required")
     memories = scoped(Memory, principal.tenant).filter(user_ref=user_ref)
     count = memories.count()
+    run_deletion_hooks(tenant=principal.tenant, memory_ids=list(memories.values_list("id", flat=True)))
     memories.delete()
     scoped(MemoryHistory, principal.tenant).filter(user_ref=user_ref).delete()
     audit_record(principal=principal, action="memory.forget_user", target_type="user_ref", detail={"rows": count})

@@ -8,7 +8,7 @@ from memory.services import memory_reconcile
 
 
 class Command(BaseCommand):
-    help = "Re-queue memories whose derived data (embedding) is missing or failed."
+    help = "Re-queue memories whose derived data (embedding, graph extraction) is missing or failed."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--limit", type=int, default=10_000)
@@ -16,3 +16,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         count = memory_reconcile(limit=options["limit"])
         self.stdout.write(f"re-queued {count} memories")
+        from graph.services import graph_reconcile
+
+        graph_count = graph_reconcile(limit=options["limit"])
+        self.stdout.write(f"re-queued {graph_count} memories for graph extraction")

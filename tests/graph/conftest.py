@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.conftest import REPO, subprocess_env
+from tests.graph.fakes import FakeLLMServer
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLLMServer]:
+    server = FakeLLMServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def start_worker(transactional_db: object) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start a real Celery worker on this session's queue, with extra environment (provider settings)."""
+    from django.conf import settings
+
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(**env: str) -> subprocess.Popen[bytes]:
+        command = [
+            sys.executable, "-m", "celery", "-A", "config.celery", "worker", "--pool=threads", "--concurrency=1",
+            "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+            "--without-heartbeat",
+        ]  # fmt: skip
+        process = subprocess.Popen(command, cwd=REPO, env=subprocess_env(**env))
+        processes.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
