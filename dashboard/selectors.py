@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from django.db.models import Count, F, Func, QuerySet, Sum
 from django.db.models.functions import TruncDate
@@ -77,3 +78,17 @@ def actor_labels_for(tenant: Tenant, actors: set[str]) -> dict[str, str]:
     for key in scoped(ApiKey, tenant).filter(pk__in=key_ids).only("id", "name", "prefix"):
         labels[f"api_key:{key.pk}"] = f"API key {key.name} ({key.prefix}…)"
     return labels
+
+
+def entity_types_for(tenant: Tenant) -> list[str]:
+    from graph.models import Entity
+
+    return list(scoped(Entity, tenant).order_by("type").values_list("type", flat=True).distinct()[:100])
+
+
+def entities_mentioned_in(tenant: Tenant, memory: Memory) -> list[Any]:
+    """The entities a memory mentions (what graph extraction linked it to), most-mentioned first."""
+    from graph.models import Mention
+
+    mentions = scoped(Mention, tenant).filter(memory=memory).select_related("entity")
+    return sorted({m.entity for m in mentions}, key=lambda e: (-e.mention_count, e.name))

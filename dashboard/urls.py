@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import ingest_views, views
+from dashboard import graph_views, ingest_views, views
 
 app_name = "dashboard"
 
@@ -22,6 +22,10 @@ urlpatterns = [
     path("memories/<uuid:memory_id>/edit/", views.memory_edit, name="memory-edit"),
     path("memories/<uuid:memory_id>/delete/", views.memory_delete, name="memory-delete"),
     path("stats/", views.stats_page, name="stats"),
+    path("entities/", graph_views.entity_list, name="entities"),
+    path("entities/<int:entity_id>/", graph_views.entity_detail, name="entity-detail"),
+    path("entities/<int:entity_id>/neighbors.json", graph_views.entity_neighbors, name="entity-neighbors"),
+    path("graph/", graph_views.graph_page, name="graph"),
     path("ingest/", ingest_views.jobs, name="ingest"),
     path("ingest/upload/", ingest_views.upload, name="ingest-upload"),
     path("ingest/index/", ingest_views.index_path, name="ingest-index"),

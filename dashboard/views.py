@@ -39,11 +39,13 @@ from dashboard.forms import (
 from dashboard.selectors import (
     actor_labels_for,
     all_tenants,
+    entities_mentioned_in,
     failed_memories_for,
     members_of,
     memories_per_day_for,
     tenant_storage_for,
 )
+from graph.selectors import graph_stats_for
 from memory import services as memory_services
 from memory.search import CANDIDATE_LISTS, resolve_weights, search
 from memory.selectors import MemoryFilters, get_memory_for, memory_history_for, memory_list_for, memory_stats_for
@@ -175,6 +177,7 @@ def memory_detail(request: HttpRequest, memory_id: str) -> HttpResponse:
         memory=memory,
         history=history,
         metadata=presenters.json_text(memory.metadata),
+        entities=entities_mentioned_in(principal.tenant, memory),
         section="memories",
     )
 
@@ -233,6 +236,7 @@ def stats_page(request: HttpRequest) -> HttpResponse:
     stats = memory_stats_for(tenant)
     days = memories_per_day_for(tenant, days=30)
     storage = tenant_storage_for(tenant)
+    graph = graph_stats_for(tenant)
     return page(
         request,
         "dashboard/stats.html",
@@ -243,6 +247,7 @@ def stats_page(request: HttpRequest) -> HttpResponse:
         chart=presenters.bar_chart(days),
         last_30_days=sum(day.count for day in days),
         failed=failed_memories_for(tenant),
+        graph=graph,
         section="stats",
     )
 

@@ -12,6 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.models import ApiKey, Membership, Tenant
 from accounts.principal import Principal
 from accounts.services import api_key_create
+from graph.services import relation_add
 from ingest.models import IngestJob
 from ingest.services import job_create
 from memory.models import Memory
@@ -28,8 +29,13 @@ def objects(people: dict[str, Person], tenant: Any) -> dict[str, str]:
     memory = memory_create(principal=Principal.system(tenant), data=MemoryInput(content="acme plans")).memory
     key = api_key_create(tenant=tenant, name="ci").api_key
     membership = Membership.objects.get(user=people["reader"].user, tenant=tenant)
+    entity = relation_add(
+        principal=Principal.system(tenant), source={"name": "Acme Rocket", "type": "project"},
+        target={"name": "Zed Corp", "type": "organization"}, predicate="built_by",
+    ).source
     job = job_create(principal=Principal.system(tenant), kind="json", params={"filename": "acme.json"}, enqueue=False)
-    return {"memory": str(memory.id), "key": str(key.id), "membership": str(membership.id), "job": str(job.id)}
+    ids = {"memory": memory.id, "key": key.id, "membership": membership.id, "job": job.id, "entity": entity.pk}
+    return {name: str(value) for name, value in ids.items()}
 
 
 def urls(o: dict[str, str]) -> dict[str, str]:
@@ -43,6 +49,10 @@ def urls(o: dict[str, str]) -> dict[str, str]:
         "memory-edit": f"/memories/{o['memory']}/edit/",
         "memory-delete": f"/memories/{o['memory']}/delete/",
         "stats": "/stats/",
+        "entities": "/entities/",
+        "entity-detail": f"/entities/{o['entity']}/",
+        "entity-neighbors": f"/entities/{o['entity']}/neighbors.json",
+        "graph": f"/graph/?entity={o['entity']}",
         "ingest": "/ingest/",
         "ingest-upload": "/ingest/upload/",
         "ingest-index": "/ingest/index/",
@@ -69,6 +79,10 @@ GET_RULES = {
     "memory-edit": {"reader": DENY, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
     "memory-delete": {"reader": DENY, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
     "stats": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "entities": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "entity-detail": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "entity-neighbors": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "graph": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
     "ingest": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
     "ingest-job": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
     "ingest-job-row": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
@@ -135,6 +149,7 @@ def test_it_applies_role_rules_to_every_page(role: str, people: dict[str, Person
             assert b"acme plans" not in response.content, name
             assert b"Acme" not in response.content, name
             assert b"acme.json" not in response.content, name
+            assert b"Acme Rocket" not in response.content, name
 
 
 @pytest.mark.parametrize("role", ["reader", "writer", "outsider"])

@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from playwright.sync_api import Browser, expect
 
 from accounts.principal import Principal
 from accounts.roles import Role
+from graph.models import Entity
 from ingest.models import IngestJob
 from ingest.services import job_run
 from memory.models import Memory, MemoryHistory
 from memory.services import MemoryInput, memory_create
 from tests.dashboard.conftest import PASSWORD, make_person
 from tests.e2e.browser import chromium, log_in, screenshot
+from tests.graph.helpers import remember
 
 
 @pytest.fixture(autouse=True)
@@ -145,6 +149,11 @@ def test_it_shows_readers_no_write_controls_and_hides_other_tenants(
     reader = make_person("rita", tenant, Role.READER.value)
     outsider = make_person("otto", other_tenant, Role.ADMIN.value)
     ours = memory_create(principal=Principal.system(tenant), data=MemoryInput(content="Acme's secret roadmap"))
+    with override_settings(EASYMEMORY_GRAPH_SIMILARITY=2.0):  # exact-name resolution: no model load here
+        remember(Principal.system(tenant), "Alice lives in Milan.", occurred_at=datetime(2019, 1, 1, tzinfo=UTC))
+        remember(Principal.system(tenant), "Alice moved to Berlin.", occurred_at=datetime(2023, 5, 1, tzinfo=UTC))
+        remember(Principal.system(tenant), "Alice works at Acme Robotics. Bob Smith works at Acme Robotics.")
+    graph = {entity.key: entity for entity in Entity.objects.filter(tenant=tenant)}
     base = asgi_server.url
     # The reader's pages are shot in dark mode, so both colour schemes get looked at.
     context = browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme="dark")
@@ -163,6 +172,26 @@ def test_it_shows_readers_no_write_controls_and_hides_other_tenants(
     assert response is not None and response.status == 403
     response = page.goto(f"{base}/admin/api-keys/")
     assert response is not None and response.status == 403
+
+    # the graph viewer draws the seeded neighbourhood and grows when a node is clicked
+    page.goto(f"{base}/graph/?q=bob")
+    viewer = page.locator("#graph")
+    expect(viewer).to_have_attribute("data-nodes", "2", timeout=30_000)  # Bob Smith and Acme Robotics
+    expect(viewer.locator("canvas").first).to_be_visible()
+    acme = graph["acme robotics"].pk
+    box = viewer.bounding_box()
+    assert box is not None
+    spot = page.evaluate(f"document.getElementById('graph').cy.getElementById('n{acme}').renderedPosition()")
+    page.mouse.click(box["x"] + spot["x"], box["y"] + spot["y"])
+    expect(viewer).to_have_attribute("data-nodes", "3")  # Alice joins through Acme Robotics
+    expect(page.locator("#graph-panel")).to_contain_text("Acme Robotics")
+    screenshot(page, "11-graph")
+    page.goto(f"{base}/entities/{graph['alice'].pk}/")
+    expect(page.locator(".timeline-chart .tl-bar")).to_have_count(3)
+    expect(page.locator("#graph")).to_have_attribute("data-nodes", "3", timeout=30_000)  # Berlin, Acme; Milan is past
+    screenshot(page, "12-entity")
+    page.goto(f"{base}/entities/")
+    screenshot(page, "13-entities")
     context.close()
 
     context = browser.new_context()
