@@ -1,9 +1,12 @@
-"""DRF authentication: API keys (Bearer or X-API-Key) and dashboard sessions."""
+"""DRF authentication: API keys (Bearer or X-API-Key), OAuth2 access tokens, the optional
+bootstrap admin token, and dashboard sessions."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
+from django.conf import settings
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -28,11 +31,71 @@ def principal_for_api_key(secret: str) -> Principal:
 
 
 def principal_for_bearer(token: str) -> Principal:
-    """The principal for any bearer credential (API key; OAuth tokens once that flow exists).
+    """The principal for any bearer credential: an API key (`emk_…`) or an OAuth2 access token.
 
-    Raises InvalidCredential. Used by REST, MCP and websocket authentication alike.
+    Raises InvalidCredential (unknown, malformed, revoked or expired). Used by REST,
+    MCP and websocket authentication alike.
     """
-    return principal_for_api_key(token)
+    from accounts.oauth import principal_for_access_token
+
+    if not token:
+        raise InvalidCredential("empty credential")
+    if token.startswith("emk_"):
+        return principal_for_api_key(token)
+    return principal_for_access_token(token)
+
+
+def is_admin_token(token: str | None) -> bool:
+    """True for the configured EASYMEMORY_ADMIN_TOKEN (off when unset); constant-time."""
+    configured: str = getattr(settings, "EASYMEMORY_ADMIN_TOKEN", "")
+    if not configured or not token:
+        return False
+    return hmac.compare_digest(token.encode("utf-8"), configured.encode("utf-8"))
+
+
+class AdminTokenAuthentication(authentication.BaseAuthentication):
+    """The bootstrap EASYMEMORY_ADMIN_TOKEN for automation (off by default).
+
+    It acts as a superuser: tenants, and with `X-EasyMemory-Tenant: <slug>` the
+    admin of that tenant. Every action it takes is audited as actor `admin_token`.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Principal, Principal] | None:
+        token = bearer_token(request)
+        if not is_admin_token(token):
+            return None
+        slug = request.META.get("HTTP_X_EASYMEMORY_TENANT", "").strip()
+        tenant = None
+        if slug:
+            from accounts.models import Tenant
+
+            tenant = Tenant.objects.filter(slug=slug).first()
+            if tenant is None:
+                raise exceptions.AuthenticationFailed("X-EasyMemory-Tenant names no tenant")
+        principal = Principal.superuser(tenant, actor_type="admin_token", actor_id="bootstrap")
+        return principal, principal
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="easymemory"'
+
+
+class OAuthBearerAuthentication(authentication.BaseAuthentication):
+    """OAuth2 access tokens from POST /oauth/token (any bearer that is not an `emk_` key)."""
+
+    def authenticate(self, request: Request) -> tuple[Principal, Principal] | None:
+        token = bearer_token(request)
+        if not token or token.startswith("emk_") or "HTTP_X_API_KEY" in request.META:
+            return None
+        from accounts.oauth import principal_for_access_token
+
+        try:
+            principal = principal_for_access_token(token)
+        except InvalidCredential as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from exc
+        return principal, principal
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="easymemory"'
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -61,6 +124,10 @@ def principal_for_session(request: Any) -> Principal | None:
     membership = membership_for(user, chosen) if chosen else None
     if membership is None:
         membership = memberships_for(user).first()
+    if user.is_superuser:
+        return Principal.superuser(
+            membership.tenant if membership else None, actor_type="user", actor_id=str(user.pk), user=user
+        )
     if membership is None:
         return None
     return Principal.for_role(membership.tenant, membership.role, actor_type="user", actor_id=str(user.pk), user=user)
@@ -76,3 +143,26 @@ class SessionTenantAuthentication(authentication.SessionAuthentication):
             return None
         self.enforce_csrf(request)
         return principal, principal
+
+
+class BenchAuthentication(authentication.BaseAuthentication):
+    """Only with EASYMEMORY_BENCH_DISABLE_SECURITY (refused in team mode): every request is
+    the oldest admin API key's principal, resolved once per process, for bench/auth_overhead.py."""
+
+    _principal: Principal | None = None
+
+    def authenticate(self, request: Request) -> tuple[Principal, Principal] | None:
+        if not settings.EASYMEMORY_SECURITY_DISABLED_FOR_BENCH:
+            return None
+        if BenchAuthentication._principal is None:
+            from accounts.models import ApiKey
+
+            # unscoped: bench only; the oldest admin key of any tenant.
+            keys = ApiKey.objects.select_related("tenant")  # unscoped: see above
+            key = keys.filter(role="admin").order_by("created_at").first()
+            if key is None:
+                return None
+            BenchAuthentication._principal = Principal.for_role(
+                key.tenant, key.role, actor_type="api_key", actor_id=str(key.pk)
+            )
+        return BenchAuthentication._principal, BenchAuthentication._principal

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from accounts.roles import Role, scopes_for
+from accounts.roles import SUPERUSER_SCOPE, Role, scopes_for
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Principal:
     tenant: Tenant
-    actor_type: str  # "api_key" | "user" | "oauth_app" | "system"
+    actor_type: str  # "api_key" | "user" | "oauth_app" | "admin_token" | "system"
     actor_id: str
     role: Role
     scopes: frozenset[str] = field(default_factory=frozenset)
@@ -48,9 +48,42 @@ class Principal:
         )
 
     @classmethod
+    def superuser(
+        cls,
+        tenant: Tenant | None,
+        *,
+        actor_type: str,
+        actor_id: str,
+        user: AbstractBaseUser | None = None,
+    ) -> Principal:
+        """A Django superuser or the bootstrap admin token.
+
+        With a tenant it is that tenant's admin plus SUPERUSER_SCOPE. Without one it
+        holds SUPERUSER_SCOPE only, so HasRole stops it before any tenant-scoped view
+        could touch `tenant` (None); only /v1/admin/tenants accepts it.
+        """
+        scopes = (scopes_for(Role.ADMIN) if tenant is not None else frozenset()) | {SUPERUSER_SCOPE}
+        return cls(
+            tenant=tenant,  # type: ignore[arg-type]  # None only with SUPERUSER_SCOPE alone, see above
+            actor_type=actor_type,
+            actor_id=actor_id,
+            role=Role.ADMIN,
+            scopes=frozenset(scopes),
+            user=user,
+        )
+
+    @classmethod
     def system(cls, tenant: Tenant) -> Principal:
         """Background work and CLI commands act with the tenant's full rights."""
         return cls.for_role(tenant, Role.ADMIN, actor_type="system", actor_id="system")
+
+    @property
+    def is_superuser(self) -> bool:
+        return SUPERUSER_SCOPE in self.scopes
+
+    @property
+    def tenant_id(self) -> object:
+        return self.tenant.pk if self.tenant is not None else None
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -1,17 +1,21 @@
-"""Writes on tenants, memberships and API keys."""
+"""Writes on tenants, memberships, API keys and OAuth applications. Each one is audited."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from oauth2_provider.generators import generate_client_secret
+from oauth2_provider.models import get_access_token_model
 
 from accounts.keys import generate_key
-from accounts.models import ApiKey, Membership, Tenant
+from accounts.models import ApiKey, Application, Membership, Tenant
+from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.scoping import scoped
 from config.errors import InvalidInput
@@ -26,22 +30,69 @@ class CreatedKey:
     secret: str
 
 
-def tenant_create(*, name: str, slug: str | None = None) -> Tenant:
-    slug = slugify(slug or name)[:64]
-    if not slug:
-        raise ValueError("tenant name must contain letters or digits")
-    return Tenant.objects.create(name=name, slug=slug)
+@dataclass(frozen=True)
+class AppWithSecret:
+    application: Application
+    client_secret: str
+
+
+def _audit(
+    principal: Principal | None,
+    tenant: Tenant | None,
+    action: str,
+    target_type: str,
+    target_id: object,
+    **detail: object,
+) -> None:
+    """Record in `tenant`'s chain, or in the tenant-less chain when `tenant` is None."""
+    from audit.services import audit_record  # audit imports accounts
+
+    if principal is None and tenant is not None:
+        principal = Principal.system(tenant)
+    audit_record(
+        principal=principal,
+        tenant=tenant,
+        global_chain=tenant is None,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        detail=dict(detail),
+    )
+
+
+# --- tenants ---------------------------------------------------------------------------
 
 
 @transaction.atomic
-def tenant_create_with_admin(*, name: str, slug: str | None, admin: AbstractBaseUser) -> Tenant:
-    """A new tenant with `admin` as its first admin; a taken slug is refused, naming the field."""
-    candidate = slugify(slug or name)[:64]
-    if not candidate:
-        raise InvalidInput("name", "the name must contain letters or digits")
-    if Tenant.objects.filter(slug=candidate).exists():
-        raise InvalidInput("slug", f"a tenant with the slug {candidate!r} exists")
-    tenant = tenant_create(name=name, slug=candidate)
+def tenant_create(*, name: str, slug: str | None = None, principal: Principal | None = None) -> Tenant:
+    slug = slugify(slug or name)[:64]
+    if not slug:
+        raise InvalidInput("name", "tenant name must contain letters or digits")
+    if Tenant.objects.filter(slug=slug).exists():
+        raise InvalidInput("slug", f"a tenant with slug {slug!r} exists")
+    tenant = Tenant.objects.create(name=name, slug=slug)
+    # In the tenant-less chain when a superuser acts, so tenant management is one trail.
+    _audit(principal, tenant if principal is None else None, "tenant.create", "tenant", tenant.pk, slug=slug)
+    return tenant
+
+
+@transaction.atomic
+def tenant_delete(*, tenant: Tenant, principal: Principal) -> None:
+    """Deletes the tenant and, by cascade, all its data. Its audit events stay (append-only)."""
+    tenant_id, slug = tenant.pk, tenant.slug
+    tenant.delete()
+    _audit(principal, None, "tenant.delete", "tenant", tenant_id, slug=slug)
+
+
+# --- memberships ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def tenant_create_with_admin(
+    *, name: str, slug: str | None, admin: AbstractBaseUser, principal: Principal | None = None
+) -> Tenant:
+    """A new tenant with `admin` as its first admin (the dashboard's superuser page)."""
+    tenant = tenant_create(name=name, slug=slug, principal=principal)
     membership_set(tenant=tenant, user=admin, role=Role.ADMIN.value)
     return tenant
 
@@ -49,6 +100,48 @@ def tenant_create_with_admin(*, name: str, slug: str | None, admin: AbstractBase
 def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": Role(role).value})
     return membership
+
+
+def _other_admins(membership: Membership) -> bool:
+    return scoped(Membership, membership.tenant).filter(role=Role.ADMIN.value).exclude(pk=membership.pk).exists()
+
+
+@transaction.atomic
+def member_invite(*, principal: Principal, username: str, role: str) -> Membership:
+    """Add an existing user to the principal's tenant."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise InvalidInput("username", "no user with this name (create the user first)")
+    if scoped(Membership, principal.tenant).filter(user=user).exists():
+        raise InvalidInput("username", "already a member of this tenant")
+    membership = Membership.objects.create(tenant=principal.tenant, user=user, role=Role(role).value)
+    _audit(principal, principal.tenant, "member.invite", "membership", membership.pk, user_id=user.pk, role=role)
+    return membership
+
+
+@transaction.atomic
+def member_set_role(*, principal: Principal, membership: Membership, role: str) -> Membership:
+    membership = scoped(Membership, principal.tenant).select_for_update().get(pk=membership.pk)
+    if membership.role == Role.ADMIN and role != Role.ADMIN and not _other_admins(membership):
+        raise InvalidInput("role", "the tenant's last admin cannot be demoted")
+    old = membership.role
+    membership.role = Role(role).value
+    membership.save(update_fields=["role"])
+    _audit(principal, principal.tenant, "member.role_change", "membership", membership.pk, old=old, new=role)
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, principal: Principal, membership: Membership) -> None:
+    membership = scoped(Membership, principal.tenant).select_for_update().get(pk=membership.pk)
+    if membership.role == Role.ADMIN and not _other_admins(membership):
+        raise InvalidInput("membership", "the tenant's last admin cannot be removed")
+    membership_id, user_id = membership.pk, membership.user_id
+    membership.delete()
+    _audit(principal, principal.tenant, "member.remove", "membership", membership_id, user_id=user_id)
+
+
+# --- API keys --------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -59,6 +152,7 @@ def api_key_create(
     role: str = Role.WRITER.value,
     created_by: AbstractBaseUser | None = None,
     expires_at: datetime | None = None,
+    principal: Principal | None = None,
 ) -> CreatedKey:
     secret, prefix, key_hash = generate_key()
     api_key = ApiKey.objects.create(
@@ -70,13 +164,16 @@ def api_key_create(
         created_by=created_by,
         expires_at=expires_at,
     )
+    _audit(principal, tenant, "api_key.create", "api_key", api_key.pk, role=api_key.role)
     return CreatedKey(api_key=api_key, secret=secret)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, principal: Principal | None = None) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        _audit(principal, api_key.tenant, "api_key.revoke", "api_key", api_key.pk)
     return api_key
 
 
@@ -86,27 +183,40 @@ def api_key_touch(*, api_key: ApiKey) -> None:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)  # unscoped: key resolved from its secret
 
 
-def _would_leave_no_admin(membership: Membership) -> bool:
-    others = scoped(Membership, membership.tenant).filter(role=Role.ADMIN.value).exclude(pk=membership.pk)
-    return membership.role == Role.ADMIN.value and not others.exists()
+# --- OAuth applications ----------------------------------------------------------------
 
 
 @transaction.atomic
-def membership_change_role(*, membership: Membership, role: str) -> Membership:
-    """Change a member's role; a tenant always keeps at least one admin."""
-    new_role = Role(role).value
-    # Lock the tenant's admin rows so two concurrent demotions cannot both pass the check.
-    list(scoped(Membership, membership.tenant).select_for_update().filter(role=Role.ADMIN.value))
-    if new_role != Role.ADMIN.value and _would_leave_no_admin(membership):
-        raise InvalidInput("role", "a tenant needs at least one admin")
-    membership.role = new_role
-    membership.save(update_fields=["role"])
-    return membership
+def oauth_app_create(*, principal: Principal, name: str, role: str) -> AppWithSecret:
+    """A client-credentials application of the principal's tenant; the secret is returned once."""
+    secret = generate_client_secret()
+    app = Application(
+        tenant=principal.tenant,
+        name=name,
+        role=Role(role).value,
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        client_secret=secret,  # hashed by DOT on save
+        user=principal.user if principal.user is not None and principal.user.pk else None,
+    )
+    app.save()
+    _audit(principal, principal.tenant, "oauth_app.create", "oauth_app", app.pk, role=app.role)
+    return AppWithSecret(application=app, client_secret=secret)
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership) -> None:
-    list(scoped(Membership, membership.tenant).select_for_update().filter(role=Role.ADMIN.value))
-    if _would_leave_no_admin(membership):
-        raise InvalidInput("membership", "a tenant needs at least one admin")
-    membership.delete()
+def oauth_app_rotate_secret(*, principal: Principal, application: Application) -> AppWithSecret:
+    """A new secret; the old one and every token issued under it stop working at once."""
+    secret = generate_client_secret()
+    application.client_secret = secret
+    application.save()
+    revoked, _ = get_access_token_model().objects.filter(application=application).delete()
+    _audit(principal, principal.tenant, "oauth_app.rotate_secret", "oauth_app", application.pk, tokens_revoked=revoked)
+    return AppWithSecret(application=application, client_secret=secret)
+
+
+@transaction.atomic
+def oauth_app_delete(*, principal: Principal, application: Application) -> None:
+    app_id = application.pk
+    application.delete()  # cascades to its tokens
+    _audit(principal, principal.tenant, "oauth_app.delete", "oauth_app", app_id)

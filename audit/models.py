@@ -1,15 +1,29 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from accounts.models import Tenant
 
 
 class AuditEvent(models.Model):
-    """Who did what, in which tenant, when and from where. Never the content itself."""
+    """Who did what, in which tenant, when and from where. Never the content itself.
 
-    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    Append-only: a database trigger refuses UPDATE and DELETE (migration
+    0002). Each tenant's events form a hash chain (`seq`, `prev_hash`, `hash`);
+    events without a tenant (failed logins, unauthenticated requests, tenant
+    management) form one more chain of their own.
+
+    `tenant` has no database constraint and DO_NOTHING on delete: deleting a
+    tenant must neither cascade into nor rewrite the append-only trail, so its
+    events stay, still carrying the deleted tenant's id.
+    """
+
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    seq = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
     actor_type = models.CharField(max_length=32)
     actor_id = models.CharField(max_length=200)
     action = models.CharField(max_length=64)
@@ -20,8 +34,14 @@ class AuditEvent(models.Model):
     client_addr = models.CharField(max_length=64, blank=True, default="")
     user_agent = models.CharField(max_length=300, blank=True, default="")
     detail = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
 
     class Meta:
+        constraints = [
+            # NULLS NOT DISTINCT: the tenant-less chain is one chain too.
+            models.UniqueConstraint(fields=["tenant", "seq"], name="audit_tenant_seq", nulls_distinct=False),
+        ]
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="audit_tenant_created"),
             models.Index(fields=["tenant", "action"], name="audit_tenant_action"),

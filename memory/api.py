@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from accounts.principal import Principal
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
+from config.schema import paginated
 from memory import services
 from memory.search import search
 from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_stats_for
@@ -77,6 +78,7 @@ class MemoryCollectionApi(APIView):
         code = status.HTTP_201_CREATED if any_created else status.HTTP_200_OK
         return Response(body if many else body[0], status=code)
 
+    @extend_schema(responses=paginated(MemorySerializer(many=True), "PaginatedMemoryList"))
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         params = {key: value for key, value in request.query_params.items() if key not in LIST_PARAMS}
@@ -137,7 +139,12 @@ class MemoryHistoryApi(APIView):
 class SearchApi(APIView):
     required_scopes = {"POST": "memory:read"}
 
-    @extend_schema(request=SearchRequestSerializer, responses=HitSerializer(many=True))
+    @extend_schema(
+        request=SearchRequestSerializer,
+        responses=inline_serializer(
+            "SearchResponse", {"results": HitSerializer(many=True), "took_ms": serializers.FloatField()}
+        ),
+    )
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         serializer = SearchRequestSerializer(data=request.data)
@@ -146,7 +153,13 @@ class SearchApi(APIView):
         started = time.perf_counter()
         hits = search(principal, data["query"], k=data["k"], filters=data["filters"], weights=data["weights"])
         took_ms = round((time.perf_counter() - started) * 1000, 2)
-        audit_record(principal=principal, action="memory.search", target_type="search", detail={"hits": len(hits)})
+        audit_record(
+            principal=principal,
+            action="memory.search",
+            target_type="search",
+            detail={"hits": len(hits)},
+            query=data["query"],  # kept only as EASYMEMORY_AUDIT_QUERIES allows
+        )
         return Response({"results": HitSerializer.of(hits), "took_ms": took_ms})
 
 

@@ -61,6 +61,8 @@ class Memory(models.Model):
             models.Index(fields=["tenant", "kind"], name="memory_tenant_kind"),
             models.Index(fields=["tenant", "user_ref"], name="memory_tenant_user"),
             models.Index(fields=["tenant", "occurred_at"], name="memory_tenant_occurred"),
+            # search: a hit's neighbours in its conversation session (memory/search.py).
+            models.Index(fields=["tenant", "session_id", "created_at"], name="memory_tenant_session"),
             models.Index(fields=["tenant", "enrichment_state"], name="memory_tenant_enrichment"),
             GinIndex(fields=["search_vector"], name="memory_search_vector"),
             GinIndex(fields=["tags"], name="memory_tags"),

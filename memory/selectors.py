@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -73,7 +75,10 @@ def get_memory_for(principal: Principal, memory_id: object) -> Memory:
 
 
 def memory_history_for(principal: Principal, memory_id: object) -> QuerySet[MemoryHistory]:
-    history = scoped(MemoryHistory, principal.tenant).filter(memory_id=memory_id).order_by("created_at", "id")
+    try:
+        history = scoped(MemoryHistory, principal.tenant).filter(memory_id=memory_id).order_by("created_at", "id")
+    except ValidationError as exc:  # a malformed id is "not found", like in get_scoped_or_404 (found by schemathesis)
+        raise Http404("not found") from exc
     if not history.exists():
         get_memory_for(principal, memory_id)  # 404 unless the memory exists here
     return history

@@ -6,7 +6,7 @@ from typing import Any
 from rest_framework import serializers
 
 from memory.models import Kind, Memory, MemoryHistory
-from memory.search import Hit
+from memory.search import MAX_K, Hit
 from memory.selectors import MemoryFilters
 from memory.services import MemoryInput
 
@@ -120,6 +120,13 @@ class FiltersSerializer(StrictSerializer):
     include_expired = serializers.BooleanField(required=False, default=False)
     include_ephemeral = serializers.BooleanField(required=False, default=False)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for name in ("occurred", "created"):
+            after, before = attrs.get(f"{name}_after"), attrs.get(f"{name}_before")
+            if after is not None and before is not None and after >= before:
+                raise serializers.ValidationError({f"{name}_before": [f"must be later than {name}_after"]})
+        return attrs
+
     def to_filters(self) -> MemoryFilters:
         data = dict(self.validated_data)
         return MemoryFilters(
@@ -132,7 +139,7 @@ class FiltersSerializer(StrictSerializer):
 
 class SearchRequestSerializer(StrictSerializer):
     query = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    k = serializers.IntegerField(default=10)
+    k = serializers.IntegerField(default=10, min_value=1, max_value=MAX_K)
     filters = serializers.DictField(default=dict)
     weights = serializers.DictField(child=serializers.FloatField(), default=dict)
 

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 
 from accounts.services import tenant_create
+from config.errors import InvalidInput
 
 
 class Command(BaseCommand):
@@ -18,6 +19,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             tenant = tenant_create(name=options["name"], slug=options["slug"])
-        except (ValueError, IntegrityError) as exc:
+        except (ValueError, InvalidInput, IntegrityError) as exc:
             raise CommandError(f"cannot create tenant: {exc}") from exc
         self.stdout.write(f"created tenant {tenant.slug} ({tenant.id})")

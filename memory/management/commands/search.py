@@ -26,6 +26,8 @@ class Command(BaseCommand):
         if not hits:
             self.stdout.write("no matches")
         for hit in hits:
-            lists = ", ".join(f"{name}#{int(ev['rank'])}" for name, ev in hit.evidence.items())
+            lists = ", ".join(f"{name}#{int(ev['rank'])}" for name, ev in hit.evidence.items() if "rank" in ev)
+            if "context" in hit.evidence:
+                lists += (", " if lists else "") + "context"
             text = hit.memory.content.replace("\n", " ")
             self.stdout.write(f"{hit.score:.4f}  {hit.memory.id}  [{lists}]  {text[:120]}")

@@ -1,0 +1,249 @@
+"""The admin API: a tenant's API keys, OAuth applications and members (admin scope), and
+tenants themselves (superusers). Validate, look up through the scoping helper, call one service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from accounts.models import ApiKey, Application, Membership, Tenant
+from accounts.principal import Principal
+from accounts.roles import SUPERUSER_SCOPE
+from accounts.scoping import get_scoped_or_404, scoped
+from accounts.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    MemberInviteSerializer,
+    MemberRoleSerializer,
+    MemberSerializer,
+    OAuthAppCreateSerializer,
+    OAuthAppSerializer,
+    OAuthAppWithSecretSerializer,
+    TenantCreateSerializer,
+    TenantSerializer,
+)
+from audit.services import audit_record
+from config.errors import InvalidInput
+
+ADMIN = {"GET": "admin", "POST": "admin", "PATCH": "admin", "DELETE": "admin"}
+
+
+def principal_of(request: Request) -> Principal:
+    principal = request.user
+    assert isinstance(principal, Principal)  # guaranteed by HasRole
+    return principal
+
+
+def _validated(serializer_class: Any, data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _listed(principal: Principal, what: str, qs: QuerySet[Any]) -> QuerySet[Any]:
+    audit_record(principal=principal, action=f"{what}.list", target_type=what)
+    return qs
+
+
+# --- API keys ------------------------------------------------------------------------
+
+
+class ApiKeyCollectionApi(APIView):
+    required_scopes = ADMIN
+
+    @extend_schema(responses=ApiKeySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        keys = _listed(principal, "api_key", scoped(ApiKey, principal.tenant).order_by("-created_at"))
+        return Response(ApiKeySerializer(keys, many=True).data)
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        data = _validated(ApiKeyCreateSerializer, request.data)
+        if data["expires_at"] is not None and data["expires_at"] <= timezone.now():
+            raise InvalidInput("expires_at", "must be in the future")
+        created = services.api_key_create(
+            tenant=principal.tenant,
+            name=data["name"],
+            role=data["role"],
+            expires_at=data["expires_at"],
+            created_by=principal.user if principal.user is not None else None,
+            principal=principal,
+        )
+        body = ApiKeySerializer(created.api_key).data | {"secret": created.secret}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailApi(APIView):
+    required_scopes = ADMIN
+
+    @extend_schema(responses=ApiKeySerializer)
+    def get(self, request: Request, key_id: str) -> Response:
+        principal = principal_of(request)
+        api_key = get_scoped_or_404(ApiKey, principal.tenant, pk=key_id)
+        return Response(ApiKeySerializer(api_key).data)
+
+    @extend_schema(responses=ApiKeySerializer, description="Revokes the key (it stays listed, revoked).")
+    def delete(self, request: Request, key_id: str) -> Response:
+        principal = principal_of(request)
+        api_key = get_scoped_or_404(ApiKey, principal.tenant, pk=key_id)
+        services.api_key_revoke(api_key=api_key, principal=principal)
+        return Response(ApiKeySerializer(api_key).data)
+
+
+# --- OAuth applications ----------------------------------------------------------------
+
+
+class OAuthAppCollectionApi(APIView):
+    required_scopes = ADMIN
+
+    @extend_schema(responses=OAuthAppSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        apps = _listed(principal, "oauth_app", scoped(Application, principal.tenant).order_by("-created"))
+        return Response(OAuthAppSerializer(apps, many=True).data)
+
+    @extend_schema(request=OAuthAppCreateSerializer, responses={201: OAuthAppWithSecretSerializer})
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        data = _validated(OAuthAppCreateSerializer, request.data)
+        created = services.oauth_app_create(principal=principal, name=data["name"], role=data["role"])
+        body = OAuthAppSerializer(created.application).data | {"client_secret": created.client_secret}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class OAuthAppDetailApi(APIView):
+    required_scopes = ADMIN
+
+    @extend_schema(responses=OAuthAppSerializer)
+    def get(self, request: Request, app_id: str) -> Response:
+        principal = principal_of(request)
+        return Response(OAuthAppSerializer(get_scoped_or_404(Application, principal.tenant, pk=app_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, app_id: str) -> Response:
+        principal = principal_of(request)
+        application = get_scoped_or_404(Application, principal.tenant, pk=app_id)
+        services.oauth_app_delete(principal=principal, application=application)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class OAuthAppRotateSecretApi(APIView):
+    required_scopes = ADMIN
+
+    @extend_schema(request=None, responses=OAuthAppWithSecretSerializer)
+    def post(self, request: Request, app_id: str) -> Response:
+        principal = principal_of(request)
+        application = get_scoped_or_404(Application, principal.tenant, pk=app_id)
+        rotated = services.oauth_app_rotate_secret(principal=principal, application=application)
+        return Response(OAuthAppSerializer(rotated.application).data | {"client_secret": rotated.client_secret})
+
+
+# --- members ---------------------------------------------------------------------------
+
+
+class MemberCollectionApi(APIView):
+    required_scopes = ADMIN
+
+    @extend_schema(responses=MemberSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        qs = scoped(Membership, principal.tenant).select_related("user").order_by("user__username")
+        return Response(MemberSerializer(_listed(principal, "membership", qs), many=True).data)
+
+    @extend_schema(request=MemberInviteSerializer, responses={201: MemberSerializer})
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        data = _validated(MemberInviteSerializer, request.data)
+        membership = services.member_invite(principal=principal, username=data["username"], role=data["role"])
+        return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(APIView):
+    required_scopes = ADMIN
+
+    def _get(self, principal: Principal, member_id: str) -> Membership:
+        members = scoped(Membership, principal.tenant).select_related("user")
+        return get_scoped_or_404(members, principal.tenant, pk=member_id)
+
+    @extend_schema(responses=MemberSerializer)
+    def get(self, request: Request, member_id: str) -> Response:
+        principal = principal_of(request)
+        return Response(MemberSerializer(self._get(principal, member_id)).data)
+
+    @extend_schema(request=MemberRoleSerializer, responses=MemberSerializer)
+    def patch(self, request: Request, member_id: str) -> Response:
+        principal = principal_of(request)
+        membership = self._get(principal, member_id)
+        data = _validated(MemberRoleSerializer, request.data)
+        membership = services.member_set_role(principal=principal, membership=membership, role=data["role"])
+        return Response(MemberSerializer(membership).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, member_id: str) -> Response:
+        principal = principal_of(request)
+        services.member_remove(principal=principal, membership=self._get(principal, member_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- tenants (superusers) --------------------------------------------------------------
+
+SUPERUSER = {"GET": SUPERUSER_SCOPE, "POST": SUPERUSER_SCOPE, "DELETE": SUPERUSER_SCOPE}
+
+
+class TenantCollectionApi(APIView):
+    required_scopes = SUPERUSER
+
+    @extend_schema(responses=TenantSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        audit_record(principal=principal, global_chain=True, action="tenant.list", target_type="tenant")
+        return Response(TenantSerializer(Tenant.objects.order_by("slug"), many=True).data)
+
+    @extend_schema(request=TenantCreateSerializer, responses={201: TenantSerializer})
+    def post(self, request: Request) -> Response:
+        data = _validated(TenantCreateSerializer, request.data)
+        tenant = services.tenant_create(name=data["name"], slug=data["slug"] or None, principal=principal_of(request))
+        return Response(TenantSerializer(tenant).data, status=status.HTTP_201_CREATED)
+
+
+class TenantDetailApi(APIView):
+    required_scopes = SUPERUSER
+
+    def _get(self, tenant_id: str) -> Tenant:
+        # Tenants are not tenant-owned rows: superusers see them all, so no scoping helper here.
+        from django.http import Http404
+
+        tenant = Tenant.objects.filter(pk=tenant_id).first() if _is_uuid(tenant_id) else None
+        if tenant is None:
+            raise Http404("not found")
+        return tenant
+
+    @extend_schema(responses=TenantSerializer)
+    def get(self, request: Request, tenant_id: str) -> Response:
+        return Response(TenantSerializer(self._get(tenant_id)).data)
+
+    @extend_schema(responses={204: None}, description="Deletes the tenant and all its data; its audit events stay.")
+    def delete(self, request: Request, tenant_id: str) -> Response:
+        services.tenant_delete(tenant=self._get(tenant_id), principal=principal_of(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

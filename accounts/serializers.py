@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.models import ApiKey, Application, Membership, Tenant
+from accounts.roles import ROLE_CHOICES
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "role", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    role = serializers.ChoiceField(choices=ROLE_CHOICES, default="writer")
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    secret = serializers.CharField(help_text="shown once; only its hash is stored")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "secret"]
+
+
+class OAuthAppSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Application
+        fields = ["id", "name", "role", "client_id", "created", "updated"]
+
+
+class OAuthAppCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    role = serializers.ChoiceField(choices=ROLE_CHOICES, default="reader")
+
+
+class OAuthAppWithSecretSerializer(OAuthAppSerializer):
+    client_secret = serializers.CharField(help_text="shown once; only its hash is stored")
+
+    class Meta(OAuthAppSerializer.Meta):
+        fields = [*OAuthAppSerializer.Meta.fields, "client_secret"]
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role", "created_at"]
+
+
+class MemberInviteSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=ROLE_CHOICES, default="reader")
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ROLE_CHOICES)
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tenant
+        fields = ["id", "slug", "name", "created_at"]
+
+
+class TenantCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.SlugField(max_length=64, required=False, allow_blank=True, default="")
