@@ -35,7 +35,7 @@ def entity_list(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(get="graph:read")
-def entity_detail(request: HttpRequest, entity_id: int) -> HttpResponse:
+def entity_detail(request: HttpRequest, entity_id: str) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
     entity = graph_selectors.entity_get(principal, entity_id)
     detail = graph_selectors.entity_detail(principal, entity)
@@ -52,7 +52,7 @@ def entity_detail(request: HttpRequest, entity_id: int) -> HttpResponse:
 
 
 @dashboard_view(get="graph:read")
-def entity_neighbors(request: HttpRequest, entity_id: int) -> HttpResponse:
+def entity_neighbors(request: HttpRequest, entity_id: str) -> HttpResponse:
     """The neighbourhood as JSON for the graph viewer (the same data as the REST API's)."""
     principal = request.principal  # type: ignore[attr-defined]
     entity = graph_selectors.entity_get(principal, entity_id)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import graph_views, ingest_views, views
+from dashboard import graph_views, ingest_views, security_views, views
 
 app_name = "dashboard"
 
@@ -23,8 +23,8 @@ urlpatterns = [
     path("memories/<uuid:memory_id>/delete/", views.memory_delete, name="memory-delete"),
     path("stats/", views.stats_page, name="stats"),
     path("entities/", graph_views.entity_list, name="entities"),
-    path("entities/<int:entity_id>/", graph_views.entity_detail, name="entity-detail"),
-    path("entities/<int:entity_id>/neighbors.json", graph_views.entity_neighbors, name="entity-neighbors"),
+    path("entities/<str:entity_id>/", graph_views.entity_detail, name="entity-detail"),
+    path("entities/<str:entity_id>/neighbors.json", graph_views.entity_neighbors, name="entity-neighbors"),
     path("graph/", graph_views.graph_page, name="graph"),
     path("ingest/", ingest_views.jobs, name="ingest"),
     path("ingest/upload/", ingest_views.upload, name="ingest-upload"),
@@ -34,6 +34,10 @@ urlpatterns = [
     path("admin/api-keys/", views.api_keys, name="api-keys"),
     path("admin/api-keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
     path("admin/members/", views.members, name="members"),
-    path("admin/members/<int:membership_id>/", views.member_update, name="member-update"),
+    path("admin/members/<int:member_id>/", views.member_update, name="member-update"),
+    path("admin/oauth-apps/", security_views.oauth_apps, name="oauth-apps"),
+    path("admin/oauth-apps/<int:app_id>/rotate/", security_views.oauth_app_rotate, name="oauth-app-rotate"),
+    path("admin/oauth-apps/<int:app_id>/delete/", security_views.oauth_app_delete, name="oauth-app-delete"),
+    path("admin/audit/", security_views.audit_log, name="audit"),
     path("admin/tenants/", views.tenants, name="tenants"),
 ]

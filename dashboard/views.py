@@ -327,9 +327,9 @@ def members(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(post="admin")
-def member_update(request: HttpRequest, membership_id: int) -> HttpResponse:
+def member_update(request: HttpRequest, member_id: int) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
-    membership = get_scoped_or_404(Membership, principal.tenant, pk=membership_id)
+    membership = get_scoped_or_404(Membership, principal.tenant, pk=member_id)
     if "remove" in request.POST:
         try:
             account_services.member_remove(principal=principal, membership=membership)

@@ -9,9 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from accounts.models import ApiKey, Membership, Tenant
+from accounts.models import ApiKey, Application, Membership, Tenant
 from accounts.principal import Principal
-from accounts.services import api_key_create
+from accounts.services import api_key_create, oauth_app_create
 from graph.services import relation_add
 from ingest.models import IngestJob
 from ingest.services import job_create
@@ -34,7 +34,9 @@ def objects(people: dict[str, Person], tenant: Any) -> dict[str, str]:
         target={"name": "Zed Corp", "type": "organization"}, predicate="built_by",
     ).source
     job = job_create(principal=Principal.system(tenant), kind="json", params={"filename": "acme.json"}, enqueue=False)
-    ids = {"memory": memory.id, "key": key.id, "membership": membership.id, "job": job.id, "entity": entity.pk}
+    app = oauth_app_create(principal=Principal.system(tenant), name="acme-ci", role="reader").application
+    ids = {"app": app.pk, "memory": memory.id, "key": key.id, "membership": membership.id, "job": job.id}
+    ids["entity"] = entity.pk
     return {name: str(value) for name, value in ids.items()}
 
 
@@ -62,6 +64,10 @@ def urls(o: dict[str, str]) -> dict[str, str]:
         "api-key-revoke": f"/admin/api-keys/{o['key']}/revoke/",
         "members": "/admin/members/",
         "member-update": f"/admin/members/{o['membership']}/",
+        "oauth-apps": "/admin/oauth-apps/",
+        "oauth-app-rotate": f"/admin/oauth-apps/{o['app']}/rotate/",
+        "oauth-app-delete": f"/admin/oauth-apps/{o['app']}/delete/",
+        "audit": "/admin/audit/",
         "tenants": "/admin/tenants/",
         "tenant-switch": "/tenant/",
         "login": "/login/",
@@ -88,6 +94,8 @@ GET_RULES = {
     "ingest-job-row": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
     "api-keys": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
     "members": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
+    "oauth-apps": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
+    "audit": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
     "tenants": {"reader": DENY, "writer": DENY, "admin": DENY, "outsider": DENY},  # superusers only
 }
 
@@ -103,6 +111,9 @@ POST_DENIED = {
     "members": {"reader": DENY, "writer": DENY},
     "member-update": {"reader": DENY, "writer": DENY, "outsider": MISSING},
     "tenants": {"reader": DENY, "writer": DENY, "outsider": DENY},
+    "oauth-apps": {"reader": DENY, "writer": DENY},
+    "oauth-app-rotate": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "oauth-app-delete": {"reader": DENY, "writer": DENY, "outsider": MISSING},
 }
 
 
@@ -149,6 +160,7 @@ def test_it_applies_role_rules_to_every_page(role: str, people: dict[str, Person
             assert b"Acme" not in response.content, name
             assert b"acme.json" not in response.content, name
             assert b"Acme Rocket" not in response.content, name
+            assert b"acme-ci" not in response.content, name
 
 
 @pytest.mark.parametrize("role", ["reader", "writer", "outsider"])
@@ -164,6 +176,7 @@ def test_it_refuses_writes_the_role_does_not_allow(
         "members": {"username": people[role].user.username, "role": "admin"},
         "member-update": {"role": "admin"},
         "tenants": {"name": "Sneaky"},
+        "oauth-apps": {"name": "sneaky", "role": "admin"},
         "ingest-upload": {"kind": "file", "file": SimpleUploadedFile("sneaky.txt", b"sneaky upload")},
         "ingest-index": {"path": "/tmp", "pattern": "*.md", "recursive": "on"},
     }
@@ -181,6 +194,7 @@ def test_it_refuses_writes_the_role_does_not_allow(
     assert not Membership.objects.filter(tenant=tenant, user=people[role].user, role="admin").exists()
     assert not Tenant.objects.filter(name="Sneaky").exists()
     assert IngestJob.objects.filter(tenant=tenant).count() == 1
+    assert list(Application.objects.values_list("name", flat=True)) == ["acme-ci"]
 
 
 def test_it_lets_writers_and_admins_write(people: dict[str, Person], objects: dict[str, str], tenant: Any) -> None:
