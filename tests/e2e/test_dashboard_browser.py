@@ -116,6 +116,17 @@ def test_it_walks_a_writer_and_an_admin_through_the_dashboard(
     expect(page.locator("table")).to_contain_text("ada")
     screenshot(page, "08-members")
 
+    # an OAuth application: its client secret once; then the audit trail of all this
+    page.goto(f"{base}/admin/oauth-apps/")
+    page.fill("#id_name", "nightly-sync")
+    page.click("button:has-text('Create')")
+    expect(page.locator("#new-app-secret")).to_be_visible()
+    screenshot(page, "08c-oauth-apps")
+    page.goto(f"{base}/admin/audit/")
+    expect(page.locator("table.audit")).to_contain_text("oauth_app.create")
+    expect(page.locator("table.audit")).to_contain_text("memory.create")
+    screenshot(page, "08d-audit")
+
     # import a file; the job page follows the job live (websocket events, or polling without them)
     page.goto(f"{base}/ingest/")
     page.select_option("#id_kind", "file")
