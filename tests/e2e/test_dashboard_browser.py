@@ -205,6 +205,19 @@ def test_it_shows_readers_no_write_controls_and_hides_other_tenants(
     screenshot(page, "13-entities")
     context.close()
 
+    # without JavaScript the core pages still work: plain forms and links
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    log_in(page, base, reader.name, PASSWORD)
+    page.fill("#id_q", "roadmap")
+    page.click("button:has-text('Search')")
+    expect(page).to_have_url(re.compile(r"/search/\?q=roadmap"))
+    expect(page.locator(".hit").first).to_contain_text("secret roadmap", timeout=60_000)
+    page.locator(".hit a.hit-content").first.click()
+    expect(page.locator(".memory-content")).to_contain_text("secret roadmap")
+    screenshot(page, "14-no-javascript")
+    context.close()
+
     context = browser.new_context()
     page = context.new_page()
     log_in(page, base, outsider.name, PASSWORD)
