@@ -336,7 +336,7 @@ def test_search_filters_narrow_the_candidates(writer: Persona) -> None:
         ({"query": "tea", "filters": {"kind": ["poem"]}}, 400, "filters.kind.0"),
         ({"query": "tea", "weights": {"bogus": 1}}, 422, "weights.bogus"),
         ({"query": "tea", "weights": {"vector": -1}}, 422, "weights.vector"),
-        ({"query": "tea", "weights": {"vector": 0, "fulltext": 0}}, 422, "weights"),
+        ({"query": "tea", "weights": {"vector": 0, "fulltext": 0, "graph": 0}}, 422, "weights"),
         ({"query": "tea", "colour": "red"}, 400, "colour"),
     ],
 )
