@@ -364,3 +364,14 @@ if TEAM_MODE and EASYMEMORY_HTTPS and not CSRF_TRUSTED_ORIGINS:
 if EASYMEMORY_HTTPS:
     SESSION_COOKIE_HTTPONLY = True
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("EASYMEMORY_HSTS_INCLUDE_SUBDOMAINS", False)
+
+# --- MCP and live events (issue 7) ----------------------------------------------------
+# Threads that run MCP tool calls (each keeps one database connection).
+EASYMEMORY_MCP_THREADS = env_int("EASYMEMORY_MCP_THREADS", 4, minimum=1, maximum=64)
+# Accept the credential as /ws/events?token=… (browsers cannot set headers on a websocket).
+EASYMEMORY_WS_QUERY_TOKEN = env_bool("EASYMEMORY_WS_QUERY_TOKEN", True)
+# How long a websocket's credential check is trusted before it is re-checked for the next event.
+EASYMEMORY_WS_RECHECK_SECONDS = env_float("EASYMEMORY_WS_RECHECK_SECONDS", 1.0)
+# Without Redis every process has its own in-memory channel layer, so events travel through
+# PostgreSQL NOTIFY (sent on commit by the database itself) and each web process relays them.
+EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL

@@ -23,6 +23,7 @@ from accounts.principal import Principal
 from accounts.scoping import scoped
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
+from config.events import publish_event
 from memory import embeddings
 from memory.enrichment import run_deletion_hooks
 from memory.models import EnrichmentState, HistoryEvent, Kind, Memory, MemoryEmbedding, MemoryHistory
@@ -197,6 +198,7 @@ def memory_create_many(
         )
         if new_ids:
             transaction.on_commit(lambda: _enqueue_enrichment(new_ids))
+            publish_event(principal.tenant.pk, "memory.created", {"ids": new_ids})
     return results
 
 
@@ -274,6 +276,11 @@ def memory_update(*, principal: Principal, memory: Memory, changes: dict[str, An
         memory_id = str(memory.id)
         transaction.on_commit(lambda: _enqueue_enrichment([memory_id]))
     audit_record(principal=principal, action="memory.update", target_type="memory", target_id=str(memory.id))
+    publish_event(
+        principal.tenant.pk,
+        "memory.updated",
+        {"ids": [str(memory.id)], "version": memory.version, "content_changed": content_changed},
+    )
     memory.refresh_from_db()
     return memory
 
@@ -293,6 +300,7 @@ def memory_delete(*, principal: Principal, memory: Memory) -> None:
     run_deletion_hooks(tenant=principal.tenant, memory_ids=[memory.pk])
     scoped(Memory, principal.tenant).filter(pk=memory.pk).delete()
     audit_record(principal=principal, action="memory.delete", target_type="memory", target_id=str(memory.id))
+    publish_event(principal.tenant.pk, "memory.deleted", {"ids": [str(memory.id)]})
 
 
 @transaction.atomic
@@ -306,6 +314,7 @@ def memory_forget_user(*, principal: Principal, user_ref: str) -> int:
     memories.delete()
     scoped(MemoryHistory, principal.tenant).filter(user_ref=user_ref).delete()
     audit_record(principal=principal, action="memory.forget_user", target_type="user_ref", detail={"rows": count})
+    publish_event(principal.tenant.pk, "memory.deleted", {"user_ref": user_ref, "count": count})
     return count
 
 
@@ -339,6 +348,18 @@ def memory_embed_batch(*, memory_ids: Sequence[str]) -> int:
         done = Memory.objects.filter(pk__in=alive, enrichment_state=EnrichmentState.PENDING)  # unscoped: ids from above
         done.update(enrichment_state=EnrichmentState.DONE, enrichment_error="")
     return len(alive)
+
+
+def memory_announce_enriched(*, memory_ids: Sequence[str]) -> None:
+    """Tell each tenant's subscribers which of these memories finished enrichment."""
+    by_tenant: dict[str, list[str]] = {}
+    done = Memory.objects.filter(  # unscoped: worker acts on ids it was given, grouped by tenant below
+        pk__in=list(memory_ids), enrichment_state=EnrichmentState.DONE
+    ).values_list("tenant_id", "id")
+    for tenant_id, memory_id in done:
+        by_tenant.setdefault(str(tenant_id), []).append(str(memory_id))
+    for tenant_id, ids in by_tenant.items():
+        publish_event(tenant_id, "memory.enriched", {"ids": ids})
 
 
 def memory_mark_failed(*, memory_ids: Sequence[str], error: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from config.celery import app
-from memory.services import memory_embed_batch, memory_mark_failed
+from memory.services import memory_announce_enriched, memory_embed_batch, memory_mark_failed
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-u
         from memory.enrichment import run_enrichment_hooks
 
         run_enrichment_hooks(memory_ids)
+        memory_announce_enriched(memory_ids=memory_ids)
         return count
     except Exception as exc:
         if self.request.retries >= MAX_RETRIES:

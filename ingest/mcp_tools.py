@@ -1,0 +1,141 @@
+"""MCP tools for ingest: add a file, index a server directory. Both start an ingest job (the
+worker does the reading); they answer with the job at once. See memory/mcp/registry.py."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from accounts.principal import Principal
+from audit.services import audit_record
+from config.errors import InvalidInput, PayloadTooLarge
+from ingest import services
+from ingest.models import JobKind
+from ingest.runners import PathRefused, check_import_path
+from ingest.selectors import get_job_for
+from ingest.serializers import IndexRequestSerializer, JobSerializer
+from ingest.sources.files import SUPPORTED, extension_of
+from memory.mcp.registry import ToolError, tool
+
+WRITE = "memory:write"
+READ = "memory:read"
+
+
+def _refused(principal: Principal, exc: PathRefused) -> ToolError:
+    audit_record(principal=principal, action="ingest.index", target_type="path", outcome="denied")
+    return ToolError(f"forbidden: {exc}")
+
+
+def _file_bytes(principal: Principal, args: dict[str, Any]) -> tuple[str, bytes]:
+    limit = settings.EASYMEMORY_MAX_UPLOAD_BYTES
+    if ("path" in args) == ("content_base64" in args):
+        raise InvalidInput("path", "give either path or content_base64 (with filename)")
+    if "path" in args:
+        try:
+            path = check_import_path(args["path"])
+        except PathRefused as exc:
+            raise _refused(principal, exc) from exc
+        if not path.is_file():
+            raise InvalidInput("path", "not a file")
+        if path.stat().st_size > limit:
+            raise PayloadTooLarge("path", f"the file is over the {limit}-byte limit")
+        return path.name, path.read_bytes()
+    name = Path(args.get("filename") or "").name
+    if not name:
+        raise InvalidInput("filename", "filename is required with content_base64 (its extension names the type)")
+    if len(args["content_base64"]) > limit * 4 // 3 + 4:
+        raise PayloadTooLarge("content_base64", f"the file is over the {limit}-byte limit")
+    try:
+        data = base64.b64decode(args["content_base64"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput("content_base64", "not valid base64") from exc
+    return name, data
+
+
+@tool(
+    "memory_add_file",
+    scope=WRITE,
+    read_only=False,
+    subject="job",
+    description=(
+        "Remember a document (.md, .markdown, .txt, .pdf, .docx, .html): it is split into passages that become "
+        "searchable memories. Give either `path` (a file on the server, below its allowed import roots) or the "
+        "file itself as `content_base64` with its `filename`. Returns the ingest job at once; the work runs in "
+        "the background (check it with ingest_job_get)."
+    ),
+    schema={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "path": {"type": "string", "maxLength": 1000, "description": "A file on the server."},
+            "content_base64": {"type": "string", "description": "The file's bytes, base64-encoded."},
+            "filename": {"type": "string", "maxLength": 255, "description": "Its name, e.g. notes.pdf."},
+        },
+    },
+)
+def memory_add_file(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
+    name, data = _file_bytes(principal, args)
+    if extension_of(name) not in SUPPORTED:
+        raise InvalidInput("filename", f"unsupported file type; use one of {', '.join(sorted(SUPPORTED))}")
+    if not data:
+        raise InvalidInput("content_base64" if "content_base64" in args else "path", "the file is empty")
+    job = services.job_create(
+        principal=principal, kind=JobKind.FILE, params={"filename": name, "size": len(data)}, upload=(name, data)
+    )
+    return {"job": dict(JobSerializer(job).data)}
+
+
+@tool(
+    "memory_index_path",
+    scope=WRITE,
+    read_only=False,
+    subject="job",
+    description=(
+        "Index a directory on the server (a markdown vault, a notes folder) below its allowed import roots: "
+        "every matching file becomes searchable memories, and indexing it again picks up changes. Returns the "
+        "ingest job at once; the work runs in the background (check it with ingest_job_get)."
+    ),
+    schema={
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["path"],
+        "properties": {
+            "path": {"type": "string", "maxLength": 1000, "description": "A directory on the server."},
+            "pattern": {"type": "string", "maxLength": 200, "description": "File name pattern (default *.md)."},
+            "recursive": {"type": "boolean", "description": "Include sub-directories (default true)."},
+        },
+    },
+)
+def memory_index_path(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
+    serializer = IndexRequestSerializer(data=args)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    try:
+        root = check_import_path(data["path"])
+    except PathRefused as exc:
+        raise _refused(principal, exc) from exc
+    if not root.is_dir():
+        raise InvalidInput("path", "not a directory")
+    params = {"path": str(root), "pattern": data["pattern"], "recursive": data["recursive"], "restricted": True}
+    job = services.job_create(principal=principal, kind=JobKind.VAULT, params=params)
+    return {"job": dict(JobSerializer(job).data)}
+
+
+@tool(
+    "ingest_job_get",
+    scope=READ,
+    subject="job",
+    description="The state of an ingest job started by memory_add_file or memory_index_path: status and counts.",
+    schema={
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id"],
+        "properties": {"id": {"type": "string", "description": "The job id."}},
+    },
+)
+def ingest_job_get(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
+    return {"job": dict(JobSerializer(get_job_for(principal, args["id"])).data)}

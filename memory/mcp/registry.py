@@ -1,0 +1,135 @@
+"""The tool registry: every MCP tool, its JSON schema and the one scope it needs.
+
+A tool is a thin edge: validate, look up through the access helpers, call one
+service or selector, serialize. Tools are sync functions that receive the
+caller's Principal and the (schema-checked) arguments and return JSON-able
+data; the server runs them off the event loop and turns exceptions into MCP
+tool errors. Other apps add tools from their own `mcp_tools` module (imported
+by `autodiscover`) with `register_tool`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from jsonschema import Draft202012Validator
+
+from accounts.principal import Principal
+
+ToolHandler = Callable[[Principal, dict[str, Any]], Any]
+
+
+class ToolError(Exception):
+    """A refusal the model should read (forbidden, not found, bad argument, rate limited)."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    scope: str  # the one scope a caller needs, e.g. "memory:read"
+    handler: ToolHandler
+    read_only: bool = True
+    destructive: bool = False
+    subject: str = "memory"  # what "not found" refers to
+    validator: Draft202012Validator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        Draft202012Validator.check_schema(self.input_schema)
+        object.__setattr__(self, "validator", Draft202012Validator(self.input_schema))
+
+
+TOOLS: dict[str, ToolSpec] = {}
+
+
+def register_tool(spec: ToolSpec) -> ToolSpec:
+    if spec.name in TOOLS and TOOLS[spec.name].handler is not spec.handler:
+        raise ValueError(f"MCP tool {spec.name!r} is registered twice")
+    TOOLS[spec.name] = spec
+    return spec
+
+
+def tool(
+    name: str,
+    *,
+    scope: str,
+    description: str,
+    schema: dict[str, Any],
+    read_only: bool = True,
+    destructive: bool = False,
+    subject: str = "memory",
+) -> Callable[[ToolHandler], ToolHandler]:
+    """Decorator form of `register_tool`."""
+
+    def decorate(handler: ToolHandler) -> ToolHandler:
+        register_tool(
+            ToolSpec(
+                name=name,
+                description=description,
+                input_schema=schema,
+                scope=scope,
+                handler=handler,
+                read_only=read_only,
+                destructive=destructive,
+                subject=subject,
+            )
+        )
+        return handler
+
+    return decorate
+
+
+_discovered = False
+
+
+def autodiscover() -> dict[str, ToolSpec]:
+    """Import `memory.mcp.tools` and every installed app's `mcp_tools` module once."""
+    global _discovered
+    if not _discovered:
+        importlib.import_module("memory.mcp.tools")
+        for app in apps.get_app_configs():
+            module = f"{app.name}.mcp_tools"
+            if importlib.util.find_spec(module) is not None:
+                importlib.import_module(module)
+        _discovered = True
+    return TOOLS
+
+
+# Checks run before every tool call, after authentication and before the scope
+# check: the shared rate limiter registers itself here. A check refuses a call
+# by raising ToolError (its message reaches the model, e.g. "rate limited: retry in 3 s").
+CallCheck = Callable[[Principal, str], None]
+CALL_CHECKS: list[CallCheck] = []
+
+
+def register_call_check(check: CallCheck) -> CallCheck:
+    if check not in CALL_CHECKS:
+        CALL_CHECKS.append(check)
+    return check
+
+
+def validate_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> None:
+    """Check the arguments against the tool's schema; raise ToolError naming the first bad field."""
+    errors = sorted(spec.validator.iter_errors(arguments), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if not errors:
+        return
+    error = errors[0]
+    where = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        if unknown:
+            where = f"{where}.{unknown[0]}" if where else unknown[0]
+            raise ToolError(f"invalid argument {where}: unknown field")
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if name not in error.instance]
+        if missing:
+            where = f"{where}.{missing[0]}" if where else missing[0]
+            raise ToolError(f"invalid argument {where}: this field is required")
+    message = error.message if len(error.message) <= 300 else error.message[:300] + "…"
+    raise ToolError(f"invalid argument {where or '(arguments)'}: {message}")
