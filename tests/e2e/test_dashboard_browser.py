@@ -136,7 +136,8 @@ def test_it_walks_a_writer_and_an_admin_through_the_dashboard(
     job = IngestJob.objects.get(tenant=tenant)
     expect(page).to_have_url(f"{base}/ingest/jobs/{job.id}/")
     expect(page.locator("#job-card")).to_have_attribute("data-status", "queued")
-    job_run(str(job.id))  # the worker's part, run here
+    expect(page.locator("#live-status")).to_have_class(re.compile(r"\bon\b"))  # the /ws/events socket is open
+    job_run(str(job.id))  # the worker's part, run here; its events reach the page through the socket
     expect(page.locator("#job-card")).to_have_attribute("data-status", "done", timeout=30_000)
     expect(page.locator("#job-card")).to_contain_text("Memories stored")
     screenshot(page, "08b-ingest-job")
