@@ -87,6 +87,16 @@ def tenant_delete(*, tenant: Tenant, principal: Principal) -> None:
 # --- memberships ---------------------------------------------------------------------
 
 
+@transaction.atomic
+def tenant_create_with_admin(
+    *, name: str, slug: str | None, admin: AbstractBaseUser, principal: Principal | None = None
+) -> Tenant:
+    """A new tenant with `admin` as its first admin (the dashboard's superuser page)."""
+    tenant = tenant_create(name=name, slug=slug, principal=principal)
+    membership_set(tenant=tenant, user=admin, role=Role.ADMIN.value)
+    return tenant
+
+
 def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": Role(role).value})
     return membership

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "memory",
     "graph",
     "ingest",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("django-admin/", admin.site.urls),
+    path("", include("dashboard.urls")),
 ]

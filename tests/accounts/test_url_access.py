@@ -37,6 +37,8 @@ PUBLIC = {
     "oauth-token": "clients authenticate with their own id and secret",
     "oauth-revoke": "clients authenticate with their own id and secret",
     "oauth-introspect": "clients authenticate with their own id and secret",
+    "login": "the dashboard's login form",
+    "logout": "ends the dashboard session (POST); nothing to protect",
 }
 # Django's admin site has its own staff login; it is walked, but as a whole.
 PUBLIC_PREFIXES = ("django-admin/",)

@@ -1,0 +1,69 @@
+"""Who may open a dashboard page: the session user, acting in the tenant chosen in the session.
+
+Each view declares the scope it needs per HTTP method, as the REST views do; a
+method without a declaration is refused, so a forgotten declaration fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import render
+
+from accounts.authentication import principal_for_session
+from accounts.principal import Principal
+from accounts.selectors import memberships_for
+
+View = Callable[..., HttpResponse]
+
+
+class DashboardRequest(HttpRequest):
+    principal: Principal
+
+
+def dashboard_view(**scopes: str) -> Callable[[View], View]:
+    """`@dashboard_view(get="memory:read", post="memory:write")`: log-in, tenant and scope checks."""
+    allowed = {method.upper(): scope for method, scope in scopes.items()}
+    if "GET" in allowed:
+        allowed.setdefault("HEAD", allowed["GET"])
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            principal = principal_for_session(request)
+            if principal is None:
+                return render(request, "dashboard/no_tenant.html", status=403)
+            scope = allowed.get(request.method or "GET")
+            if scope is None:
+                return HttpResponseNotAllowed(sorted(allowed))
+            request.principal = principal  # type: ignore[attr-defined]
+            if not principal.has_scope(scope):
+                return render(request, "dashboard/forbidden.html", page_context(request), status=403)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    """What every page's frame needs: the principal, the user's tenants and what they may do."""
+    principal: Principal = request.principal  # type: ignore[attr-defined]
+    return {
+        "principal": principal,
+        "tenant": principal.tenant,
+        "memberships": memberships_for(request.user),
+        "can_write": principal.has_scope("memory:write"),
+        "is_admin": principal.has_scope("admin"),
+        **extra,
+    }
+
+
+def page(request: HttpRequest, template: str, status: int = 200, **context: Any) -> HttpResponse:
+    return render(request, template, page_context(request, **context), status=status)

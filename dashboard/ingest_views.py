@@ -1,0 +1,111 @@
+"""Dashboard pages for imports: upload a file / Slack export / mbox / JSON, index a server path,
+and the jobs list whose rows update live from the /ws/events websocket."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from dashboard.access import dashboard_view, page
+from dashboard.forms import IndexPathForm, UploadForm
+from ingest import services as ingest_services
+from ingest.models import JobKind
+from ingest.runners import PathRefused, check_import_path
+from ingest.selectors import get_job_for, job_list_for
+from ingest.sources.files import SUPPORTED, extension_of
+
+JOB_PAGE_SIZE = 25
+# Which file names each upload kind accepts (None: any; the importer checks the content).
+UPLOAD_EXTENSIONS: dict[str, set[str] | None] = {
+    JobKind.FILE.value: SUPPORTED,
+    JobKind.SLACK.value: {".zip"},
+    JobKind.MBOX.value: None,
+    JobKind.JSON.value: None,
+}
+
+
+def _jobs_page(request: HttpRequest, *, upload: UploadForm, index: IndexPathForm, status: int = 200) -> HttpResponse:
+    principal = request.principal  # type: ignore[attr-defined]
+    page_obj = Paginator(job_list_for(principal), JOB_PAGE_SIZE).get_page(request.GET.get("page"))
+    return page(
+        request,
+        "dashboard/ingest/jobs.html",
+        status=status,
+        upload_form=upload,
+        index_form=index,
+        page_obj=page_obj,
+        import_roots=settings.EASYMEMORY_IMPORT_ROOTS,
+        max_upload_mb=settings.EASYMEMORY_MAX_UPLOAD_BYTES // 1_000_000,
+        section="ingest",
+    )
+
+
+@dashboard_view(get="memory:read")
+def jobs(request: HttpRequest) -> HttpResponse:
+    return _jobs_page(request, upload=UploadForm(), index=IndexPathForm())
+
+
+@dashboard_view(post="memory:write")
+def upload(request: HttpRequest) -> HttpResponse:
+    principal = request.principal  # type: ignore[attr-defined]
+    form = UploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        kind, file = form.cleaned_data["kind"], form.cleaned_data["file"]
+        name = file.name or "upload"
+        allowed = UPLOAD_EXTENSIONS[kind]
+        limit = settings.EASYMEMORY_MAX_UPLOAD_BYTES
+        if file.size > limit:
+            form.add_error("file", f"the file is over the {limit}-byte limit")
+        elif file.size == 0:
+            form.add_error("file", "the file is empty")
+        elif allowed is not None and extension_of(name) not in allowed:
+            form.add_error("file", f"unsupported file type for this import; use {', '.join(sorted(allowed))}")
+        else:
+            job = ingest_services.job_create(
+                principal=principal, kind=kind, params={"filename": name, "size": file.size}, upload=(name, file.read())
+            )
+            messages.success(request, f"Import of {name} queued.")
+            return redirect("dashboard:ingest-job", job_id=job.id)
+    return _jobs_page(request, upload=form, index=IndexPathForm(), status=400)
+
+
+@dashboard_view(post="memory:write")
+def index_path(request: HttpRequest) -> HttpResponse:
+    principal = request.principal  # type: ignore[attr-defined]
+    form = IndexPathForm(request.POST)
+    if form.is_valid():
+        try:
+            root = check_import_path(form.cleaned_data["path"])
+        except PathRefused as exc:
+            form.add_error("path", str(exc))
+        else:
+            if not root.is_dir():
+                form.add_error("path", "not a directory")
+            else:
+                params = {
+                    "path": str(root),
+                    "pattern": form.cleaned_data["pattern"],
+                    "recursive": form.cleaned_data["recursive"],
+                    "restricted": True,
+                }
+                job = ingest_services.job_create(principal=principal, kind=JobKind.VAULT, params=params)
+                messages.success(request, f"Indexing {root} queued.")
+                return redirect("dashboard:ingest-job", job_id=job.id)
+    return _jobs_page(request, upload=UploadForm(), index=form, status=400)
+
+
+@dashboard_view(get="memory:read")
+def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
+    job = get_job_for(request.principal, job_id)  # type: ignore[attr-defined]
+    return page(request, "dashboard/ingest/job.html", job=job, section="ingest")
+
+
+@dashboard_view(get="memory:read")
+def job_row(request: HttpRequest, job_id: str) -> HttpResponse:
+    """One job's row (or, with ?card=1, its summary card), refreshed when a websocket event names it."""
+    job = get_job_for(request.principal, job_id)  # type: ignore[attr-defined]
+    template = "dashboard/ingest/job_card.html" if request.GET.get("card") else "dashboard/ingest/job_row.html"
+    return page(request, template, job=job)

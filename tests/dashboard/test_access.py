@@ -1,0 +1,226 @@
+"""Access rules of every dashboard URL for the cast: anonymous, reader, writer, admin, outsider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from accounts.models import ApiKey, Application, Membership, Tenant
+from accounts.principal import Principal
+from accounts.services import api_key_create, oauth_app_create
+from graph.services import relation_add
+from ingest.models import IngestJob
+from ingest.services import job_create
+from memory.models import Memory
+from memory.services import MemoryInput, memory_create
+from tests.dashboard.conftest import Person
+
+pytestmark = pytest.mark.django_db
+
+ALLOW, DENY, MISSING = 200, 403, 404
+
+
+@pytest.fixture
+def objects(people: dict[str, Person], tenant: Any) -> dict[str, str]:
+    memory = memory_create(principal=Principal.system(tenant), data=MemoryInput(content="acme plans")).memory
+    key = api_key_create(tenant=tenant, name="ci").api_key
+    membership = Membership.objects.get(user=people["reader"].user, tenant=tenant)
+    entity = relation_add(
+        principal=Principal.system(tenant), source={"name": "Acme Rocket", "type": "project"},
+        target={"name": "Zed Corp", "type": "organization"}, predicate="built_by",
+    ).source
+    job = job_create(principal=Principal.system(tenant), kind="json", params={"filename": "acme.json"}, enqueue=False)
+    app = oauth_app_create(principal=Principal.system(tenant), name="acme-ci", role="reader").application
+    ids = {"app": app.pk, "memory": memory.id, "key": key.id, "membership": membership.id, "job": job.id}
+    ids["entity"] = entity.pk
+    return {name: str(value) for name, value in ids.items()}
+
+
+def urls(o: dict[str, str]) -> dict[str, str]:
+    return {
+        "home": "/",
+        "search": "/search/?q=plans",
+        "memories": "/memories/",
+        "memory-new": "/memories/new/",
+        "memory-detail": f"/memories/{o['memory']}/",
+        "memory-state": f"/memories/{o['memory']}/state/",
+        "memory-edit": f"/memories/{o['memory']}/edit/",
+        "memory-delete": f"/memories/{o['memory']}/delete/",
+        "stats": "/stats/",
+        "entities": "/entities/",
+        "entity-detail": f"/entities/{o['entity']}/",
+        "entity-neighbors": f"/entities/{o['entity']}/neighbors.json",
+        "graph": f"/graph/?entity={o['entity']}",
+        "ingest": "/ingest/",
+        "ingest-upload": "/ingest/upload/",
+        "ingest-index": "/ingest/index/",
+        "ingest-job": f"/ingest/jobs/{o['job']}/",
+        "ingest-job-row": f"/ingest/jobs/{o['job']}/row/",
+        "api-keys": "/admin/api-keys/",
+        "api-key-revoke": f"/admin/api-keys/{o['key']}/revoke/",
+        "members": "/admin/members/",
+        "member-update": f"/admin/members/{o['membership']}/",
+        "oauth-apps": "/admin/oauth-apps/",
+        "oauth-app-rotate": f"/admin/oauth-apps/{o['app']}/rotate/",
+        "oauth-app-delete": f"/admin/oauth-apps/{o['app']}/delete/",
+        "audit": "/admin/audit/",
+        "tenants": "/admin/tenants/",
+        "tenant-switch": "/tenant/",
+        "login": "/login/",
+        "logout": "/logout/",
+    }
+
+
+# What each role gets on GET. Outsider: another tenant's objects are 404, lists are its own (empty).
+GET_RULES = {
+    "search": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "memories": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "memory-new": {"reader": DENY, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "memory-detail": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "memory-state": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "memory-edit": {"reader": DENY, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "memory-delete": {"reader": DENY, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "stats": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "entities": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "entity-detail": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "entity-neighbors": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "graph": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "ingest": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "ingest-job": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "ingest-job-row": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "api-keys": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
+    "members": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
+    "oauth-apps": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
+    "audit": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
+    "tenants": {"reader": DENY, "writer": DENY, "admin": DENY, "outsider": DENY},  # superusers only
+}
+
+# Writes (POST) that must be refused, with a check that nothing changed.
+POST_DENIED = {
+    "memory-new": {"reader": DENY},
+    "ingest-upload": {"reader": DENY},
+    "ingest-index": {"reader": DENY},
+    "memory-edit": {"reader": DENY, "outsider": MISSING},
+    "memory-delete": {"reader": DENY, "writer": None, "outsider": MISSING},
+    "api-keys": {"reader": DENY, "writer": DENY},
+    "api-key-revoke": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "members": {"reader": DENY, "writer": DENY},
+    "member-update": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "tenants": {"reader": DENY, "writer": DENY, "outsider": DENY},
+    "oauth-apps": {"reader": DENY, "writer": DENY},
+    "oauth-app-rotate": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "oauth-app-delete": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+}
+
+
+def test_it_covers_every_dashboard_url(objects: dict[str, str]) -> None:
+    """A new dashboard URL without a row in these tables makes this test fail."""
+
+    def names(resolver: URLResolver) -> set[str]:
+        found: set[str] = set()
+        for entry in resolver.url_patterns:
+            if isinstance(entry, URLResolver):
+                found |= names(entry)
+            elif isinstance(entry, URLPattern) and entry.name:
+                found.add(entry.name)
+        return found
+
+    dashboard = next(r for r in get_resolver().url_patterns if getattr(r, "namespace", None) == "dashboard")
+    assert names(dashboard) == set(urls(objects))
+    covered = set(GET_RULES) | set(POST_DENIED) | {"home", "tenant-switch", "login", "logout"}
+    assert covered == set(urls(objects))
+
+
+def test_it_sends_anonymous_visitors_to_the_login_page(objects: dict[str, str]) -> None:
+    client = Client()
+    for name, url in urls(objects).items():
+        if name in {"login", "logout"}:
+            continue
+        for method in ("get", "post"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 302, (name, method)
+            assert response["Location"].startswith("/login/"), (name, method)
+    assert client.get("/login/").status_code == 200
+    assert Memory.objects.count() == 1 and ApiKey.objects.filter(revoked_at=None).count() == 1
+
+
+@pytest.mark.parametrize("role", ["reader", "writer", "admin", "outsider"])
+def test_it_applies_role_rules_to_every_page(role: str, people: dict[str, Person], objects: dict[str, str]) -> None:
+    client = people[role].client()
+    table = urls(objects)
+    for name, expected in GET_RULES.items():
+        response = client.get(table[name])
+        assert response.status_code == expected[role], (name, response.status_code)
+        if role == "outsider" and expected[role] == ALLOW:
+            assert b"acme plans" not in response.content, name
+            assert b"Acme" not in response.content, name
+            assert b"acme.json" not in response.content, name
+            assert b"Acme Rocket" not in response.content, name
+            assert b"acme-ci" not in response.content, name
+
+
+@pytest.mark.parametrize("role", ["reader", "writer", "outsider"])
+def test_it_refuses_writes_the_role_does_not_allow(
+    role: str, people: dict[str, Person], objects: dict[str, str], tenant: Any
+) -> None:
+    client = people[role].client()
+    table = urls(objects)
+    payloads = {
+        "memory-new": {"content": "sneaky", "kind": "note", "importance": "0.5"},
+        "memory-edit": {"content": "overwritten", "kind": "note", "importance": "0.5"},
+        "api-keys": {"name": "sneaky", "role": "admin"},
+        "members": {"username": people[role].user.username, "role": "admin"},
+        "member-update": {"role": "admin"},
+        "tenants": {"name": "Sneaky"},
+        "oauth-apps": {"name": "sneaky", "role": "admin"},
+        "ingest-upload": {"kind": "file", "file": SimpleUploadedFile("sneaky.txt", b"sneaky upload")},
+        "ingest-index": {"path": "/tmp", "pattern": "*.md", "recursive": "on"},
+    }
+    for name, rules in POST_DENIED.items():
+        expected = rules.get(role)
+        if expected is None:
+            continue
+        response = client.post(table[name], payloads.get(name, {}))
+        assert response.status_code == expected, (name, response.status_code)
+    memory = Memory.objects.get(tenant=tenant)
+    assert memory.content == "acme plans" and memory.version == 1
+    assert ApiKey.objects.filter(tenant=tenant, revoked_at=None).count() == 1
+    assert not ApiKey.objects.filter(name="sneaky").exists()
+    assert Membership.objects.get(pk=objects["membership"]).role == "reader"
+    assert not Membership.objects.filter(tenant=tenant, user=people[role].user, role="admin").exists()
+    assert not Tenant.objects.filter(name="Sneaky").exists()
+    assert IngestJob.objects.filter(tenant=tenant).count() == 1
+    assert list(Application.objects.values_list("name", flat=True)) == ["acme-ci"]
+
+
+def test_it_lets_writers_and_admins_write(people: dict[str, Person], objects: dict[str, str], tenant: Any) -> None:
+    writer = people["writer"].client()
+    response = writer.post("/memories/new/", {"content": "writer note", "kind": "fact", "importance": "0.7"})
+    assert response.status_code == 302
+    assert Memory.objects.filter(tenant=tenant, content="writer note", kind="fact").exists()
+    response = writer.post(
+        f"/memories/{objects['memory']}/edit/", {"content": "acme plans, revised", "kind": "note", "importance": "0.5"}
+    )
+    assert response.status_code == 302
+    assert Memory.objects.get(pk=objects["memory"]).version == 2
+
+    admin = people["admin"].client()
+    assert admin.post(f"/admin/api-keys/{objects['key']}/revoke/").status_code == 302
+    assert ApiKey.objects.get(pk=objects["key"]).revoked_at is not None
+    assert admin.post(f"/admin/members/{objects['membership']}/", {"role": "writer"}).status_code == 302
+    assert Membership.objects.get(pk=objects["membership"]).role == "writer"
+    assert admin.post(f"/memories/{objects['memory']}/delete/").status_code == 302
+    assert not Memory.objects.filter(pk=objects["memory"]).exists()
+
+
+def test_it_never_shows_api_keys_or_members_of_another_tenant(
+    people: dict[str, Person], objects: dict[str, str]
+) -> None:
+    outsider = people["outsider"].client()
+    assert objects["key"][:8] not in outsider.get("/admin/api-keys/").content.decode()
+    page = outsider.get("/admin/members/").content.decode()
+    assert "rita" not in page and "otto" in page
