@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from accounts.models import Membership, Tenant
 from accounts.roles import Role
@@ -20,10 +21,10 @@ class TenantFactory(factory.django.DjangoModelFactory):
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-123")
+    # Hashed before the insert, so sessions made with force_login stay valid.
+    password = factory.LazyFunction(lambda: make_password("pw-for-tests-123"))
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

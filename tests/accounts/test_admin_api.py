@@ -102,7 +102,6 @@ def test_members_can_be_invited_changed_and_removed(admin: Persona) -> None:
 def test_tenants_are_for_superusers_only(admin: Persona) -> None:
     assert admin.client().get("/v1/admin/tenants").status_code == 403
     superuser = UserFactory(username="root", is_superuser=True, is_staff=True)
-    superuser.save()  # the factory sets the password without saving it; the session checks its hash
     session = APIClient()
     session.force_login(superuser)
     listed = session.get("/v1/admin/tenants")
