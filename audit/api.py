@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.principal import Principal
+from audit.chain import CHAINED_FIELDS
 from audit.models import AuditEvent
 from audit.selectors import AuditFilters, audit_list_for
 from config.errors import InvalidInput
@@ -35,24 +36,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "seq",
-            "tenant_id",
-            "created_at",
-            "actor_type",
-            "actor_id",
-            "action",
-            "target_type",
-            "target_id",
-            "outcome",
-            "request_id",
-            "client_addr",
-            "user_agent",
-            "detail",
-            "prev_hash",
-            "hash",
-        ]
+        fields = ["id", "seq", *CHAINED_FIELDS, "prev_hash", "hash"]
 
 
 class AuditPageSerializer(serializers.Serializer):
