@@ -268,6 +268,8 @@ def main() -> None:
     port = free_port()
     env = os.environ.copy()
     env["EASYMEMORY_DATA_DIR"] = str(args.data_dir)
+    # 500 queries per mode would trip the default 180/min rate limit; its cost is bench/auth_overhead.py's.
+    env["EASYMEMORY_RATE_LIMIT_PER_MIN"] = "0"
     command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--lifespan", "on", "--log-level", "warning"]
     server = subprocess.Popen(command, cwd=REPO, env=env)  # noqa: S603 - our own interpreter and app
