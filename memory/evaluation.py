@@ -2,7 +2,7 @@
 
 Each conversation goes into a tenant of its own, created for the run and removed after it.
 Turns are stored through the same service a client uses (`memory_create_many`) and embedded
-with the same enrichment step the worker runs (`memory_embed_batch`), in-process. Every
+with the same enrichment steps the worker runs (embedding, then the graph hooks), in-process. Every
 answerable question (categories 1-4) with evidence is run through the real `search()`.
 
 recall@k of one question = |evidence ∩ dia_ids of the top k| / |evidence|, averaged over questions.
@@ -29,6 +29,7 @@ from accounts.principal import Principal
 from accounts.scoping import scoped
 from accounts.services import tenant_create
 from memory import embeddings
+from memory.enrichment import run_enrichment_hooks
 from memory.models import Kind, MemoryEmbedding
 from memory.search import search
 from memory.services import MemoryInput, memory_create_many, memory_embed_batch
@@ -228,7 +229,9 @@ def _ingest(
             texts[str(result.memory.id)] = result.memory.content
     ids = list(holds)
     for start in range(0, len(ids), EMBED_BATCH):
-        memory_embed_batch(memory_ids=ids[start : start + EMBED_BATCH])
+        batch = ids[start : start + EMBED_BATCH]
+        memory_embed_batch(memory_ids=batch)
+        run_enrichment_hooks(batch)  # graph extraction, as the worker's task does after embedding
         progress(f"  {conversation.sample_id}: embedded {min(start + EMBED_BATCH, len(ids))}/{len(ids)} memories")
     return holds, texts
 
