@@ -23,10 +23,11 @@ def _setup() -> None:
     django.setup()
 
 
-def _start_worker(concurrency: int) -> subprocess.Popen[bytes]:
+def worker_command(concurrency: int) -> list[str]:
+    """The Celery worker that `serve` starts (tests start the same one)."""
     from django.conf import settings
 
-    command = [
+    return [
         sys.executable,
         "-m",
         "celery",
@@ -41,7 +42,10 @@ def _start_worker(concurrency: int) -> subprocess.Popen[bytes]:
         "--without-gossip",
         "--without-mingle",
     ]
-    return subprocess.Popen(command, env=os.environ.copy())  # noqa: S603 - our own interpreter
+
+
+def _start_worker(concurrency: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(worker_command(concurrency), env=os.environ.copy())  # noqa: S603 - our own interpreter
 
 
 def serve(argv: list[str]) -> int:

@@ -183,25 +183,11 @@ def asgi_server(transactional_db: Any) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def celery_worker(transactional_db: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process consuming this session's queue on the real broker."""
-    from django.conf import settings
+    """A real Celery worker process consuming this session's queue on the real broker:
+    the same command `easymemory serve` starts."""
+    from config.cli import worker_command
 
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config.celery",
-        "worker",
-        "--pool=threads",
-        "--concurrency=1",
-        "-Q",
-        settings.CELERY_TASK_DEFAULT_QUEUE,
-        "--loglevel=WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
+    command = [*worker_command(concurrency=1), "--without-heartbeat"]
     process = subprocess.Popen(command, cwd=REPO, env=subprocess_env())
     try:
         yield process
