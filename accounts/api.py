@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import ApiKey, Application, Membership, Tenant
+from accounts.permissions import principal_of
 from accounts.principal import Principal
 from accounts.roles import SUPERUSER_SCOPE
 from accounts.scoping import get_scoped_or_404, scoped
@@ -35,12 +36,6 @@ from audit.services import audit_record
 from config.errors import InvalidInput
 
 ADMIN = {"GET": "admin", "POST": "admin", "PATCH": "admin", "DELETE": "admin"}
-
-
-def principal_of(request: Request) -> Principal:
-    principal = request.user
-    assert isinstance(principal, Principal)  # guaranteed by HasRole
-    return principal
 
 
 def _validated(serializer_class: Any, data: Any) -> dict[str, Any]:

@@ -38,3 +38,10 @@ class HasRole(permissions.BasePermission):
             return False
         scope = required_scope(view, request.method or "GET")
         return scope is not None and principal.has_scope(scope)
+
+
+def principal_of(request: Request) -> Principal:
+    """The caller of a view that HasRole admitted."""
+    principal = request.user
+    assert isinstance(principal, Principal)  # guaranteed by HasRole
+    return principal

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import principal_of
 from audit.services import audit_record
 from graph import selectors, services
 from graph.serializers import (
@@ -26,7 +27,6 @@ from graph.serializers import (
     PathParams,
     RelationCreateSerializer,
 )
-from memory.api import principal_of
 
 READ = "graph:read"
 WRITE = "graph:write"

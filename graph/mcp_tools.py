@@ -9,7 +9,7 @@ from accounts.principal import Principal
 from audit.services import audit_record
 from graph import selectors, services
 from graph.serializers import NeighborParams, RelationCreateSerializer
-from memory.mcp.registry import tool
+from memory.mcp.registry import tool, validated
 
 READ = "graph:read"
 WRITE = "graph:write"
@@ -36,11 +36,6 @@ _AS_OF = {
     "format": "date-time",
     "description": "Look at the graph as it was at this time (ISO 8601); default now.",
 }
-
-
-def _validated(serializer: Any) -> dict[str, Any]:
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 @tool(
@@ -105,7 +100,7 @@ def entity_get(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 )
 def graph_neighbors(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
     entity = selectors.entity_get(principal, args["id"])
-    params = _validated(NeighborParams(data={k: v for k, v in args.items() if k != "id"}))
+    params = validated(NeighborParams(data={k: v for k, v in args.items() if k != "id"}))
     data = selectors.graph_neighbors(principal, entity, depth=params["depth"], as_of=params["as_of"])
     audit_record(principal=principal, action="graph.neighbors", target_type="entity", target_id=str(entity.pk))
     return dict(data)
@@ -137,6 +132,6 @@ def graph_neighbors(principal: Principal, args: dict[str, Any]) -> dict[str, Any
     },
 )
 def relation_add(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
-    data = _validated(RelationCreateSerializer(data=args))
+    data = validated(RelationCreateSerializer(data=args))
     relation = services.relation_add(principal=principal, **data)
     return dict(selectors.relation_data(selectors.relation_get(principal, relation.pk)))

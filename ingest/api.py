@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import principal_of
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from config.schema import paginated
@@ -24,7 +25,6 @@ from ingest.runners import PathRefused, check_import_path
 from ingest.selectors import get_job_for, job_list_for
 from ingest.serializers import IndexRequestSerializer, JobSerializer
 from ingest.sources.files import SUPPORTED, extension_of
-from memory.api import principal_of
 
 MULTIPART_SLACK = 64 * 1024  # room for the multipart envelope around the file
 UPLOAD_SCHEMA = {

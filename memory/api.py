@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.principal import Principal
+from accounts.permissions import principal_of
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from config.schema import paginated
@@ -37,12 +37,6 @@ class MemoryCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 500
-
-
-def principal_of(request: Request) -> Principal:
-    principal = request.user
-    assert isinstance(principal, Principal)  # guaranteed by HasRole
-    return principal
 
 
 LIST_PARAMS = {"cursor", "limit"}

@@ -133,3 +133,10 @@ def validate_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> None:
             raise ToolError(f"invalid argument {where}: this field is required")
     message = error.message if len(error.message) <= 300 else error.message[:300] + "…"
     raise ToolError(f"invalid argument {where or '(arguments)'}: {message}")
+
+
+def validated(serializer: Any) -> dict[str, Any]:
+    """Tool arguments checked by the REST serializer, the one definition of valid input;
+    its ValidationError becomes a tool error naming the field (see memory.mcp.server)."""
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

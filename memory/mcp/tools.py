@@ -21,7 +21,7 @@ from accounts.principal import Principal
 from audit.services import audit_record
 from config.errors import InvalidInput
 from memory import services
-from memory.mcp.registry import tool
+from memory.mcp.registry import tool, validated
 from memory.models import Kind
 from memory.search import MAX_K, search
 from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_stats_for
@@ -109,13 +109,6 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
     return schema
 
 
-def _validated(serializer: Any) -> dict[str, Any]:
-    # The REST serializers are the one definition of valid input; their ValidationError
-    # becomes a tool error naming the field (see memory.mcp.server).
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def _filters(raw: dict[str, Any] | None) -> Any:
     serializer = FiltersSerializer(data=raw or {})
     serializer.is_valid(raise_exception=True)
@@ -165,7 +158,7 @@ def memory_add(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
     data = {key: value for key, value in args.items() if key != "scope"}
     data.update(args.get("scope") or {})
     serializer = MemoryInputSerializer(data=data)
-    _validated(serializer)
+    validated(serializer)
     result = services.memory_create(principal=principal, data=serializer.to_input())
     if result.memory is None:  # the conversation memory policy declined a kind=message item
         return {"created": False, "memory": None, "skipped": result.skipped}
@@ -202,7 +195,7 @@ def memory_add(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 )
 def memory_update(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
     memory = get_memory_for(principal, args["id"])
-    changes = _validated(MemoryUpdateSerializer(data={k: v for k, v in args.items() if k != "id"}))
+    changes = validated(MemoryUpdateSerializer(data={k: v for k, v in args.items() if k != "id"}))
     updated = services.memory_update(principal=principal, memory=memory, changes=changes)
     return {"memory": _memory(updated)}
 
