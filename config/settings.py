@@ -206,6 +206,11 @@ EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS = _search_float("EASYMEMORY_SEARCH_RECE
 EASYMEMORY_SEARCH_EMBED_THREADS = env_int("EASYMEMORY_SEARCH_EMBED_THREADS", 1, minimum=0, maximum=64)
 # Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
 EASYMEMORY_EXACT_SCAN_MAX_ROWS = env_int("EASYMEMORY_EXACT_SCAN_MAX_ROWS", 20_000, minimum=0)
+# Full-text: up to this many rows in the filtered set BM25 reads every matching row (exact);
+# above it, with a term-statistics snapshot, it ranks by tiers (memory/fulltext.py).
+EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS = env_int("EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS", 20_000, minimum=0)
+# Rebuild a tenant's term statistics once its row count drifted this far from the snapshot's.
+EASYMEMORY_TERM_STATS_DRIFT = _search_float("EASYMEMORY_TERM_STATS_DRIFT", 0.1, 0.0, 10.0)
 
 # --- background work ------------------------------------------------------------
 EASYMEMORY_REDIS_URL = env_str("EASYMEMORY_REDIS_URL")

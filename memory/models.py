@@ -118,3 +118,26 @@ class MemoryEmbedding(models.Model):
             models.UniqueConstraint(fields=["memory", "model"], name="embedding_unique_memory_model"),
         ]
         indexes = [models.Index(fields=["tenant", "model"], name="embedding_tenant_model")]
+
+
+class TermStatsSnapshot(models.Model):
+    """When a tenant's full-text statistics were last counted, and over how many memories.
+
+    Derived data for ranking large tenants (memory/fulltext.py): rebuilt from the memories by
+    `memory.term_stats.term_stats_rebuild`, never edited by hand."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    docs = models.PositiveIntegerField()
+    avgdl = models.FloatField()
+    built_at = models.DateTimeField()
+
+
+class TermStat(models.Model):
+    """How many of a tenant's memories hold a lexeme (document frequency), as of the snapshot."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    lexeme = models.TextField()
+    df = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "lexeme"], name="termstat_unique_tenant_lexeme")]

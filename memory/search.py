@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
@@ -24,7 +23,6 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery
 from django.db import connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
@@ -34,26 +32,13 @@ from accounts.principal import Principal
 from accounts.scoping import scoped
 from config.errors import InvalidInput
 from memory import embeddings
+from memory.fulltext import fulltext_candidates
 from memory.models import Memory, MemoryEmbedding
-from memory.selectors import MemoryFilters, apply_filters
-from memory.text import fulltext_input
+from memory.selectors import MemoryFilters, apply_filters, cached_count
 
 MAX_K = 100
-_TOKEN = re.compile(r'-?"[^"]+"|\S+')
-# BM25 constants (Robertson/Sparck Jones defaults, as in Lucene).
-BM25_K1 = 1.2
-BM25_B = 0.75
 # The HNSW index of migration 0003 is an expression index on this many dimensions.
 HNSW_DIMS = 384
-# Full-text rows re-scored with real term frequencies, as a multiple of the list's depth.
-RESCORE_FACTOR = 4
-
-
-@dataclass(frozen=True)
-class ParsedQuery:
-    words: list[str]
-    phrases: list[str]
-    excluded: list[str]
 
 
 @dataclass
@@ -61,41 +46,6 @@ class Hit:
     memory: Memory
     score: float
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def parse_query(query: str) -> ParsedQuery:
-    """Split a query into OR-ed words, required "quoted phrases" and -excluded terms."""
-    words: list[str] = []
-    phrases: list[str] = []
-    excluded: list[str] = []
-    for token in _TOKEN.findall(query):
-        negative = token.startswith("-") and len(token) > 1
-        body = token[1:] if negative else token
-        if body.startswith('"') and body.endswith('"') and len(body) > 2:
-            (excluded if negative else phrases).append(body.strip('"'))
-        elif negative:
-            excluded.append(body)
-        else:
-            words.append(token)
-    return ParsedQuery(words=words, phrases=phrases, excluded=excluded)
-
-
-def fulltext_query(query: str) -> SearchQuery | None:
-    """The match condition: any word (OR), every quoted phrase (AND), no excluded term (AND NOT)."""
-    parsed = parse_query(query)
-    combined: SearchQuery | None = None
-    for word in parsed.words:
-        for piece in fulltext_input(word).split():
-            term = SearchQuery(piece, config="english", search_type="plain")
-            combined = term if combined is None else combined | term
-    for phrase in parsed.phrases:
-        term = SearchQuery(fulltext_input(phrase), config="english", search_type="phrase")
-        combined = term if combined is None else combined & term
-    if combined is None:
-        return None
-    for word in parsed.excluded:
-        combined = combined & ~SearchQuery(fulltext_input(word), config="english", search_type="plain")
-    return combined
 
 
 def validate_query(query: str, k: int) -> str:
@@ -206,36 +156,17 @@ def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: in
         ) s ORDER BY distance, memory_id
     """  # noqa: S608
     with transaction.atomic(), connection.cursor() as cursor:
+        ef_search = str(max(40, min(limit * 2, 1000)))
         if pgvector_version() >= (0, 8):
-            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(40, min(limit * 2, 1000)))])
+            cursor.execute(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+                " set_config('hnsw.ef_search', %s, true)",
+                [ef_search],
+            )
+        else:
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [ef_search])
         cursor.execute(query, [literal, *params, literal, limit])
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
-
-
-_SIZE_TTL_SECONDS = 30.0
-_sizes: dict[tuple[str, tuple[Any, ...]], tuple[int, float]] = {}
-
-
-def _cached_count(rows: QuerySet[Any]) -> int:
-    """count() of a filtered set, cached for a few seconds per query text.
-
-    Used where an approximate size is enough: to pick the vector plan (both plans return
-    correct results) and as N in the full-text IDF. Counting a 100k-row tenant costs tens of
-    milliseconds, which each search should not pay.
-    """
-    sql, params = rows.query.sql_with_params()
-    # The expiry filter's "now" changes every call; to the minute is precise enough to pick a plan.
-    key = (sql, tuple(str(p.replace(second=0, microsecond=0) if isinstance(p, datetime) else p) for p in params))
-    now = time.monotonic()
-    cached = _sizes.get(key)
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    size = rows.count()
-    if len(_sizes) > 10_000:
-        _sizes.clear()
-    _sizes[key] = (size, now + _SIZE_TTL_SECONDS)
-    return size
 
 
 def vector_plan(filtered_rows: int, dims: int) -> str:
@@ -260,7 +191,7 @@ def _vector_candidates(principal: Principal, base: QuerySet[Memory], query: str,
         model=embeddings.model_name(), memory_id__in=base.values("id")
     )
     # Bounded: we only need to know whether the set is above the exact-scan threshold.
-    filtered = _cached_count(rows.values("id")[: settings.EASYMEMORY_EXACT_SCAN_MAX_ROWS + 1])
+    filtered = cached_count(rows.values("id")[: settings.EASYMEMORY_EXACT_SCAN_MAX_ROWS + 1])
     plan = vector_plan(filtered, len(vector))
     if plan == "exact":
         return _exact_vector(rows, vector, limit)
@@ -271,79 +202,32 @@ def _vector_candidates(principal: Principal, base: QuerySet[Memory], query: str,
     return found
 
 
-# --- full-text list ---------------------------------------------------------------------------
-
-
-def _fulltext_candidates(
-    principal: Principal, base: QuerySet[Memory], query: str, limit: int
-) -> list[tuple[Any, float]]:
-    """OR semantics, ranked by BM25 with statistics of the tenant and filters only.
-
-    One statement: match the rows (GIN), test each matched row against each query term, take
-    document frequencies over the matched rows (every row holding a query term matches an OR
-    query, so that is the document frequency within the filtered set) and the filtered set's
-    size (cached, see `_cached_count`) for the IDF. A first pass scores every matched row with
-    term frequency 1 (memories are short; reading positions out of every matched tsvector cost
-    3× more on the 100k-row benchmark); the best `RESCORE_FACTOR × limit` are then re-scored
-    with their real term frequencies (+0.011 R@10 on the LoCoMo dev file). The cost grows with the number of
-    matched rows of this tenant only, never with other tenants' data.
-    """
-    tsquery = fulltext_query(query)
-    if tsquery is None:
-        return []
-    parsed = parse_query(query)
-    scored_text = fulltext_input(" ".join(parsed.words + parsed.phrases))
-    matched = base.filter(search_vector=tsquery).values("id", "search_vector")
-    matched_sql, matched_params = matched.query.sql_with_params()
-    size = max(_cached_count(base.values("id")), 1)
-    # Composed from the compiled queryset; every value is a parameter.
-    sql = f"""
-        WITH terms AS MATERIALIZED (
-            SELECT lexeme, quote_literal(lexeme)::tsquery AS q
-            FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', %s))) AS lexeme) t
-        ),
-        matched AS MATERIALIZED ({matched_sql}),
-        occurrences AS MATERIALIZED (
-            SELECT m.id, t.lexeme, length(m.search_vector) AS dl
-            FROM matched m JOIN terms t ON m.search_vector @@ t.q
-        ),
-        sizes AS (
-            SELECT GREATEST(%s, (SELECT count(*) FROM matched))::float8 AS n,
-                   GREATEST((SELECT avg(length(search_vector)) FROM matched), 1)::float8 AS avgdl
-        ),
-        idf AS (
-            SELECT o.lexeme, ln(1 + (s.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
-            FROM occurrences o CROSS JOIN sizes s GROUP BY o.lexeme, s.n
-        ),
-        first_pass AS MATERIALIZED (
-            SELECT o.id, sum(idf.idf * ({BM25_K1} + 1)
-                             / (1 + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * o.dl / s.avgdl))) AS score
-            FROM occurrences o JOIN idf USING (lexeme) CROSS JOIN sizes s
-            GROUP BY o.id
-            ORDER BY score DESC, o.id
-            LIMIT %s
-        )
-        SELECT f.id,
-               sum(idf.idf * u.tf * ({BM25_K1} + 1)
-                   / (u.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * length(m.search_vector) / s.avgdl))) AS score
-        FROM first_pass f
-        JOIN matched m ON m.id = f.id
-        CROSS JOIN LATERAL (
-            SELECT v.lexeme, GREATEST(COALESCE(cardinality(v.positions), 1), 1) AS tf FROM unnest(m.search_vector) v
-        ) u
-        JOIN idf ON idf.lexeme = u.lexeme
-        CROSS JOIN sizes s
-        GROUP BY f.id
-        ORDER BY score DESC, f.id
-        LIMIT %s
-    """  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [scored_text, *matched_params, size, limit * RESCORE_FACTOR, limit])
-        return [(mid, float(score)) for mid, score in cursor.fetchall()]
-
-
 register_candidate_list("vector", _vector_candidates)
-register_candidate_list("fulltext", _fulltext_candidates)
+register_candidate_list("fulltext", fulltext_candidates)
+
+
+# --- running the lists --------------------------------------------------------------------------
+
+
+def _candidate_lists(
+    principal: Principal, base: QuerySet[Memory], query: str, depth: int, active: list[str]
+) -> dict[str, list[tuple[Any, float]]]:
+    """Each active list's candidates. The query is embedded on the embedding thread while the
+    other lists run their SQL here; vector goes last. (Running the vector list's SQL on a second
+    connection as well was measured: no faster on two cores, where the legs compete for CPU.)"""
+    others = [name for name in active if name != "vector"]
+    pending = None
+    if "vector" in active:
+        pending = _embedder.submit(embeddings.embed_query, query, embeddings.model_name())
+    token = _pending_vector.set(pending)
+    try:
+        # Vector last, so its embedding overlaps with the other lists' SQL.
+        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth) for name in others}
+        if "vector" in active:
+            lists["vector"] = CANDIDATE_LISTS["vector"](principal, base, query, depth)
+    finally:
+        _pending_vector.reset(token)
+    return {name: lists[name] for name in active}
 
 
 # --- fusion -------------------------------------------------------------------------------------
@@ -396,16 +280,7 @@ def search(
     base = apply_filters(scoped(Memory, principal.tenant), filters or MemoryFilters())
     depth = max(50, k * 3)
     active = [name for name in CANDIDATE_LISTS if resolved.get(name, 0.0) > 0]
-    pending = None
-    if "vector" in active:
-        pending = _embedder.submit(embeddings.embed_query, query, embeddings.model_name())
-    token = _pending_vector.set(pending)
-    try:
-        # Vector last, so its embedding overlaps with the other lists' SQL.
-        order = [name for name in active if name != "vector"] + (["vector"] if "vector" in active else [])
-        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth) for name in order}
-    finally:
-        _pending_vector.reset(token)
+    lists = _candidate_lists(principal, base, query, depth, active)
 
     rrf_k = settings.EASYMEMORY_RRF_K
     scores: dict[Any, float] = {}

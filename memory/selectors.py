@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,6 +64,31 @@ def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memo
     if not filters.include_expired:
         qs = qs.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
     return qs
+
+
+_SIZE_TTL_SECONDS = 30.0
+_sizes: dict[tuple[str, tuple[Any, ...]], tuple[int, float]] = {}
+
+
+def cached_count(rows: QuerySet[Any]) -> int:
+    """count() of a filtered set, cached for a few seconds per query text.
+
+    Used where an approximate size is enough: to pick the vector and full-text plans and as N
+    in the full-text IDF. Counting a 100k-row tenant costs tens of milliseconds, which each
+    search should not pay.
+    """
+    sql, params = rows.query.sql_with_params()
+    # The expiry filter's "now" changes every call; to the minute is precise enough to pick a plan.
+    key = (sql, tuple(str(p.replace(second=0, microsecond=0) if isinstance(p, datetime) else p) for p in params))
+    now = time.monotonic()
+    cached = _sizes.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    size = rows.count()
+    if len(_sizes) > 10_000:
+        _sizes.clear()
+    _sizes[key] = (size, now + _SIZE_TTL_SECONDS)
+    return size
 
 
 def memory_list_for(principal: Principal, filters: MemoryFilters) -> QuerySet[Memory]:

@@ -181,8 +181,7 @@ def memory_create_many(
     decisions = [apply_policy(item, policy or settings.EASYMEMORY_MEMORY_POLICY) for item in cleaned]
     with transaction.atomic():
         results = [
-            _insert(principal, d.item) if d.item is not None else CreateResult(None, False, d.reason)
-            for d in decisions
+            _insert(principal, d.item) if d.item is not None else CreateResult(None, False, d.reason) for d in decisions
         ]
         new_ids = [str(result.memory.id) for result in results if result.created and result.memory is not None]
         declined = sum(1 for result in results if result.memory is None)

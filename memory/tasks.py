@@ -29,3 +29,15 @@ def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-u
             logger.exception("enrichment failed for good for %d memories", len(memory_ids))
             return 0
         raise self.retry(exc=exc, countdown=min(300, 2**self.request.retries * 5)) from exc
+
+
+@app.task(acks_late=True)
+def term_stats_rebuild_task(tenant_id: str) -> int:
+    """Rebuild one tenant's full-text statistics (see memory/term_stats.py); returns its document count."""
+    from accounts.models import Tenant
+    from memory.term_stats import term_stats_rebuild
+
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:  # deleted since the request
+        return 0
+    return term_stats_rebuild(tenant).docs
