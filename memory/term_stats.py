@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.scoping import scoped
-from memory.models import TermStat, TermStatsSnapshot
+from memory.models import Memory, TermStat, TermStatsSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,21 @@ def term_stats_for_text(tenant: Tenant, text: str) -> tuple[list[str], TermStats
 def is_stale(stats: TermStats, tenant_rows: int) -> bool:
     drift = abs(tenant_rows - stats.docs) / max(stats.docs, 1)
     return drift > settings.EASYMEMORY_TERM_STATS_DRIFT
+
+
+def term_stats_refresh() -> list[Tenant]:
+    """Rebuild, now, the snapshot of every tenant large enough for the tiered plan whose snapshot
+    is missing or has drifted (`easymemory reconcile`). Returns the tenants rebuilt."""
+    rebuilt = []
+    for tenant in Tenant.objects.order_by("slug"):
+        rows = scoped(Memory, tenant).count()
+        if rows <= settings.EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS:
+            continue
+        snapshot = TermStatsSnapshot.objects.filter(tenant=tenant).first()  # unscoped: keyed by the tenant
+        if snapshot is None or is_stale(TermStats(docs=snapshot.docs, avgdl=snapshot.avgdl, df={}), rows):
+            term_stats_rebuild(tenant)
+            rebuilt.append(tenant)
+    return rebuilt
 
 
 def request_rebuild(tenant: Tenant) -> None:

@@ -4,9 +4,11 @@ exact plan, and the snapshot's upkeep."""
 from __future__ import annotations
 
 import random
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
@@ -208,3 +210,15 @@ def test_lexemes_are_quoted_as_tsquery_operands() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT array_to_tsvector(ARRAY[%s]) @@ %s::tsquery", [lexeme, fulltext.tsquery_term(lexeme)])
         assert cursor.fetchone()[0] is True
+
+
+@TIERED
+def test_reconcile_rebuilds_missing_and_drifted_statistics_only(writer: Persona) -> None:
+    zipf_corpus(writer.principal, 50, seed=9)
+    out = StringIO()
+    call_command("reconcile", stdout=out)
+    assert "rebuilt full-text statistics of 1 tenants" in out.getvalue()
+    assert TermStatsSnapshot.objects.get(tenant=writer.tenant).docs == 50
+    assert term_stats.term_stats_refresh() == []  # fresh: nothing to do
+    zipf_corpus(writer.principal, 10, seed=10)
+    assert term_stats.term_stats_refresh() == [writer.tenant]

@@ -8,7 +8,10 @@ from memory.services import memory_reconcile
 
 
 class Command(BaseCommand):
-    help = "Re-queue memories whose derived data (embedding, graph extraction) is missing or failed."
+    help = (
+        "Re-queue memories whose derived data (embedding, graph extraction) is missing or failed, and"
+        " rebuild missing or drifted full-text statistics of large tenants."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--limit", type=int, default=10_000)
@@ -20,3 +23,7 @@ class Command(BaseCommand):
 
         graph_count = graph_reconcile(limit=options["limit"])
         self.stdout.write(f"re-queued {graph_count} memories for graph extraction")
+        from memory.term_stats import term_stats_refresh
+
+        rebuilt = term_stats_refresh()
+        self.stdout.write(f"rebuilt full-text statistics of {len(rebuilt)} tenants")
