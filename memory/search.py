@@ -144,14 +144,15 @@ def _exact_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: i
 def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: int) -> list[tuple[Any, float]]:
     sql, params = rows.filter(dims=HNSW_DIMS).values("memory_id", "embedding").query.sql_with_params()
     literal = "[" + ",".join(repr(float(x)) for x in vector) + "]"
-    # Same expression as the index (embedding::vector(384)), or the planner cannot use it.
+    # Same expression as the index (embedding::vector(384)), or the planner cannot use it; the
+    # vector goes over the wire once (ORDER BY its output column).
     # relaxed_order may return neighbours slightly out of order: the outer query re-sorts.
     # Composed from the compiled queryset; every value is a parameter.
     query = f"""
         SELECT memory_id, distance FROM (
             SELECT f.memory_id, f.embedding::vector({HNSW_DIMS}) <=> %s::vector({HNSW_DIMS}) AS distance
             FROM ({sql}) f
-            ORDER BY f.embedding::vector({HNSW_DIMS}) <=> %s::vector({HNSW_DIMS})
+            ORDER BY distance
             LIMIT %s
         ) s ORDER BY distance, memory_id
     """  # noqa: S608
@@ -165,7 +166,7 @@ def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: in
             )
         else:
             cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [ef_search])
-        cursor.execute(query, [literal, *params, literal, limit])
+        cursor.execute(query, [literal, *params, limit])
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
 
 
