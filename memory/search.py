@@ -138,7 +138,9 @@ def _exact_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: i
     # Ordering by the plain column (not the index expression) cannot use the HNSW index, so this
     # is an exact scan of the filtered rows, reached through the tenant B-tree index.
     ranked = rows.annotate(distance=CosineDistance("embedding", vector)).order_by("distance", "memory_id")
-    return [(mid, 1.0 - float(d)) for mid, d in ranked.values_list("memory_id", "distance")[:limit]]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        return [(mid, 1.0 - float(d)) for mid, d in ranked.values_list("memory_id", "distance")[:limit]]
 
 
 def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: int) -> list[tuple[Any, float]]:

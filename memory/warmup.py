@@ -1,4 +1,4 @@
-"""Load the embedding model when the server starts, not on the first search."""
+"""Load the embedding model (and trace its query encoder) when the server starts, not on the first search."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 @contextlib.asynccontextmanager
 async def embedding_model_warmup() -> AsyncIterator[None]:
     # Load in a thread so the server answers /healthz while the model loads.
-    task = asyncio.get_running_loop().run_in_executor(None, embeddings.get_model)
+    task = asyncio.get_running_loop().run_in_executor(None, lambda: embeddings.query_encoder(embeddings.model_name()))
     yield
     with contextlib.suppress(Exception):
         await task
