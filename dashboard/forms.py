@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -58,6 +59,17 @@ class FilterForm(forms.Form):
 class SearchForm(FilterForm):
     q = forms.CharField(required=False, max_length=1000, label="Query")
     k = forms.IntegerField(required=False, min_value=1, max_value=MAX_K, initial=10, label="Results")
+    as_of = forms.DateField(
+        required=False,
+        label="As of",
+        help_text="what had happened by the end of this day, and the graph as it was then",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def to_filters(self) -> MemoryFilters:
+        day = self.cleaned_data.get("as_of")
+        end_of_day = timezone.make_aware(datetime.combine(day, time.max)) if day else None
+        return replace(super().to_filters(), as_of=end_of_day)
 
 
 class MemoryListForm(FilterForm):

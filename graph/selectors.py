@@ -27,6 +27,7 @@ from graph.providers.base import normalise_key
 from graph.providers.offline import LEADING_STOP
 from graph.services import GRAPH_ERROR_PREFIX
 from memory.models import EnrichmentState, Memory
+from memory.selectors import MemoryFilters
 from memory.text import CJK_RUN
 
 MAX_DEPTH = 3
@@ -351,9 +352,12 @@ def query_ngrams(query: str) -> list[str]:
     return sorted(grams)[:MAX_NGRAMS]
 
 
-def graph_candidates(principal: Principal, base: QuerySet[Memory], query: str, limit: int) -> list[tuple[Any, float]]:
+def graph_candidates(
+    principal: Principal, base: QuerySet[Memory], query: str, limit: int, filters: MemoryFilters
+) -> list[tuple[Any, float]]:
     """Search's graph list: entities named in the query (found lexically, no LLM), their
-    neighbours over current relations, then the memories in `base` that mention them.
+    neighbours over the relations valid at `filters.as_of` (default now), then the memories in
+    `base` that mention them.
     A memory scores 1 per named entity it mentions and 0.5 per neighbour."""
     grams = query_ngrams(query)
     if not grams:
@@ -367,7 +371,7 @@ def graph_candidates(principal: Principal, base: QuerySet[Memory], query: str, l
         return []
     neighbours: set[int] = set()
     for source_id, target_id in (
-        relations_valid_at(scoped(Relation, tenant))
+        relations_valid_at(scoped(Relation, tenant), filters.as_of)
         .filter(Q(source_id__in=seeds) | Q(target_id__in=seeds))
         .values_list("source_id", "target_id")[:SEARCH_NEIGHBOURS]
     ):

@@ -37,7 +37,7 @@ from django.db.models import QuerySet
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from memory.models import Memory
-from memory.selectors import cached_count
+from memory.selectors import MemoryFilters, cached_count
 from memory.term_stats import TermStats, is_stale, request_rebuild, term_stats_for_text
 from memory.text import fulltext_input
 
@@ -107,7 +107,7 @@ def fulltext_constraints(query: str) -> SearchQuery | None:
 
 
 def fulltext_candidates(
-    principal: Principal, base: QuerySet[Memory], query: str, limit: int
+    principal: Principal, base: QuerySet[Memory], query: str, limit: int, filters: MemoryFilters | None = None
 ) -> list[tuple[Any, float]]:
     """The search list "fulltext": (memory id, BM25 score), best first."""
     tsquery = fulltext_query(query)

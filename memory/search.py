@@ -61,10 +61,11 @@ def validate_query(query: str, k: int) -> str:
     return query.strip()
 
 
-CandidateFn = Callable[[Principal, QuerySet[Memory], str, int], list[tuple[Any, float]]]
+CandidateFn = Callable[[Principal, QuerySet[Memory], str, int, MemoryFilters], list[tuple[Any, float]]]
 # Candidate lists by name. Other apps (the graph) add theirs with `register_candidate_list`;
-# each function gets the principal, the tenant- and filter-scoped queryset, the query and a depth,
-# and returns (memory id, raw score) best first.
+# each function gets the principal, the tenant- and filter-scoped queryset, the query, a depth and
+# the filters themselves (for what is not a memory column, such as `as_of` for relations), and
+# returns (memory id, raw score) best first.
 CANDIDATE_LISTS: dict[str, CandidateFn] = {}
 
 
@@ -188,7 +189,9 @@ def vector_plan(filtered_rows: int, dims: int) -> str:
     return "hnsw" if filtered_rows * 2 >= _estimated_rows(MemoryEmbedding._meta.db_table) else "exact"
 
 
-def _vector_candidates(principal: Principal, base: QuerySet[Memory], query: str, limit: int) -> list[tuple[Any, float]]:
+def _vector_candidates(
+    principal: Principal, base: QuerySet[Memory], query: str, limit: int, filters: MemoryFilters
+) -> list[tuple[Any, float]]:
     vector = _query_vector(query)
     rows = scoped(MemoryEmbedding, principal.tenant).filter(
         model=embeddings.model_name(), memory_id__in=base.values("id")
@@ -213,7 +216,7 @@ register_candidate_list("fulltext", fulltext_candidates)
 
 
 def _candidate_lists(
-    principal: Principal, base: QuerySet[Memory], query: str, depth: int, active: list[str]
+    principal: Principal, base: QuerySet[Memory], query: str, depth: int, active: list[str], filters: MemoryFilters
 ) -> dict[str, list[tuple[Any, float]]]:
     """Each active list's candidates. The query is embedded on the embedding thread while the
     other lists run their SQL here; vector goes last. (Running the vector list's SQL on a second
@@ -225,9 +228,9 @@ def _candidate_lists(
     token = _pending_vector.set(pending)
     try:
         # Vector last, so its embedding overlaps with the other lists' SQL.
-        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth) for name in others}
+        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in others}
         if "vector" in active:
-            lists["vector"] = CANDIDATE_LISTS["vector"](principal, base, query, depth)
+            lists["vector"] = CANDIDATE_LISTS["vector"](principal, base, query, depth, filters)
     finally:
         _pending_vector.reset(token)
     return {name: lists[name] for name in active}
@@ -280,10 +283,11 @@ def search(
     """
     query = validate_query(query, k)
     resolved = resolve_weights(weights)
-    base = apply_filters(scoped(Memory, principal.tenant), filters or MemoryFilters())
+    filters = filters or MemoryFilters()
+    base = apply_filters(scoped(Memory, principal.tenant), filters)
     depth = max(50, k * 3)
     active = [name for name in CANDIDATE_LISTS if resolved.get(name, 0.0) > 0]
-    lists = _candidate_lists(principal, base, query, depth, active)
+    lists = _candidate_lists(principal, base, query, depth, active, filters)
 
     rrf_k = settings.EASYMEMORY_RRF_K
     scores: dict[Any, float] = {}

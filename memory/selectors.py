@@ -36,6 +36,10 @@ class MemoryFilters:
     created_before: datetime | None = None
     include_expired: bool = False
     include_ephemeral: bool = False  # trivial chat turns the memory policy marked ephemeral
+    # The world as of this moment, on the graph's valid-time axis: memories of what had happened by
+    # then (occurred_at, or when unknown created_at, at or before it) and not expired then; search's
+    # graph list follows the relations valid then.
+    as_of: datetime | None = None
 
 
 def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memory]:
@@ -61,8 +65,10 @@ def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memo
         qs = qs.filter(created_at__lt=filters.created_before)
     if not filters.include_ephemeral:
         qs = qs.exclude(metadata__contains={EPHEMERAL_KEY: True})
+    if filters.as_of:
+        qs = qs.filter(Q(occurred_at__lte=filters.as_of) | Q(occurred_at__isnull=True, created_at__lte=filters.as_of))
     if not filters.include_expired:
-        qs = qs.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        qs = qs.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=filters.as_of or timezone.now()))
     return qs
 
 

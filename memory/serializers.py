@@ -119,6 +119,7 @@ class FiltersSerializer(StrictSerializer):
     created_before = serializers.DateTimeField(required=False)
     include_expired = serializers.BooleanField(required=False, default=False)
     include_ephemeral = serializers.BooleanField(required=False, default=False)
+    as_of = serializers.DateTimeField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for name in ("occurred", "created"):

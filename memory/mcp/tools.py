@@ -87,6 +87,11 @@ _FILTERS = {
         "created_after": {**_DATETIME, "description": "Stored at or after this time (ISO 8601)."},
         "created_before": {**_DATETIME, "description": "Stored before this time (ISO 8601)."},
         "include_expired": {"type": "boolean", "description": "Also return memories past their expires_at."},
+        "as_of": {
+            **_DATETIME,
+            "description": "The world as of then: memories of what had happened by then (occurred_at, else"
+            " created_at) and not expired then, graph relations valid then (ISO 8601).",
+        },
         "include_ephemeral": {
             "type": "boolean",
             "description": 'Also return trivial chat turns ("ok thanks") the memory policy marked ephemeral.',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -103,6 +104,11 @@ def test_it_filters_the_list_and_search(people: dict[str, Person], tenant: Any) 
     assert "budget is approved" in page and "budget review notes" not in page
     page = client.get("/memories/?tags=finance").content.decode()
     assert "budget review notes" in page and "budget is approved" not in page
+    remember(tenant, "budget draft from 2019", occurred_at=datetime(2019, 3, 1, tzinfo=UTC))
+    then = client.get("/search/?q=budget&as_of=2019-12-31").context["hits"]
+    assert [hit.memory.content for hit, _ in then] == ["budget draft from 2019"]
+    bad = client.get("/search/?q=budget&as_of=someday")
+    assert bad.context["hits"] is None and "Enter a valid date" in bad.content.decode()
     response = client.get("/search/?q=budget&user_ref=ana")
     hits = response.context["hits"]
     assert [hit.memory.content for hit, _ in hits] == ["budget is approved"]

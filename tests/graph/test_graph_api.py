@@ -292,3 +292,23 @@ def test_query_ngrams_cover_names_possessives_tags_and_chinese() -> None:
     grams = query_ngrams("What is Marco Rossi's #roadmap? 张伟在哪")
     assert {"marco rossi", "marco", "rossi", "roadmap", "张伟"} <= set(grams)
     assert "what" not in grams and "is" not in grams
+
+
+def test_search_as_of_follows_the_relations_valid_then(
+    reader: Persona, writer: Persona, graph: dict[str, Entity]
+) -> None:
+    remember(writer, "Dora lives in Milan.", occurred_at=datetime(2018, 6, 1, tzinfo=UTC))
+    graph_only = {"vector": 0, "fulltext": 0}
+
+    def found(filters: dict[str, Any]) -> list[str]:
+        body = {"query": "Alice", "weights": graph_only, "filters": filters, "k": 20}
+        return [h["memory"]["content"] for h in post(reader, "/v1/search", body).json()["results"]]
+
+    now = found({})
+    assert "Alice moved to Berlin." in now
+    assert "Dora lives in Milan." not in now  # Alice no longer lives in Milan: no path to it
+    then = found({"as_of": "2020-06-01T00:00:00Z"})
+    assert "Dora lives in Milan." in then  # via Alice lives_in Milan, valid in 2020
+    assert "Alice moved to Berlin." not in then  # had not happened yet
+    bad = post(reader, "/v1/search", {"query": "Alice", "filters": {"as_of": "soon"}})
+    assert (bad.status_code, bad.json()["field"]) == (400, "filters.as_of")

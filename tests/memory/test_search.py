@@ -127,7 +127,7 @@ def test_weights_come_per_request_and_accept_registered_lists(writer: Persona) -
     embed_pending()
     cello = Memory.objects.get(content__startswith="Bob")
 
-    def always_cello(principal: Principal, base: Any, query: str, limit: int) -> list[tuple[Any, float]]:
+    def always_cello(principal: Principal, base: Any, query: str, limit: int, filters: Any) -> list[tuple[Any, float]]:
         return [(mid, 1.0) for mid in base.filter(pk=cello.pk).values_list("id", flat=True)]
 
     register_candidate_list("test-list", always_cello)
@@ -392,3 +392,21 @@ def test_the_search_command_prints_ranked_hits_with_their_lists(writer: Persona)
     lines = out.getvalue().splitlines()
     assert "fulltext#1" in lines[0] and "dance studio" in lines[0]
     assert "context" in lines[1] and "Losing my job" in lines[1]
+
+
+def test_as_of_searches_the_memories_of_that_moment(writer: Persona) -> None:
+    early = datetime(2019, 1, 1, tzinfo=UTC)
+    [lisbon] = remember(writer.principal, "tea in Lisbon", occurred_at=early)
+    Memory.objects.filter(pk=lisbon.pk).update(expires_at=datetime(2021, 1, 1, tzinfo=UTC))  # expired since
+    remember(writer.principal, "tea in Porto", occurred_at=datetime(2022, 1, 1, tzinfo=UTC))
+    remember(writer.principal, "tea in Faro")  # no occurred_at: counts from when it was stored (now)
+    embed_pending()
+
+    def found(filters: dict[str, Any]) -> list[str]:
+        response = post_search(writer, {"query": "tea", "k": 10, "filters": filters})
+        assert response.status_code == 200, response.json()
+        return sorted(h["memory"]["content"] for h in response.json()["results"])
+
+    assert found({}) == ["tea in Faro", "tea in Porto"]  # Lisbon expired in 2021
+    assert found({"as_of": "2020-01-01T00:00:00Z"}) == ["tea in Lisbon"]  # not expired yet then
+    assert found({"as_of": "2023-01-01T00:00:00Z"}) == ["tea in Porto"]
