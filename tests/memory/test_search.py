@@ -410,3 +410,12 @@ def test_as_of_searches_the_memories_of_that_moment(writer: Persona) -> None:
     assert found({}) == ["tea in Faro", "tea in Porto"]  # Lisbon expired in 2021
     assert found({"as_of": "2020-01-01T00:00:00Z"}) == ["tea in Lisbon"]  # not expired yet then
     assert found({"as_of": "2023-01-01T00:00:00Z"}) == ["tea in Porto"]
+
+
+def test_hits_are_represented_exactly_as_the_hit_serializer_would(writer: Persona) -> None:
+    from memory.serializers import HitSerializer
+
+    remember(writer.principal, "tea in Lisbon", tags=["travel"], metadata={"lang": "en"})
+    hits = search(writer.principal, "tea", k=5, weights=FULLTEXT_ONLY)
+    full = HitSerializer([{"memory": h.memory, "score": h.score, "evidence": h.evidence} for h in hits], many=True)
+    assert json.loads(json.dumps(HitSerializer.of(hits))) == json.loads(json.dumps(full.data))
