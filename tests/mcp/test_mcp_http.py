@@ -101,6 +101,9 @@ def test_it_calls_every_tool(live: Any, writer: Persona) -> None:
             out["filtered"] = payload(
                 await client.call_tool("memory_search", {"query": "tea", "filters": {"user_ref": "alice"}})
             )
+            out["before"] = payload(
+                await client.call_tool("memory_search", {"query": "tea", "filters": {"as_of": "2026-04-01T00:00:00Z"}})
+            )
             out["page1"] = payload(await client.call_tool("memory_list", {"limit": 1}))
             out["page2"] = payload(
                 await client.call_tool("memory_list", {"limit": 1, "cursor": out["page1"]["next_cursor"]})
@@ -123,6 +126,7 @@ def test_it_calls_every_tool(live: Any, writer: Persona) -> None:
     assert top["memory"]["id"] == memory_id and set(top["evidence"]) >= {"vector", "fulltext"}
     assert out["facts"]["results"] == [] or all(h["memory"]["kind"] == "fact" for h in out["facts"]["results"])
     assert [h["memory"]["id"] for h in out["filtered"]["results"]] == [memory_id]
+    assert out["before"]["results"] == []  # it occurred on 2026-05-01
     assert len(out["page1"]["results"]) == 1 and out["page1"]["next_cursor"]
     assert len(out["page2"]["results"]) == 1 and out["page2"]["next_cursor"] is None
     assert {out["page1"]["results"][0]["id"], out["page2"]["results"][0]["id"]} == {

@@ -410,6 +410,8 @@ def test_as_of_searches_the_memories_of_that_moment(writer: Persona) -> None:
     assert found({}) == ["tea in Faro", "tea in Porto"]  # Lisbon expired in 2021
     assert found({"as_of": "2020-01-01T00:00:00Z"}) == ["tea in Lisbon"]  # not expired yet then
     assert found({"as_of": "2023-01-01T00:00:00Z"}) == ["tea in Porto"]
+    listed = writer.client().get("/v1/memories?as_of=2020-01-01T00:00:00Z").json()["results"]
+    assert [m["content"] for m in listed] == ["tea in Lisbon"]
 
 
 def test_hits_are_represented_exactly_as_the_hit_serializer_would(writer: Persona) -> None:
