@@ -30,6 +30,7 @@ from memory.enrichment import run_deletion_hooks
 from memory.models import EnrichmentState, HistoryEvent, Kind, Memory, MemoryEmbedding, MemoryHistory
 from memory.policy import apply_policy
 from memory.redaction import redact_secrets
+from memory.term_stats import term_stats_discard
 from memory.text import content_hash, fulltext_input
 
 logger = logging.getLogger(__name__)
@@ -313,6 +314,8 @@ def memory_forget_user(*, principal: Principal, user_ref: str) -> int:
     run_deletion_hooks(tenant=principal.tenant, memory_ids=list(memories.values_list("id", flat=True)))
     memories.delete()
     scoped(MemoryHistory, principal.tenant).filter(user_ref=user_ref).delete()
+    if count:
+        term_stats_discard(principal.tenant)
     audit_record(principal=principal, action="memory.forget_user", target_type="user_ref", detail={"rows": count})
     publish_event(principal.tenant.pk, "memory.deleted", {"user_ref": user_ref, "count": count})
     return count

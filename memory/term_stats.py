@@ -61,6 +61,13 @@ def term_stats_rebuild(tenant: Tenant) -> TermStatsSnapshot:
     return snapshot
 
 
+def term_stats_discard(tenant: Tenant) -> None:
+    """Drop the tenant's snapshot: after an end user is forgotten, the words of their memories
+    must not outlive them here. Searches use the exact plan until the next rebuild."""
+    scoped(TermStat, tenant).delete()
+    TermStatsSnapshot.objects.filter(tenant=tenant).delete()  # unscoped: keyed by the tenant itself
+
+
 def term_stats_for_text(tenant: Tenant, text: str) -> tuple[list[str], TermStats | None]:
     """The distinct lexemes PostgreSQL's English configuration makes of `text`, and the tenant's
     snapshot (None if it has none) with their frequencies (a lexeme it has not counted is absent).

@@ -17,7 +17,7 @@ from accounts.scoping import scoped
 from memory import fulltext, term_stats
 from memory.models import Memory, TermStat, TermStatsSnapshot
 from memory.selectors import MemoryFilters, apply_filters
-from memory.services import MemoryInput, memory_create_many
+from memory.services import MemoryInput, memory_create_many, memory_forget_user
 from memory.tasks import term_stats_rebuild_task
 from memory.term_stats import term_stats_rebuild
 from tests.conftest import Persona
@@ -222,3 +222,18 @@ def test_reconcile_rebuilds_missing_and_drifted_statistics_only(writer: Persona)
     assert term_stats.term_stats_refresh() == []  # fresh: nothing to do
     zipf_corpus(writer.principal, 10, seed=10)
     assert term_stats.term_stats_refresh() == [writer.tenant]
+
+
+@TIERED
+def test_forgetting_a_user_drops_the_snapshot_so_their_words_do_not_linger(
+    writer: Persona, no_rebuild_requests: list[str]
+) -> None:
+    zipf_corpus(writer.principal, 50, seed=11)
+    memory_create_many(principal=writer.principal, items=[MemoryInput(content="zanzibar trip", user_ref="dana")])
+    term_stats_rebuild(writer.tenant)
+    assert scoped(TermStat, writer.tenant).filter(lexeme="zanzibar").exists()
+    assert memory_forget_user(principal=writer.principal, user_ref="dana") == 1
+    assert not scoped(TermStat, writer.tenant).exists()
+    assert not TermStatsSnapshot.objects.filter(tenant=writer.tenant).exists()
+    assert ranked(writer.principal, "w00 zanzibar", 5)  # the exact plan answers meanwhile ...
+    assert no_rebuild_requests == [writer.tenant.slug]  # ... and a rebuild is on its way
