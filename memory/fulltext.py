@@ -131,20 +131,25 @@ def _idf(rows: int, df: int) -> float:
     return math.log(1 + (rows - df + 0.5) / (df + 0.5))
 
 
-def _frequencies(matched: QuerySet[Memory], lexemes: list[str], stats: TermStats, size: int) -> dict[str, int]:
-    """Each lexeme's document frequency in the filtered set: the snapshot's, scaled from the
+def _frequencies(rows: QuerySet[Memory], lexemes: list[str], stats: TermStats, size: int) -> dict[str, int]:
+    """Each lexeme's document frequency in `rows` (the filtered set): the snapshot's, scaled from the
     tenant to the filtered set; lexemes new since the snapshot are counted (they are rare), and
     are 0 when no row holds them."""
     scale = size / max(stats.docs, 1)
     df = {lex: max(1, min(size, round(stats.df[lex] * scale))) for lex in lexemes if lex in stats.df}
-    for lex in lexemes:
-        if lex not in df:
-            sql, params = matched.values("id", "search_vector").query.sql_with_params()
-            # Composed from the compiled queryset; every value is a parameter.
-            query = f"SELECT count(*) FROM (SELECT 1 FROM ({sql}) m WHERE m.search_vector @@ %s::tsquery LIMIT %s) c"  # noqa: S608
-            with connection.cursor() as cursor:
-                cursor.execute(query, [*params, tsquery_term(lex), UNCOUNTED_CAP])
-                df[lex] = int(cursor.fetchone()[0])
+    uncounted = [lex for lex in lexemes if lex not in df]
+    if uncounted:
+        sql, params = rows.values("id", "search_vector").query.sql_with_params()
+        # One statement for all of them. Composed from the compiled queryset; every value is a parameter.
+        query = f"""
+            SELECT t.lexeme, (
+                SELECT count(*) FROM (SELECT 1 FROM ({sql}) m WHERE m.search_vector @@ t.term::tsquery LIMIT %s) c
+            )
+            FROM unnest(%s::text[], %s::text[]) AS t(lexeme, term)
+        """  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(query, [*params, UNCOUNTED_CAP, uncounted, [tsquery_term(lex) for lex in uncounted]])
+            df.update({lex: int(count) for lex, count in cursor.fetchall()})
     return df
 
 
@@ -253,7 +258,7 @@ def _tiered(
     """`matched`: the rows matching the query; `constrained`: the filtered rows that hold its
     phrases and none of its exclusions (a tier condition supplies the words, so a probe does not
     make the index evaluate the whole OR of the query's words too)."""
-    df = _frequencies(matched, lexemes, stats, size)
+    df = _frequencies(constrained, lexemes, stats, size)
     lexemes = [lex for lex in lexemes if df[lex] > 0]  # a term no row holds would only add empty tiers
     if not lexemes:
         return []
