@@ -45,3 +45,30 @@ def test_a_memory_written_over_http_is_embedded_by_the_worker_and_found_by_meani
     ).json()["results"]
     assert found[0]["memory"]["id"] == created.json()["id"]
     assert "vector" in found[0]["evidence"]
+
+
+@pytest.mark.skipif(not settings.EASYMEMORY_REDIS_URL, reason="needs EASYMEMORY_REDIS_URL (make test sets it)")
+def test_a_large_tenants_first_search_has_the_worker_build_its_term_statistics(
+    celery_worker, writer: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.test import override_settings
+
+    from accounts.scoping import scoped
+    from memory import term_stats
+    from memory.fulltext import fulltext_candidates
+    from memory.models import Memory, TermStat, TermStatsSnapshot
+    from memory.selectors import MemoryFilters, apply_filters
+    from memory.services import MemoryInput, memory_create_many
+
+    monkeypatch.setattr(term_stats, "_requested", {})
+    texts = [f"note {i} about the zeppelin hangar" if i % 3 == 0 else f"note {i} about lunch" for i in range(60)]
+    memory_create_many(principal=writer.principal, items=[MemoryInput(content=t) for t in texts])
+    base = apply_filters(scoped(Memory, writer.tenant), MemoryFilters())
+    with override_settings(EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS=10):  # this tenant counts as large
+        assert fulltext_candidates(writer.principal, base, "zeppelin", 5)  # exact meanwhile; asks the worker
+        deadline = time.monotonic() + 120
+        while not TermStatsSnapshot.objects.filter(tenant=writer.tenant).exists():
+            assert time.monotonic() < deadline, "the worker did not build the term statistics"
+            time.sleep(0.3)
+        assert scoped(TermStat, writer.tenant).get(lexeme="zeppelin").df == 20
+        assert len(fulltext_candidates(writer.principal, base, "zeppelin", 5)) == 5  # now the tiered plan
