@@ -139,9 +139,12 @@ def query_encoder(name: str) -> Callable[[str], list[float]] | None:
 
         verbosity = transformers_logging.get_verbosity()
         transformers_logging.set_verbosity_error()  # tracing reads config keys it then warns about
+        # Process-wide, not a catch_warnings block: that is not thread-safe, and this runs on a
+        # start-up thread. The trace is checked against the model below instead.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")  # deprecation notes
         try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with torch.no_grad():
                 inputs = (example["input_ids"], example["attention_mask"])
                 traced = torch.jit.trace(model[0].auto_model, inputs, strict=False, check_trace=False)
                 traced = torch.jit.freeze(traced.eval())
