@@ -421,3 +421,13 @@ def test_hits_are_represented_exactly_as_the_hit_serializer_would(writer: Person
     hits = search(writer.principal, "tea", k=5, weights=FULLTEXT_ONLY)
     full = HitSerializer([{"memory": h.memory, "score": h.score, "evidence": h.evidence} for h in hits], many=True)
     assert json.loads(json.dumps(HitSerializer.of(hits))) == json.loads(json.dumps(full.data))
+
+
+def test_the_memory_tables_are_analyzed_after_one_percent_of_changes() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN ('memory_memory', 'memory_memoryembedding')"
+        )
+        options = dict(cursor.fetchall())
+    for table in ("memory_memory", "memory_memoryembedding"):
+        assert "autovacuum_analyze_scale_factor=0.01" in options[table]
