@@ -27,7 +27,7 @@ from config.errors import InvalidInput
 from config.events import publish_event
 from ingest.models import IngestedItem, IngestJob, IngestUpload, JobKind, JobStatus
 from memory.models import Memory
-from memory.services import MemoryInput, memory_create_many, memory_delete
+from memory.services import MemoryInput, memory_create_many, memory_delete, memory_tables_analyze
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ CREATE_SLICE = 500  # below EASYMEMORY_MAX_BATCH
 PROGRESS_EVERY_SECONDS = 1.0
 
 ProgressCallback = Callable[[IngestJob], None]
+
+# A job that created this many memories refreshes the planner statistics when it ends.
+ANALYZE_AFTER_CREATED = 1_000
 
 
 @dataclass
@@ -195,6 +198,8 @@ def job_run(job_id: str, *, on_progress: ProgressCallback | None = None) -> Inge
 
         runners.RUNNERS[job.kind](principal, job, run)
         job.status = JobStatus.DONE
+        if job.memories_created >= ANALYZE_AFTER_CREATED:
+            memory_tables_analyze()
     except SourceError as exc:
         job.status, job.error = JobStatus.FAILED, str(exc)
     job.finished_at = timezone.now()

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Value
 from django.utils import timezone
 
@@ -319,6 +319,15 @@ def memory_forget_user(*, principal: Principal, user_ref: str) -> int:
     audit_record(principal=principal, action="memory.forget_user", target_type="user_ref", detail={"rows": count})
     publish_event(principal.tenant.pk, "memory.deleted", {"user_ref": user_ref, "count": count})
     return count
+
+
+def memory_tables_analyze() -> None:
+    """Refresh the planner's statistics of the memory tables now, rather than when autovacuum
+    gets to it (migration 0006): after a large import, a tenant the statistics have not seen is
+    estimated at one row and gets plans made for one row."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE memory_memory")
+        cursor.execute("ANALYZE memory_memoryembedding")
 
 
 def memory_embed_batch(*, memory_ids: Sequence[str]) -> int:

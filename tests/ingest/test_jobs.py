@@ -104,3 +104,29 @@ def test_an_upload_runs_to_the_end_in_a_real_worker(celery_worker: Any, writer: 
     assert body["done"] == 5 and body["started_at"] and body["finished_at"]
     assert Memory.objects.filter(tenant=writer.tenant).count() == 5
     assert not IngestUpload.objects.filter(job=IngestJob.objects.get(pk=job_id)).exists()
+
+
+@pytest.mark.django_db
+def test_a_large_import_refreshes_the_planner_statistics(writer: Persona, monkeypatch: Any) -> None:
+    analyzed: list[bool] = []
+    monkeypatch.setattr(services, "memory_tables_analyze", lambda: analyzed.append(True))
+    monkeypatch.setattr(services, "ANALYZE_AFTER_CREATED", 100)
+    small = job_create(
+        principal=writer.principal, kind="slack", params={},
+        upload=("s.zip", slack_zip({"general": {"2024-01-01": MESSAGES[:50]}})), enqueue=False,
+    )  # fmt: skip
+    job_run(str(small.id))
+    assert analyzed == []
+    large = job_create(
+        principal=writer.principal, kind="slack", params={},
+        upload=("l.zip", slack_zip({"random": {"2024-01-02": MESSAGES}})), enqueue=False,
+    )  # fmt: skip
+    job_run(str(large.id))
+    assert analyzed == [True]
+
+
+@pytest.mark.django_db
+def test_the_memory_tables_can_be_analyzed_inside_a_transaction() -> None:
+    from memory.services import memory_tables_analyze
+
+    memory_tables_analyze()  # the job runs it inside the worker's request; it must not need autocommit
