@@ -199,7 +199,10 @@ def _refresh_mention_counts(tenant: Tenant, entity_ids: Sequence[int], *, seen: 
     if not entity_ids:
         return
     count = (
-        scoped(Mention, tenant).filter(entity_id=OuterRef("pk")).values("entity_id").annotate(n=Count("id")).values("n")
+        scoped(Mention, tenant).filter(entity_id=OuterRef("pk"))
+        .values("entity_id")
+        .annotate(n=Count("id"))
+        .values("n")
     )
     changes: dict[str, Any] = {"mention_count": Coalesce(Subquery(count), 0)}
     if seen:

@@ -29,7 +29,9 @@ TEAM = {
 def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("EASYMEMORY_") and k != "DATABASE_URL"}
     base.update({"EASYMEMORY_DATA_DIR": str(tmp_path / "data"), **env})
-    return subprocess.run([sys.executable, "-c", PRINT], cwd=REPO, env=base, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", PRINT], cwd=REPO, env=base, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,10 +30,8 @@ def objects(people: dict[str, Person], tenant: Any) -> dict[str, str]:
     key = api_key_create(tenant=tenant, name="ci").api_key
     membership = Membership.objects.get(user=people["reader"].user, tenant=tenant)
     entity = relation_add(
-        principal=Principal.system(tenant),
-        source={"name": "Acme Rocket", "type": "project"},
-        target={"name": "Zed Corp", "type": "organization"},
-        predicate="built_by",
+        principal=Principal.system(tenant), source={"name": "Acme Rocket", "type": "project"},
+        target={"name": "Zed Corp", "type": "organization"}, predicate="built_by",
     ).source
     job = job_create(principal=Principal.system(tenant), kind="json", params={"filename": "acme.json"}, enqueue=False)
     app = oauth_app_create(principal=Principal.system(tenant), name="acme-ci", role="reader").application

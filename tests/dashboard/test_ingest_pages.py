@@ -47,7 +47,9 @@ def test_it_turns_an_upload_into_a_job_that_imports(people: dict[str, Person], t
 def test_it_refuses_bad_uploads_on_the_field(
     people: dict[str, Person], tenant: Any, kind: str, name: str, body: bytes, error: str
 ) -> None:
-    response = people["writer"].client().post("/ingest/upload/", {"kind": kind, "file": SimpleUploadedFile(name, body)})
+    response = people["writer"].client().post(
+        "/ingest/upload/", {"kind": kind, "file": SimpleUploadedFile(name, body)}
+    )
     assert response.status_code == 400
     assert error in " ".join(response.context["upload_form"].errors["file"])
     assert not IngestJob.objects.filter(tenant=tenant).exists()

@@ -130,16 +130,8 @@ def test_it_walks_a_writer_and_an_admin_through_the_dashboard(
     # import a file; the job page follows the job live (websocket events, or polling without them)
     page.goto(f"{base}/ingest/")
     page.select_option("#id_kind", "file")
-    page.set_input_files(
-        "#id_file",
-        files=[
-            {
-                "name": "retro.md",
-                "mimeType": "text/markdown",
-                "buffer": b"# Retro\n\nShip smaller releases, every two weeks.\n",
-            }
-        ],
-    )
+    page.set_input_files("#id_file", files=[{"name": "retro.md", "mimeType": "text/markdown",
+                                              "buffer": b"# Retro\n\nShip smaller releases, every two weeks.\n"}])
     page.click("button:has-text('Upload and import')")
     job = IngestJob.objects.get(tenant=tenant)
     expect(page).to_have_url(f"{base}/ingest/jobs/{job.id}/")
