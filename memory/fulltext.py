@@ -118,7 +118,7 @@ def fulltext_candidates(
     size = max(cached_count(base.values("id")), 1)
     if size > settings.EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS:
         lexemes, stats = term_stats_for_text(principal.tenant, scored_text)
-        if stats is None or is_stale(stats, cached_count(scoped(Memory, principal.tenant).values("id"))):
+        if stats is None or is_stale(stats.docs, cached_count(scoped(Memory, principal.tenant).values("id"))):
             request_rebuild(principal.tenant)
         if stats is not None and lexemes:
             constraints = fulltext_constraints(query)
@@ -162,16 +162,15 @@ def tier_levels(terms: list[str], idf: dict[str, float]) -> list[tuple[float, st
     """Distinct tier thresholds, highest first, each with its tsquery: an OR of the minimal term
     sets whose summed IDF reaches it (a set is minimal if dropping its rarest-weighted member
     falls below)."""
-    sums = sorted({round(sum(idf[t] for t in subset), 9) for n in range(1, len(terms) + 1)
-                   for subset in combinations(terms, n)}, reverse=True)  # fmt: skip
+    subsets = [
+        (subset, round(sum(idf[t] for t in subset), 9), min(idf[t] for t in subset))
+        for n in range(1, len(terms) + 1)
+        for subset in combinations(terms, n)
+    ]
     levels = []
-    for threshold in sums:
+    for threshold in sorted({total for _, total, _ in subsets}, reverse=True):
         minimal = [
-            subset
-            for n in range(1, len(terms) + 1)
-            for subset in combinations(terms, n)
-            if round(sum(idf[t] for t in subset), 9) >= threshold
-            and round(sum(idf[t] for t in subset) - min(idf[t] for t in subset), 9) < threshold
+            subset for subset, total, least in subsets if total >= threshold and round(total - least, 9) < threshold
         ]
         clauses = ["(" + " & ".join(tsquery_term(t) for t in subset) + ")" for subset in minimal]
         levels.append((threshold, " | ".join(clauses)))

@@ -153,8 +153,11 @@ def _exact_vector(
     """
     tenant_rows = cached_count(scoped(Memory, principal.tenant).values("id"))
     if filtered > EXACT_LOOKUP_MAX_ROWS and filtered * 2 >= tenant_rows:
-        rows = scoped(MemoryEmbedding, principal.tenant).filter(model=model, memory_id__in=base.values("id"))
-        ranked = rows.annotate(distance=CosineDistance("embedding", vector)).order_by("distance", "memory_id")
+        ranked = (
+            _embeddings_of(principal, base, model)
+            .annotate(distance=CosineDistance("embedding", vector))
+            .order_by("distance", "memory_id")
+        )
         with transaction.atomic(), connection.cursor() as cursor:
             # Parallel workers only slowed this down on two cores.
             cursor.execute(
@@ -176,6 +179,10 @@ def _exact_vector(
     with connection.cursor() as cursor:
         cursor.execute(query, [_vector_literal(vector), *params, model, limit])
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
+
+
+def _embeddings_of(principal: Principal, base: QuerySet[Memory], model: str) -> QuerySet[MemoryEmbedding]:
+    return scoped(MemoryEmbedding, principal.tenant).filter(model=model, memory_id__in=base.values("id"))
 
 
 def _vector_literal(vector: list[float]) -> str:
@@ -237,8 +244,7 @@ def _vector_candidates(
     plan = vector_plan(filtered, len(vector))
     if plan == "exact":
         return _exact_vector(principal, base, model, vector, limit, filtered)
-    rows = scoped(MemoryEmbedding, principal.tenant).filter(model=model, memory_id__in=base.values("id"))
-    found = _hnsw_vector(rows, vector, limit)
+    found = _hnsw_vector(_embeddings_of(principal, base, model), vector, limit)
     if len(found) < min(limit, filtered):
         # The graph walk ran out before finding enough rows that pass the filters: be exact.
         return _exact_vector(principal, base, model, vector, limit, filtered)

@@ -89,8 +89,8 @@ def term_stats_for_text(tenant: Tenant, text: str) -> tuple[list[str], TermStats
     return lexemes, TermStats(docs=int(snapshot[0]), avgdl=float(snapshot[1]), df=df)
 
 
-def is_stale(stats: TermStats, tenant_rows: int) -> bool:
-    drift = abs(tenant_rows - stats.docs) / max(stats.docs, 1)
+def is_stale(snapshot_docs: int, tenant_rows: int) -> bool:
+    drift = abs(tenant_rows - snapshot_docs) / max(snapshot_docs, 1)
     return drift > settings.EASYMEMORY_TERM_STATS_DRIFT
 
 
@@ -103,7 +103,7 @@ def term_stats_refresh() -> list[Tenant]:
         if rows <= settings.EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS:
             continue
         snapshot = TermStatsSnapshot.objects.filter(tenant=tenant).first()  # unscoped: keyed by the tenant
-        if snapshot is None or is_stale(TermStats(docs=snapshot.docs, avgdl=snapshot.avgdl, df={}), rows):
+        if snapshot is None or is_stale(snapshot.docs, rows):
             term_stats_rebuild(tenant)
             rebuilt.append(tenant)
     return rebuilt

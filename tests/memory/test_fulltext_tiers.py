@@ -61,6 +61,15 @@ def no_rebuild_requests(monkeypatch: Any) -> list[str]:
     return requested
 
 
+@pytest.fixture
+def tiered_calls(monkeypatch: Any) -> list[int]:
+    """Counts the searches the tiered plan answered."""
+    calls: list[int] = []
+    real = fulltext._tiered
+    monkeypatch.setattr(fulltext, "_tiered", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
 QUERIES = ["w00 w05 w17", "w03 w04", "w21 w30 w02 w11", "w00 w01 w02 w03 w04", "w39", "w12 w12 w33"]
 LONG_QUERY = "w00 w01 w02 w03 w04 w05 w06 w07 w08"  # more terms than the tiers are built from
 
@@ -148,28 +157,25 @@ def test_words_new_since_the_snapshot_are_counted_and_unknown_words_find_nothing
 
 @TIERED
 def test_without_a_snapshot_the_exact_plan_answers_and_a_rebuild_is_queued(
-    writer: Persona, no_rebuild_requests: list[str]
+    writer: Persona, no_rebuild_requests: list[str], tiered_calls: list[int]
 ) -> None:
     zipf_corpus(writer.principal, 100, seed=6)
-    tiered_calls: list[int] = []
-    real = fulltext._tiered
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fulltext, "_tiered", lambda *a: tiered_calls.append(1) or real(*a))
-        hits = ranked(writer.principal, "w00 w07", 5)
+    hits = ranked(writer.principal, "w00 w07", 5)
+    assert tiered_calls == []
     with EXACT:
         assert hits == ranked(writer.principal, "w00 w07", 5)
-    assert tiered_calls == []
     assert no_rebuild_requests == [writer.tenant.slug]
 
 
 @TIERED
 def test_a_snapshot_that_drifted_is_used_and_a_rebuild_is_queued(
-    writer: Persona, no_rebuild_requests: list[str]
+    writer: Persona, no_rebuild_requests: list[str], tiered_calls: list[int]
 ) -> None:
     zipf_corpus(writer.principal, 100, seed=7)
     term_stats_rebuild(writer.tenant)
     zipf_corpus(writer.principal, 30, seed=8)  # +30 %: over the 10 % drift allowed
     assert ranked(writer.principal, "w00 w07", 5)
+    assert tiered_calls == [1]  # the stale snapshot still answered
     assert no_rebuild_requests == [writer.tenant.slug]
 
 
