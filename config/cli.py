@@ -68,9 +68,13 @@ def serve(argv: list[str]) -> int:
     from accounts.bootstrap import bootstrap_first_run
 
     print(f"EasyMemory ({settings.EASYMEMORY_MODE} mode), data in {settings.EASYMEMORY_DATA_DIR}", flush=True)
+    where = "embedded PostgreSQL" if settings.EMBEDDED_DATABASE else "DATABASE_URL"
+    print(f"starting the database ({where}) and migrating", flush=True)
     call_command("migrate", interactive=False, verbosity=0)
     bootstrap_first_run(stdout=sys.stdout, base_url=f"http://{args.host}:{args.port}")
 
+    if not args.no_worker:
+        print("starting the background worker", flush=True)
     worker = None if args.no_worker else _start_worker(args.worker_concurrency)
     from memory.services import memory_reconcile
 
@@ -80,6 +84,7 @@ def serve(argv: list[str]) -> int:
 
     import uvicorn
 
+    print("loading the embedding model in the background (the server answers meanwhile)", flush=True)
     print(
         f"ready in {time.monotonic() - started:.1f}s: http://{args.host}:{args.port}/ "
         f"(API docs at /api/docs; Ctrl-C to stop)",

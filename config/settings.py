@@ -14,6 +14,7 @@ data directory and the single-user secret key are created by the start-up step
 from __future__ import annotations
 
 import warnings
+from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -119,7 +120,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
-    "daphne",
+    # Development only: with daphne installed (requirements-dev.txt), `manage.py runserver` serves
+    # the ASGI app (websockets, MCP). `easymemory serve` runs uvicorn and does not need it.
+    *(["daphne"] if find_spec("daphne") else []),
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
