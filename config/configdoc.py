@@ -50,6 +50,8 @@ def _allowed(setting: Setting) -> str:
     if setting.choices:
         return ", ".join(f"`{choice}`" for choice in setting.choices)
     low, high = setting.minimum, setting.maximum
+    if high is not None and high >= 1e9:
+        high = None  # a guard against absurd values, not a limit worth documenting
     if low is not None and high is not None:
         return f"{_number(low)} – {_number(high)}"
     if low is not None:
@@ -94,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m config.configdoc", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when the page is stale, write nothing")
     parser.add_argument("--settings", default="config.settings", help="settings module that declares the variables")
+    parser.add_argument("--page", type=Path, default=PAGE, help="the page to write or check")
     args = parser.parse_args(argv)
+    target: Path = args.page
     # Declared defaults do not depend on the environment, but a half-configured team-mode
     # environment would stop the settings from loading at all.
     for name in list(os.environ):
@@ -103,14 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     importlib.import_module(args.settings)
     page = configuration_page()
     if args.check:
-        current = PAGE.read_text(encoding="utf-8") if PAGE.exists() else ""
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
         if current != page:
-            print(f"{PAGE.name} is stale: run `python -m config.configdoc`", file=sys.stderr)
+            print(f"{target} is stale: run `python -m config.configdoc`", file=sys.stderr)
             return 1
         return 0
-    PAGE.parent.mkdir(exist_ok=True)
-    PAGE.write_text(page, encoding="utf-8")
-    print(f"wrote {PAGE.relative_to(PAGE.parent.parent)} ({len(REGISTRY)} variables)")
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(page, encoding="utf-8")
+    print(f"wrote {target} ({len(REGISTRY)} variables)")
     return 0
 
 

@@ -55,11 +55,19 @@ def test_the_configuration_page_is_generated_from_the_declarations() -> None:
     assert page == configdoc.configuration_page(), "docs/configuration.md is stale: run `python -m config.configdoc`"
 
 
-def test_the_generator_reports_a_stale_page_without_writing_it() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "config.configdoc", "--check"], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
+def check(page: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "config.configdoc", "--check", "--page", str(page)]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_the_generator_reports_a_stale_page_without_writing_it(tmp_path: Path) -> None:
+    assert check(REPO / "docs" / "configuration.md").returncode == 0
+    stale = tmp_path / "configuration.md"
+    text = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8").replace("`100000`", "`99`")
+    stale.write_text(text, encoding="utf-8")
+    result = check(stale)
+    assert result.returncode == 1 and "is stale" in result.stderr
+    assert stale.read_text(encoding="utf-8") == text
 
 
 def test_every_variable_the_code_reads_is_declared() -> None:
