@@ -24,7 +24,7 @@ $(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-runtime
 	@touch $@
 
 serve: $(VENV)/.stamp-runtime
-	$(BIN)/easymemory serve --port $(PORT)
+	@$(BIN)/easymemory serve --port $(PORT)
 
 # Tests use their own data directory (own embedded PostgreSQL) and the machine's Redis.
 test: export EASYMEMORY_DATA_DIR ?= $(CURDIR)/.testdata

@@ -33,6 +33,7 @@ def worker_command(concurrency: int) -> list[str]:
         "celery",
         "-A",
         "config.celery",
+        "--quiet",  # no start-up banner: `serve` prints its own stage lines
         "worker",
         "--pool=threads",
         f"--concurrency={concurrency}",
