@@ -86,6 +86,7 @@ def test_progress_and_the_end_are_published_to_the_tenant(
     assert any(e["event"] == "ingest.progress" for e in events)
 
 
+@pytest.mark.slow
 def test_an_upload_runs_to_the_end_in_a_real_worker(celery_worker: Any, writer: Persona) -> None:
     data = slack_zip({"general": {"2024-01-01": MESSAGES[:5]}})
     response = writer.client().post(
