@@ -279,7 +279,10 @@ EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- credentials and API ------------------------------------------------------------------------
-_auth = SettingGroup("Credentials", "API keys are created with `easymemory apikey create`; see the security page.")
+_auth = SettingGroup(
+    "Credentials",
+    "API keys are created with `easymemory apikey create --name NAME`; see [Credentials, roles, audit](access.md).",
+)
 OAUTH2_PROVIDER_APPLICATION_MODEL = "accounts.Application"
 OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": _auth.integer(
