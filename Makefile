@@ -4,30 +4,46 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8100
 
-.PHONY: serve test lint bench-write clean-testdata
+.PHONY: serve test test-fast docs lint bench-write clean-testdata
 
+# One line per stage, so a first run (a few minutes of installing) never looks stuck.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "creating the environment in $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.stamp-runtime: requirements.txt pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
-	touch $@
+	@echo "installing the runtime packages (first run: a few minutes)"
+	@$(BIN)/pip install --quiet -r requirements.txt
+	@$(BIN)/pip install --quiet --no-deps -e .
+	@touch $@
 
 $(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-runtime
-	$(BIN)/pip install --quiet -r requirements-dev.txt
-	touch $@
+	@echo "installing the test and documentation packages"
+	@$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@
 
 serve: $(VENV)/.stamp-runtime
-	$(BIN)/easymemory serve --port $(PORT)
+	@$(BIN)/easymemory serve --port $(PORT)
 
 # Tests use their own data directory (own embedded PostgreSQL) and the machine's Redis.
 test: export EASYMEMORY_DATA_DIR ?= $(CURDIR)/.testdata
 test: export EASYMEMORY_REDIS_URL ?= redis://127.0.0.1:6379/15
 test: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The inner loop: everything but the tests marked slow (browser, servers, worker pipeline, fuzzing).
+test-fast: export EASYMEMORY_DATA_DIR ?= $(CURDIR)/.testdata
+test-fast: export EASYMEMORY_REDIS_URL ?= redis://127.0.0.1:6379/15
+test-fast: $(VENV)/.stamp-dev
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The documentation site (docs/ and the generated API reference) into site/.
+docs: $(VENV)/.stamp-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .

@@ -146,7 +146,7 @@ class SessionTenantAuthentication(authentication.SessionAuthentication):
 
 
 class BenchAuthentication(authentication.BaseAuthentication):
-    """Only with EASYMEMORY_BENCH_DISABLE_SECURITY (refused in team mode): every request is
+    """Only under config.bench_settings (refused in team mode): every request is
     the oldest admin API key's principal, resolved once per process, for bench/auth_overhead.py."""
 
     _principal: Principal | None = None

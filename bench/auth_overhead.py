@@ -1,7 +1,7 @@
 """Per-request cost of authentication + rate limiting + audit.
 
 Two `easymemory serve` instances on throw-away data directories: one as shipped,
-one with EASYMEMORY_BENCH_DISABLE_SECURITY=1 (every request is the admin key's
+one with DJANGO_SETTINGS_MODULE=config.bench_settings (every request is the admin key's
 principal, resolved once; no rate limit; no audit event). The same endpoint,
 GET /v1/memories?limit=1, is called on both in alternation, sequentially on
 loopback, and the p50 latencies are compared. The shipped server's limit is
@@ -38,7 +38,7 @@ def main() -> None:
             bench_server(None, None, port=8190, extra_env={"EASYMEMORY_RATE_LIMIT_PER_MIN": "100000000"})
         )
         plain = stack.enter_context(
-            bench_server(None, None, port=8191, extra_env={"EASYMEMORY_BENCH_DISABLE_SECURITY": "1"})
+            bench_server(None, None, port=8191, extra_env={"DJANGO_SETTINGS_MODULE": "config.bench_settings"})
         )
         clients = {
             "secure": httpx.Client(base_url=secure.url, headers={"Authorization": f"Bearer {secure.key}"}, timeout=30),

@@ -81,6 +81,9 @@ def bench_extractor(texts: list[str]) -> None:
 def bench_database(texts: list[str]) -> None:
     import django
 
+    from config.startup import data_dir_prepare
+
+    data_dir_prepare()  # the data directory and secret key, as every entry point does
     django.setup()
     from accounts.models import Tenant
     from accounts.principal import Principal

@@ -18,6 +18,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
 
+from config.startup import data_dir_prepare
+
+data_dir_prepare()  # the data directory and secret key, as every entry point does
 django.setup()
 
 from graph.services import same_digits  # noqa: E402

@@ -65,6 +65,9 @@ def main() -> None:
 
     import django
 
+    from config.startup import data_dir_prepare
+
+    data_dir_prepare()  # the data directory and secret key, as every entry point does
     django.setup()
     from django.core.management import call_command
 

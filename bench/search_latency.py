@@ -106,6 +106,9 @@ def setup_django(data_dir: Path) -> None:
     os.environ.pop("DATABASE_URL", None)
     import django
 
+    from config.startup import data_dir_prepare
+
+    data_dir_prepare()  # the data directory and secret key, as every entry point does
     django.setup()
 
 

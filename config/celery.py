@@ -16,11 +16,27 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["memory", "graph", "ingest"])
 
 
+@app.on_after_configure.connect
+def _embedded_broker(sender: Celery, source: Any, **_: Any) -> None:
+    # Without Redis or DATABASE_URL the broker is the embedded database, whose socket directory
+    # is known only once its data directory exists, so it is filled in here rather than in settings.
+    from django.conf import settings
+
+    if source.broker_url is None and settings.EMBEDDED_DATABASE:
+        from config.embedded_pg import socket_dir_for
+
+        socket_dir = socket_dir_for(settings.EASYMEMORY_DATA_DIR)
+        source.broker_url = f"sqla+postgresql+psycopg://postgres:@/easymemory?host={socket_dir}&port=5432"
+
+
 @worker_init.connect
 def _start_embedded_database(**_: Any) -> None:
     # The database-backed broker needs the embedded server up before the first poll.
     from django.conf import settings
 
+    from config.startup import data_dir_prepare
+
+    data_dir_prepare()
     if settings.EMBEDDED_DATABASE:
         from pathlib import Path
 

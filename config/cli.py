@@ -33,6 +33,7 @@ def worker_command(concurrency: int) -> list[str]:
         "celery",
         "-A",
         "config.celery",
+        "--quiet",  # no start-up banner: `serve` prints its own stage lines
         "worker",
         "--pool=threads",
         f"--concurrency={concurrency}",
@@ -49,27 +50,32 @@ def _start_worker(concurrency: int) -> subprocess.Popen[bytes]:
 
 
 def serve(argv: list[str]) -> int:
+    started = time.monotonic()
+    _setup()
+    from django.conf import settings
+
     parser = argparse.ArgumentParser(prog="easymemory serve", description="Run EasyMemory.")
-    parser.add_argument("--host", default=os.environ.get("EASYMEMORY_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("EASYMEMORY_PORT", "8100")))
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("EASYMEMORY_WEB_WORKERS", "1")))
+    parser.add_argument("--host", default=settings.EASYMEMORY_HOST)
+    parser.add_argument("--port", type=int, default=settings.EASYMEMORY_PORT)
+    parser.add_argument("--workers", type=int, default=settings.EASYMEMORY_WEB_WORKERS)
     parser.add_argument(
         "--no-worker", action="store_true", help="do not start the background worker (team mode runs its own)"
     )
     parser.add_argument("--worker-concurrency", type=int, default=2)
     args = parser.parse_args(argv)
 
-    started = time.monotonic()
-    _setup()
-    from django.conf import settings
     from django.core.management import call_command
 
     from accounts.bootstrap import bootstrap_first_run
 
     print(f"EasyMemory ({settings.EASYMEMORY_MODE} mode), data in {settings.EASYMEMORY_DATA_DIR}", flush=True)
+    where = "embedded PostgreSQL" if settings.EMBEDDED_DATABASE else "DATABASE_URL"
+    print(f"starting the database ({where}) and migrating", flush=True)
     call_command("migrate", interactive=False, verbosity=0)
     bootstrap_first_run(stdout=sys.stdout, base_url=f"http://{args.host}:{args.port}")
 
+    if not args.no_worker:
+        print("starting the background worker", flush=True)
     worker = None if args.no_worker else _start_worker(args.worker_concurrency)
     from memory.services import memory_reconcile
 
@@ -79,6 +85,7 @@ def serve(argv: list[str]) -> int:
 
     import uvicorn
 
+    print("loading the embedding model in the background (the server answers meanwhile)", flush=True)
     print(
         f"ready in {time.monotonic() - started:.1f}s: http://{args.host}:{args.port}/ "
         f"(API docs at /api/docs; Ctrl-C to stop)",
@@ -100,7 +107,7 @@ def serve(argv: list[str]) -> int:
             port=args.port,
             workers=args.workers,
             lifespan="on",
-            log_level=os.environ.get("EASYMEMORY_LOG_LEVEL", "info").lower(),
+            log_level=settings.EASYMEMORY_LOG_LEVEL.lower(),
             access_log=False,
         )
     finally:
@@ -110,6 +117,9 @@ def serve(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from config.startup import data_dir_prepare
+
+    data_dir_prepare()
     if argv and argv[0] == "serve":
         return serve(argv[1:])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

@@ -2,7 +2,7 @@
 
 Authenticated in connect() by, in this order: an `Authorization: Bearer`
 header (API key or OAuth token), a `?token=` query parameter (browsers cannot
-set headers on a websocket; see the README for the risk), or the dashboard
+set headers on a websocket; see docs/events.md for the risk), or the dashboard
 session cookie (only from an allowed Origin, against cross-site websocket
 hijacking). The socket joins its tenant's group and receives typed events:
 

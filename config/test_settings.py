@@ -8,4 +8,8 @@ from pathlib import Path
 os.environ.setdefault("EASYMEMORY_DATA_DIR", str(Path(__file__).resolve().parent.parent / ".testdata"))
 os.environ.setdefault("EASYMEMORY_QUEUE", f"easymemory-test-{uuid.uuid4().hex[:8]}")
 
+from config.startup import data_dir_prepare  # noqa: E402
+
+data_dir_prepare()  # the test run is an entry point like manage.py
+
 from config.settings import *  # noqa: E402,F403

@@ -7,7 +7,7 @@ a share of their score (context), recency and importance nudge the result by
 a few per cent at most, and each hit carries the evidence for its rank.
 
 The defaults (RRF k, list weights, context share) were chosen by measurement
-on the LoCoMo dev file (`easymemory eval locomo`, see README "retrieval").
+on the LoCoMo dev file (`easymemory eval locomo`, see docs/retrieval.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The offline extractor: deterministic, no model, thousands of memories per second.
 
-What it finds (documented in the README, section graph):
+What it finds (documented in docs/graph.md):
 
 - `[[wiki links]]` (type concept), `#tags` (topic), `@mentions` (person), e-mail addresses (email),
   URLs (url), capitalised multi-word names such as "Marco Rossi" or "Acme Robotics" (entity);

@@ -84,6 +84,8 @@ def start_servers(count: int, **env: str) -> list[tuple[str, subprocess.Popen[by
     return servers
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("backend,processes", [("redis", 3), ("database", 2)])
 def test_several_server_processes_share_one_bucket(tenant, backend: str, processes: int) -> None:

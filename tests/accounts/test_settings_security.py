@@ -13,7 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PRINT = (
-    "import json, config.settings as s; print(json.dumps({k: getattr(s, k, None) for k in "
+    "import json, config.startup; config.startup.data_dir_prepare(); import config.settings as s; "
+    "print(json.dumps({k: getattr(s, k, None) for k in "
     "['SECRET_KEY', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS', 'ALLOWED_HOSTS', "
     "'CSRF_TRUSTED_ORIGINS', 'EASYMEMORY_RATE_LIMIT_PER_MIN', 'EASYMEMORY_RATE_LIMIT_BURST']}, default=str))"
 )
@@ -26,12 +27,10 @@ TEAM = {
 }
 
 
-def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def load_settings(tmp_path: Path, code: str = PRINT, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("EASYMEMORY_") and k != "DATABASE_URL"}
     base.update({"EASYMEMORY_DATA_DIR": str(tmp_path / "data"), **env})
-    return subprocess.run(
-        [sys.executable, "-c", PRINT], cwd=REPO, env=base, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=base, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(
@@ -42,7 +41,6 @@ def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str
         ({"EASYMEMORY_ALLOWED_HOSTS": ""}, "EASYMEMORY_ALLOWED_HOSTS"),
         ({"EASYMEMORY_DEBUG": "true"}, "EASYMEMORY_DEBUG"),
         ({"EASYMEMORY_HTTPS": "true"}, "EASYMEMORY_CSRF_TRUSTED_ORIGINS"),
-        ({"EASYMEMORY_BENCH_DISABLE_SECURITY": "1"}, "refused in team mode"),
         ({"EASYMEMORY_ADMIN_TOKEN": "too-short"}, "EASYMEMORY_ADMIN_TOKEN"),
         ({"EASYMEMORY_RATE_LIMIT_PER_MIN": "lots"}, "EASYMEMORY_RATE_LIMIT_PER_MIN"),
         ({"EASYMEMORY_AUDIT_QUERIES": "everything"}, "EASYMEMORY_AUDIT_QUERIES"),
@@ -81,3 +79,24 @@ def test_single_user_mode_generates_its_secret_key_once(tmp_path: Path) -> None:
     loaded = json.loads(first.stdout)
     assert loaded["SESSION_COOKIE_SECURE"] is False
     assert (loaded["EASYMEMORY_RATE_LIMIT_PER_MIN"], loaded["EASYMEMORY_RATE_LIMIT_BURST"]) == (180, 60)
+
+
+def test_the_benchmark_settings_that_disable_security_are_refused_in_team_mode(tmp_path: Path) -> None:
+    result = load_settings(tmp_path, "import config.bench_settings", **TEAM)
+    assert result.returncode != 0
+    assert "ConfigError" in result.stderr and "refused in team mode" in result.stderr
+
+
+def test_the_shipped_settings_have_no_switch_that_disables_security(tmp_path: Path) -> None:
+    code = "import config.settings as s; print(s.EASYMEMORY_SECURITY_DISABLED_FOR_BENCH, s.REST_FRAMEWORK)"
+    result = load_settings(tmp_path, code, EASYMEMORY_BENCH_DISABLE_SECURITY="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("False ") and "BenchAuthentication" not in result.stdout
+
+
+def test_importing_the_settings_writes_nothing(tmp_path: Path) -> None:
+    code = "import config.settings as s; print(repr(s.SECRET_KEY))"
+    result = load_settings(tmp_path, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "''"
+    assert not (tmp_path / "data").exists()

@@ -25,6 +25,8 @@ from tests.dashboard.conftest import PASSWORD, make_person
 from tests.e2e.browser import chromium, log_in, screenshot
 from tests.graph.helpers import remember
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 
 @pytest.fixture(autouse=True)
 def sync_database_access(monkeypatch: pytest.MonkeyPatch) -> None:

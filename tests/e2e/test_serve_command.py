@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import REPO, free_port, wait_for_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 # Generous: on a loaded 2-core machine the first search waits for the model to load.
 http = httpx.Client(timeout=120)
@@ -62,6 +65,10 @@ def test_serve_bootstraps_serves_enriches_and_restarts_with_its_data(tmp_path: P
         output = log.read_text()
         key = re.search(r"API key\s+:\s+(emk_\S+)", output)
         assert key, output
+        # One line per stage, in order, so a first start never looks stuck.
+        stages = ["starting the database", "API key", "starting the background worker", "loading the embedding model"]
+        positions = [output.find(stage) for stage in stages]
+        assert -1 not in positions and positions == sorted(positions), output
         headers = {"Authorization": f"Bearer {key.group(1)}"}
         assert (data_dir / "first-run-credentials.txt").stat().st_mode & 0o077 == 0
         assert http.get(f"{base}/readyz").json()["checks"] == {"database": "ok", "queue": "ok"}

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from tests.conftest import LiveServer, Persona
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.e2e]
 
 
 def wait_until_enriched(server: LiveServer, persona: Persona, memory_id: str, timeout: float = 300) -> dict:

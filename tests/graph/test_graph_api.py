@@ -186,9 +186,14 @@ def test_search_uses_the_graph_list(reader: Persona, graph: dict[str, Entity]) -
     by_graph = [h for h in hits if "graph" in h["evidence"]]
     assert by_graph
     assert by_graph[0]["memory"]["content"].startswith(("Bob Smith", "Alice works at Acme"))
-    # A neighbour (Carol, via "knows") brings her memory in too, ranked below the direct mention.
-    contents = [h["memory"]["content"] for h in by_graph]
-    assert contents.index("Bob Smith knows Carol Jones.") >= 0
+    # The graph list holds the memories that mention the entity the query names (Bob Smith), each
+    # with its own graph rank, and none about the tenant's other people (Alice in Milan, Dave).
+    contents = sorted(h["memory"]["content"] for h in by_graph)
+    assert contents == [
+        "Alice works at Acme Robotics. Bob Smith works at Acme Robotics.",
+        "Bob Smith knows Carol Jones.",
+    ]
+    assert sorted(h["evidence"]["graph"]["rank"] for h in by_graph) == [1, 2]
 
 
 def test_search_graph_list_stays_inside_filters(reader: Persona, writer: Persona) -> None:

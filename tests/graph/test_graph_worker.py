@@ -26,6 +26,7 @@ def wait_until(check: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_extracts_through_ollama_and_records_a_failure(
     writer: Persona, fake_llm: FakeLLMServer, start_worker: Callable[..., object]

@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
 
 from config.events import tenant_group
 from ingest import services
@@ -85,6 +86,7 @@ def test_progress_and_the_end_are_published_to_the_tenant(
     assert any(e["event"] == "ingest.progress" for e in events)
 
 
+@pytest.mark.slow
 def test_an_upload_runs_to_the_end_in_a_real_worker(celery_worker: Any, writer: Persona) -> None:
     data = slack_zip({"general": {"2024-01-01": MESSAGES[:5]}})
     response = writer.client().post(
@@ -129,4 +131,21 @@ def test_a_large_import_refreshes_the_planner_statistics(writer: Persona, monkey
 def test_the_memory_tables_can_be_analyzed_inside_a_transaction() -> None:
     from memory.services import memory_tables_analyze
 
-    memory_tables_analyze()  # the job runs it inside the worker's request; it must not need autocommit
+    def analyze_counts() -> dict[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname, analyze_count FROM pg_stat_user_tables"
+                " WHERE relname IN ('memory_memory', 'memory_memoryembedding')"
+            )
+            return dict(cursor.fetchall())
+
+    before = analyze_counts()
+    with transaction.atomic():  # the job runs it inside the worker's transaction; it must not need autocommit
+        memory_tables_analyze()
+    # Statistics reach pg_stat_user_tables when the backend flushes them, not at once.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+    after = analyze_counts()
+    assert set(after) == {"memory_memory", "memory_memoryembedding"}
+    assert all(after[table] == before.get(table, 0) + 1 for table in after), (before, after)

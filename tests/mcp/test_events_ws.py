@@ -168,6 +168,8 @@ def test_it_publishes_only_after_commit(writer: Persona) -> None:
     assert [(m["event"], m["data"]) for m in messages] == [("memory.created", {"ids": [kept]})]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_it_relays_worker_events_without_redis(writer: Persona, outsider: Persona) -> None:
     """Single-user mode: in-memory channel layer, the worker in another process, events through PostgreSQL."""
     server = start_uvicorn(EASYMEMORY_REDIS_URL="")

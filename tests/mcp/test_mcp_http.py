@@ -275,6 +275,8 @@ def test_it_returns_the_same_hits_as_the_rest_search(live: Any, writer: Persona)
     assert [h["score"] for h in via_mcp["results"]] == [h["score"] for h in rest["results"]]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_it_serves_mcp_under_runserver_without_lifespan(writer: Persona) -> None:
     """`manage.py runserver` is daphne, which has no ASGI lifespan: the session manager starts on first use."""
     port = free_port()

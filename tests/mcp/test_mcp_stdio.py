@@ -13,7 +13,7 @@ from memory.models import Memory
 from tests.conftest import REPO, Persona, subprocess_env
 from tests.mcp.conftest import error_text, payload, run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.e2e]
 
 
 def stdio_client(*args: str, **env: str) -> Client:

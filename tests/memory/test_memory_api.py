@@ -54,6 +54,7 @@ def test_a_batch_with_empty_content_stores_nothing(writer: Persona) -> None:
     assert Memory.objects.count() == 0
 
 
+@pytest.mark.slow
 def test_a_batch_of_one_thousand_is_accepted(writer: Persona) -> None:
     response = post(writer, [{"content": f"batch item {i}"} for i in range(1000)])
     assert response.status_code == 201
