@@ -350,7 +350,7 @@ def _remove_eval_tenant(tenant: Tenant) -> None:
 
 def format_table(report: dict[str, Any], levels: Sequence[str] = ("turn",)) -> str:
     ks = report["k"]
-    header = f"{'method':<22}" + "".join(f"{'R@' + str(k):>9}" for k in ks)
+    header = f"{'method':<28}" + "".join(f"{'R@' + str(k):>9}" for k in ks)
     lines = [
         f"{report['questions']} questions in {report['conversations']} conversations ({report['sessions']} sessions)"
     ]
@@ -359,11 +359,11 @@ def format_table(report: dict[str, Any], levels: Sequence[str] = ("turn",)) -> s
         figures = report[level]
         lines += ["", f"{level}-level recall", header, "-" * len(header)]
         for name in ("bm25", "dense", "easymemory"):
-            lines.append(f"{labels[name]:<22}" + "".join(f"{figures['recall'][name][str(k)]:>9.3f}" for k in ks))
+            lines.append(f"{labels[name]:<28}" + "".join(f"{figures['recall'][name][str(k)]:>9.3f}" for k in ks))
         ratios = figures["ratio_to_best_baseline"]
-        lines.append(f"{'× best baseline':<22}" + "".join(f"{(ratios[str(k)] or 0):>8.2f}×" for k in ks))
+        lines.append(f"{'× best baseline':<28}" + "".join(f"{(ratios[str(k)] or 0):>8.2f}×" for k in ks))
         by_category = figures["recall_by_category"]["easymemory"]
         for category in sorted(by_category, key=int):
             label = f"  category {category} ({CATEGORY_NAMES.get(int(category), '?')})"
-            lines.append(f"{label:<22}" + "".join(f"{by_category[category][str(k)]:>9.3f}" for k in ks))
+            lines.append(f"{label:<28}" + "".join(f"{by_category[category][str(k)]:>9.3f}" for k in ks))
     return "\n".join(lines)
