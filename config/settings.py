@@ -202,17 +202,9 @@ EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search_float("EASYMEMORY_SEARCH_CONTEXT_WEIG
 EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT = _search_float("EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT", 0.02, 0.0, 0.1)
 EASYMEMORY_SEARCH_RECENCY_WEIGHT = _search_float("EASYMEMORY_SEARCH_RECENCY_WEIGHT", 0.02, 0.0, 0.1)
 EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS = _search_float("EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS", 30.0, 0.01, 1e9)
-# Each further hit from a session already in the top k keeps this fraction of its score less
-# (0 turns it off): evidence spread over several sessions is not crowded out by one session.
-EASYMEMORY_SEARCH_SESSION_DIVERSITY = _search_float("EASYMEMORY_SEARCH_SESSION_DIVERSITY", 0.0, 0.0, 0.9)
-# Pseudo-relevance feedback: weight of a second full-text list whose query adds the most telling
-# terms of the best fused hits (0 turns it off).
-EASYMEMORY_SEARCH_FEEDBACK_WEIGHT = _search_float("EASYMEMORY_SEARCH_FEEDBACK_WEIGHT", 0.0, 0.0, 1e9)
-EASYMEMORY_SEARCH_FEEDBACK_DOCS = env_int("EASYMEMORY_SEARCH_FEEDBACK_DOCS", 3, minimum=1, maximum=20)
-EASYMEMORY_SEARCH_FEEDBACK_TERMS = env_int("EASYMEMORY_SEARCH_FEEDBACK_TERMS", 6, minimum=1, maximum=30)
 # A memory whose time (occurred_at, else created_at) falls in a time expression of the query
 # ("in May 2023", "last week") scores this fraction more (0 turns it off); never a filter.
-EASYMEMORY_SEARCH_TIME_WEIGHT = _search_float("EASYMEMORY_SEARCH_TIME_WEIGHT", 0.0, 0.0, 2.0)
+EASYMEMORY_SEARCH_TIME_WEIGHT = _search_float("EASYMEMORY_SEARCH_TIME_WEIGHT", 0.3, 0.0, 2.0)
 # torch threads for query embeddings in processes that search (0 = torch's default).
 EASYMEMORY_SEARCH_EMBED_THREADS = env_int("EASYMEMORY_SEARCH_EMBED_THREADS", 1, minimum=0, maximum=64)
 # Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.

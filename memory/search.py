@@ -280,82 +280,7 @@ def _candidate_lists(
     return {name: lists[name] for name in active}
 
 
-# --- pseudo-relevance feedback --------------------------------------------------------------------
-
-# A lexeme is counted in the filtered set up to this many rows: beyond it, it is too common to help.
-FEEDBACK_DF_CAP = 500
-
-
-def feedback_terms(base: QuerySet[Memory], top_ids: list[Any], query: str, count: int) -> list[str]:
-    """The lexemes that best tell the top hits apart from the rest of the filtered set: held by at
-    least two of them (one hit alone is as likely noise), not in the query, ranked by how many top
-    hits hold them × their IDF in the filtered set."""
-    if len(top_ids) < 2:
-        return []
-    sql, params = base.values("id", "search_vector").query.sql_with_params()
-    # Composed from the compiled queryset; every value is a parameter.
-    statement = f"""
-        WITH candidates AS (
-            SELECT lexeme, count(*) AS held
-            FROM (SELECT unnest(tsvector_to_array(search_vector)) AS lexeme
-                  FROM memory_memory WHERE id = ANY(%s)) l
-            WHERE lexeme NOT IN (SELECT unnest(tsvector_to_array(to_tsvector('english', %s))))
-              AND length(lexeme) BETWEEN 3 AND 40 AND lexeme !~ '^[0-9]+$'
-            GROUP BY lexeme HAVING count(*) >= 2
-        )
-        SELECT c.lexeme, c.held, (
-            SELECT count(*) FROM (
-                SELECT 1 FROM ({sql}) m WHERE m.search_vector @@ quote_literal(c.lexeme)::tsquery LIMIT %s
-            ) d
-        ) AS df
-        FROM candidates c
-    """  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [list(top_ids), query, *params, FEEDBACK_DF_CAP])
-        rows = cursor.fetchall()
-    size = max(cached_count(base.values("id")), 1)
-    scored = [
-        (held * math.log(1 + (size - df + 0.5) / (df + 0.5)), lexeme)
-        for lexeme, held, df in rows
-        if df < FEEDBACK_DF_CAP
-    ]
-    scored.sort(key=lambda pair: (-pair[0], pair[1]))
-    return [lexeme for _, lexeme in scored[:count]]
-
-
 # --- fusion -------------------------------------------------------------------------------------
-
-
-def _fuse(
-    lists: dict[str, list[tuple[Any, float]]],
-    weights: dict[str, float],
-    scores: dict[Any, float],
-    evidence: dict[Any, dict[str, dict[str, float]]],
-) -> None:
-    rrf_k = settings.EASYMEMORY_RRF_K
-    for name, ranked in lists.items():
-        for rank, (memory_id, raw) in enumerate(ranked, start=1):
-            scores[memory_id] = scores.get(memory_id, 0.0) + weights[name] / (rrf_k + rank)
-            evidence.setdefault(memory_id, {})[name] = {"rank": rank, "score": round(raw, 6)}
-
-
-def _diversify(final: dict[Any, float], sessions: dict[Any, str], k: int, penalty: float) -> list[Any]:
-    """The top k, greedily: each further hit from a session already chosen counts (1 − penalty)
-    times less per earlier hit of that session. Memories outside any session are never penalised."""
-    remaining = sorted(final, key=lambda mid: (-final[mid], str(mid)))
-    chosen: list[Any] = []
-    taken: dict[str, int] = {}
-    while remaining and len(chosen) < k:
-        def effective(mid: Any) -> float:
-            session = sessions.get(mid) or ""
-            return final[mid] * (1.0 - penalty) ** (taken.get(session, 0) if session else 0)
-
-        best = max(remaining, key=lambda mid: (effective(mid), -remaining.index(mid)))
-        remaining.remove(best)
-        chosen.append(best)
-        if sessions.get(best):
-            taken[sessions[best]] = taken.get(sessions[best], 0) + 1
-    return chosen
 
 
 def _session_neighbours(base: QuerySet[Memory], ids: list[Any]) -> dict[Any, list[Any]]:
@@ -410,19 +335,15 @@ def search(
     active = [name for name in CANDIDATE_LISTS if resolved.get(name, 0.0) > 0]
     lists = _candidate_lists(principal, base, query, depth, active, filters)
 
+    rrf_k = settings.EASYMEMORY_RRF_K
     scores: dict[Any, float] = {}
     evidence: dict[Any, dict[str, dict[str, float]]] = {}
-    _fuse(lists, resolved, scores, evidence)
+    for name, ranked in lists.items():
+        for rank, (memory_id, raw) in enumerate(ranked, start=1):
+            scores[memory_id] = scores.get(memory_id, 0.0) + resolved[name] / (rrf_k + rank)
+            evidence.setdefault(memory_id, {})[name] = {"rank": rank, "score": round(raw, 6)}
     if not scores:
         return []
-
-    feedback_weight = settings.EASYMEMORY_SEARCH_FEEDBACK_WEIGHT
-    if feedback_weight > 0 and resolved.get("fulltext", 0.0) > 0:
-        top = sorted(scores, key=lambda mid: (-scores[mid], str(mid)))[: settings.EASYMEMORY_SEARCH_FEEDBACK_DOCS]
-        terms = feedback_terms(base, top, query, settings.EASYMEMORY_SEARCH_FEEDBACK_TERMS)
-        if terms:
-            expanded = fulltext_candidates(principal, base, " ".join(terms), depth, filters)
-            _fuse({"feedback": expanded}, {"feedback": feedback_weight}, scores, evidence)
 
     # Context: a turn of a conversation is often understood only with its neighbours (the question
     # before an answer); each memory next to one of the best 2k candidates gets a share of its
@@ -451,10 +372,6 @@ def search(
     lift = time_weight if windows else 0.0
     cutoff = scores[ranked[min(k, len(ranked)) - 1]] * (1 - margin) / (1 + margin + lift)
     shortlist = [mid for mid in ranked if scores[mid] >= cutoff]
-    diversity = settings.EASYMEMORY_SEARCH_SESSION_DIVERSITY
-    if diversity > 0:
-        # Demoted hits make room below: keep enough candidates to fill k from other sessions.
-        shortlist = ranked[: max(len(shortlist), k * 3)]
     memories = base.in_bulk(shortlist)
     final: dict[Any, float] = {}
     for memory_id, memory in memories.items():
@@ -468,10 +385,7 @@ def search(
                 "recency": round(recency_part, 4),
                 **({"time": round(time_part, 4)} if time_part else {}),
             }
-    if diversity > 0:
-        top = _diversify(final, {mid: memories[mid].session_id for mid in final}, k, diversity)
-    else:
-        top = sorted(final, key=lambda mid: (-final[mid], str(mid)))[:k]
+    top = sorted(final, key=lambda mid: (-final[mid], str(mid)))[:k]
     return [
         Hit(memory=memories[mid], score=round(final[mid], 6), evidence=evidence[mid]) for mid in top if mid in memories
     ]
