@@ -440,6 +440,14 @@ EASYMEMORY_SEARCH_RECENCY_WEIGHT = _search.number(
 EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS = _search.number(
     "EASYMEMORY_SEARCH_RECENCY_HALF_LIFE_DAYS", 30.0, minimum=0.01, maximum=1e9, help="Half-life of the recency bonus."
 )
+EASYMEMORY_SEARCH_TIME_WEIGHT = _search.number(
+    "EASYMEMORY_SEARCH_TIME_WEIGHT",
+    0.3,
+    minimum=0.0,
+    maximum=2.0,
+    help="Fraction a memory's score rises when its time falls in a time expression of the query "
+    "(\"in May 2023\", \"last week\"); a boost, never a filter (0 turns it off).",
+)
 EASYMEMORY_SEARCH_EMBED_THREADS = _search.integer(
     "EASYMEMORY_SEARCH_EMBED_THREADS",
     1,

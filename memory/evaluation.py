@@ -5,8 +5,11 @@ Turns are stored through the same service a client uses (`memory_create_many`) a
 with the same enrichment steps the worker runs (embedding, then the graph hooks), in-process. Every
 answerable question (categories 1-4) with evidence is run through the real `search()`.
 
-recall@k of one question = |evidence ∩ dia_ids of the top k| / |evidence|, averaged over questions.
-The same run scores two baselines on the same texts: BM25 (rank-bm25, lowercase word tokens)
+recall@k of one question = |evidence ∩ dia_ids of the top k| / |evidence|, averaged over questions
+("turn" level). At the "session" level, which peers publish, a session counts as found when any of
+its turns is in the top k: |evidence sessions ∩ sessions of the top k| / |evidence sessions|. Both
+levels are computed from the same ranked turns. The same run scores two baselines on the same
+texts: BM25 (rank-bm25, lowercase word tokens)
 and dense cosine retrieval with the same embedding vectors.
 """
 
@@ -35,9 +38,12 @@ from memory.search import search
 from memory.services import MemoryInput, memory_create_many, memory_embed_batch
 
 ANSWERABLE = (1, 2, 3, 4)
+LEVELS = ("turn", "session")
+METHODS = ("easymemory", "bm25", "dense")
 INGEST_BATCH = 200
 EMBED_BATCH = 256
 _WORD = re.compile(r"\w+")
+_DIA_SESSION = re.compile(r"^D(\d{1,4}):")
 _SESSION_DATE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*([ap]m)\s+on\s+(\d{1,2})\s+([A-Za-z]+),?\s+(\d{4})\s*$", re.I)
 _MONTHS = {
     m: i
@@ -59,6 +65,9 @@ _MONTHS = {
         start=1,
     )
 }
+
+# The common mapping of LoCoMo's category numbers.
+CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
 Progress = Callable[[str], None]
 
@@ -164,6 +173,15 @@ def load_locomo(path: Path) -> list[Conversation]:
     return conversations
 
 
+def session_of(dia_id: str, known: dict[str, int]) -> str:
+    """The session an evidence or turn id belongs to: the turn's own session when the id is a turn of
+    the conversation, else the number in "D<session>:<turn>" (a few evidence ids in LoCoMo are typos)."""
+    if dia_id in known:
+        return str(known[dia_id])
+    match = _DIA_SESSION.match(dia_id)
+    return match.group(1) if match else dia_id
+
+
 def tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
@@ -177,20 +195,37 @@ def recall_at(ranked: Sequence[set[str]], evidence: Sequence[str], k: int) -> fl
 
 
 class _Scores:
-    """Per-method, per-k lists of recall values, kept with the question's category."""
+    """Per-level, per-method, per-k lists of recall values, kept with the question's category."""
 
     def __init__(self, ks: Sequence[int]) -> None:
         self.ks = list(ks)
-        self.values: dict[str, list[tuple[int, dict[int, float]]]] = {}
+        self.values: dict[tuple[str, str], list[tuple[int, dict[int, float]]]] = {}
 
-    def add(self, method: str, category: int, ranked: Sequence[set[str]], evidence: Sequence[str]) -> None:
-        self.values.setdefault(method, []).append((category, {k: recall_at(ranked, evidence, k) for k in self.ks}))
+    def add(
+        self,
+        method: str,
+        question: Question,
+        ranked: Sequence[set[str]],
+        sessions: dict[str, int],
+        *,
+        per_k: dict[int, Sequence[set[str]]] | None = None,
+    ) -> None:
+        """Score one method's ranking of one question at both levels. `per_k` gives a separate
+        ranking for each k when the method's top k is not a prefix of its top k' (search() fuses
+        k-dependent candidate lists)."""
+        evidence_sessions = [session_of(e, sessions) for e in question.evidence]
+        turn: dict[int, float] = {}
+        session: dict[int, float] = {}
+        for k in self.ks:
+            ranking = per_k[k] if per_k is not None else ranked
+            turn[k] = recall_at(ranking, question.evidence, k)
+            as_sessions = [{session_of(d, sessions) for d in dia_ids} for dia_ids in ranking]
+            session[k] = recall_at(as_sessions, evidence_sessions, k)
+        self.values.setdefault(("turn", method), []).append((question.category, turn))
+        self.values.setdefault(("session", method), []).append((question.category, session))
 
-    def add_per_k(self, method: str, category: int, per_k: dict[int, float]) -> None:
-        self.values.setdefault(method, []).append((category, per_k))
-
-    def result(self, method: str) -> MethodResult:
-        rows = self.values.get(method, [])
+    def result(self, level: str, method: str) -> MethodResult:
+        rows = self.values.get((level, method), [])
         out = MethodResult()
         for k in self.ks:
             out.recall[k] = float(np.mean([r[k] for _, r in rows])) if rows else 0.0
@@ -245,18 +280,16 @@ def _evaluate_conversation(
     vectors = dict(scoped(MemoryEmbedding, principal.tenant).filter(model=name).values_list("memory_id", "embedding"))
     matrix = np.array([vectors[uuid.UUID(mid)] for mid in ids], dtype=np.float32)
     bm25 = BM25Okapi([tokens(texts[mid]) for mid in ids])
+    sessions = {turn.dia_id: turn.session for turn in conversation.turns}
     deepest = max(ks)
     for number, question in enumerate(conversation.questions, start=1):
-        per_k: dict[int, float] = {}
-        for k in ks:
-            hits = search(principal, question.question, k=k)
-            per_k[k] = recall_at([holds[str(hit.memory.id)] for hit in hits], question.evidence, k)
-        scores.add_per_k("easymemory", question.category, per_k)
+        per_k = {k: [holds[str(hit.memory.id)] for hit in search(principal, question.question, k=k)] for k in ks}
+        scores.add("easymemory", question, per_k[deepest], sessions, per_k=per_k)
         bm25_order = np.argsort(-bm25.get_scores(tokens(question.question)), kind="stable")[:deepest]
-        scores.add("bm25", question.category, [holds[ids[i]] for i in bm25_order], question.evidence)
+        scores.add("bm25", question, [holds[ids[i]] for i in bm25_order], sessions)
         query_vector = np.array(embeddings.embed_query(question.question, name), dtype=np.float32)
         dense_order = np.argsort(-(matrix @ query_vector), kind="stable")[:deepest]
-        scores.add("dense", question.category, [holds[ids[i]] for i in dense_order], question.evidence)
+        scores.add("dense", question, [holds[ids[i]] for i in dense_order], sessions)
         if number % 25 == 0 or number == len(conversation.questions):
             progress(f"  {conversation.sample_id}: {number}/{len(conversation.questions)} questions")
 
@@ -284,23 +317,28 @@ def run_locomo(
             if not keep_tenants:
                 _remove_eval_tenant(tenant)
         total_questions += len(conversation.questions)
-    methods = {name: scores.result(name) for name in ("easymemory", "bm25", "dense")}
-    best_baseline = {k: max(methods["bm25"].recall[k], methods["dense"].recall[k]) for k in ks}
-    return {
+    report: dict[str, Any] = {
         "file": str(path),
         "conversations": len(conversations),
         "questions": total_questions,
         "k": ks,
-        "recall": {name: {str(k): round(r.recall[k], 4) for k in ks} for name, r in methods.items()},
-        "recall_by_category": {
-            name: {str(c): {str(k): round(v, 4) for k, v in per.items()} for c, per in r.by_category.items()}
-            for name, r in methods.items()
-        },
-        "ratio_to_best_baseline": {
-            str(k): round(methods["easymemory"].recall[k] / best_baseline[k], 3) if best_baseline[k] else None
-            for k in ks
-        },
+        "sessions": sum(len({t.session for t in c.turns}) for c in conversations),
     }
+    for level in LEVELS:
+        methods = {name: scores.result(level, name) for name in METHODS}
+        best_baseline = {k: max(methods["bm25"].recall[k], methods["dense"].recall[k]) for k in ks}
+        report[level] = {
+            "recall": {name: {str(k): round(r.recall[k], 4) for k in ks} for name, r in methods.items()},
+            "recall_by_category": {
+                name: {str(c): {str(k): round(v, 4) for k, v in per.items()} for c, per in r.by_category.items()}
+                for name, r in methods.items()
+            },
+            "ratio_to_best_baseline": {
+                str(k): round(methods["easymemory"].recall[k] / best_baseline[k], 3) if best_baseline[k] else None
+                for k in ks
+            },
+        }
+    return report
 
 
 def _remove_eval_tenant(tenant: Tenant) -> None:
@@ -310,13 +348,22 @@ def _remove_eval_tenant(tenant: Tenant) -> None:
     tenant.delete()
 
 
-def format_table(report: dict[str, Any]) -> str:
+def format_table(report: dict[str, Any], levels: Sequence[str] = ("turn",)) -> str:
     ks = report["k"]
-    header = f"{'method':<22}" + "".join(f"{'R@' + str(k):>9}" for k in ks)
-    lines = [f"{report['questions']} questions in {report['conversations']} conversations", header, "-" * len(header)]
+    header = f"{'method':<28}" + "".join(f"{'R@' + str(k):>9}" for k in ks)
+    lines = [
+        f"{report['questions']} questions in {report['conversations']} conversations ({report['sessions']} sessions)"
+    ]
     labels = {"bm25": "BM25 (rank-bm25)", "dense": "dense (cosine)", "easymemory": "EasyMemory search()"}
-    for name in ("bm25", "dense", "easymemory"):
-        lines.append(f"{labels[name]:<22}" + "".join(f"{report['recall'][name][str(k)]:>9.3f}" for k in ks))
-    ratios = report["ratio_to_best_baseline"]
-    lines.append(f"{'× best baseline':<22}" + "".join(f"{(ratios[str(k)] or 0):>8.2f}×" for k in ks))
+    for level in levels:
+        figures = report[level]
+        lines += ["", f"{level}-level recall", header, "-" * len(header)]
+        for name in ("bm25", "dense", "easymemory"):
+            lines.append(f"{labels[name]:<28}" + "".join(f"{figures['recall'][name][str(k)]:>9.3f}" for k in ks))
+        ratios = figures["ratio_to_best_baseline"]
+        lines.append(f"{'× best baseline':<28}" + "".join(f"{(ratios[str(k)] or 0):>8.2f}×" for k in ks))
+        by_category = figures["recall_by_category"]["easymemory"]
+        for category in sorted(by_category, key=int):
+            label = f"  category {category} ({CATEGORY_NAMES.get(int(category), '?')})"
+            lines.append(f"{label:<28}" + "".join(f"{by_category[category][str(k)]:>9.3f}" for k in ks))
     return "\n".join(lines)

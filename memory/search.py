@@ -35,6 +35,7 @@ from memory import embeddings
 from memory.fulltext import fulltext_candidates
 from memory.models import Memory, MemoryEmbedding
 from memory.selectors import MemoryFilters, apply_filters, cached_count
+from memory.timeparse import time_windows
 
 MAX_K = 100
 # The HNSW index of migration 0003 is an expression index on this many dimensions.
@@ -360,22 +361,29 @@ def search(
             scores[neighbour] = scores.get(neighbour, 0.0) + gain
             evidence.setdefault(neighbour, {})["context"] = {"score": round(gain, 6)}
 
-    # Importance and recency change a score by at most ±(sum of their weights): only memories
-    # within that margin of the k-th score can still enter the top k, so only those are fetched.
+    # Importance and recency change a score by at most ±(sum of their weights), a time expression
+    # of the query lifts it by at most its weight: only memories within that margin of the k-th
+    # score can still enter the top k, so only those are fetched.
+    now = timezone.now()
+    time_weight = settings.EASYMEMORY_SEARCH_TIME_WEIGHT
+    windows = time_windows(query, now) if time_weight > 0 else []
     margin = settings.EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT + settings.EASYMEMORY_SEARCH_RECENCY_WEIGHT
     ranked = sorted(scores, key=lambda mid: (-scores[mid], str(mid)))
-    cutoff = scores[ranked[min(k, len(ranked)) - 1]] * (1 - margin) / (1 + margin)
+    lift = time_weight if windows else 0.0
+    cutoff = scores[ranked[min(k, len(ranked)) - 1]] * (1 - margin) / (1 + margin + lift)
     shortlist = [mid for mid in ranked if scores[mid] >= cutoff]
     memories = base.in_bulk(shortlist)
-    now = timezone.now()
     final: dict[Any, float] = {}
     for memory_id, memory in memories.items():
-        importance_part, recency_part = _adjustment(memory.importance, memory.occurred_at or memory.created_at, now)
-        final[memory_id] = scores[memory_id] * (1.0 + importance_part + recency_part)
-        if importance_part or recency_part:
+        when = memory.occurred_at or memory.created_at
+        importance_part, recency_part = _adjustment(memory.importance, when, now)
+        time_part = lift if lift and any(window.contains(when) for window in windows) else 0.0
+        final[memory_id] = scores[memory_id] * (1.0 + importance_part + recency_part + time_part)
+        if importance_part or recency_part or time_part:
             evidence[memory_id]["adjustment"] = {
                 "importance": round(importance_part, 4),
                 "recency": round(recency_part, 4),
+                **({"time": round(time_part, 4)} if time_part else {}),
             }
     top = sorted(final, key=lambda mid: (-final[mid], str(mid)))[:k]
     return [

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import Tenant
-from memory.evaluation import load_locomo, parse_session_date, recall_at
+from memory.evaluation import load_locomo, parse_session_date, recall_at, session_of
 from memory.models import Memory
 
 pytestmark = pytest.mark.django_db
@@ -109,15 +109,41 @@ def test_the_command_ingests_searches_and_reports(locomo_file: Path, tmp_path: P
     report = json.loads(report_path.read_text())
     assert report["questions"] == 3
     assert report["k"] == [1, 3]
+    assert report["sessions"] == 2
+    for level in ("turn", "session"):
+        for method in ("easymemory", "bm25", "dense"):
+            assert set(report[level]["recall"][method]) == {"1", "3"}
+            assert all(0.0 <= value <= 1.0 for value in report[level]["recall"][method].values())
+        # Each question names its evidence plainly: search() finds all of it in the top 3.
+        assert report[level]["recall"]["easymemory"]["3"] == 1.0
+        assert set(report[level]["recall_by_category"]["easymemory"]) == {"1", "2", "4"}
+    # A session is found as soon as any of its turns is: never harder than finding the turns.
     for method in ("easymemory", "bm25", "dense"):
-        assert set(report["recall"][method]) == {"1", "3"}
-        assert all(0.0 <= value <= 1.0 for value in report["recall"][method].values())
-    # Each question names its evidence plainly: search() finds all of it in the top 3.
-    assert report["recall"]["easymemory"]["3"] == 1.0
-    assert set(report["recall_by_category"]["easymemory"]) == {"1", "2", "4"}
+        for k in ("1", "3"):
+            assert report["session"]["recall"][method][k] >= report["turn"]["recall"][method][k]
+    assert "turn-level recall" in text and "session-level recall" not in text
+    assert "category 1 (multi-hop)" in text
     # The run's tenant and its memories are gone.
     assert set(Tenant.objects.values_list("slug", flat=True)) == tenants_before
     assert Memory.objects.count() == 0
+
+
+def test_session_level_recall_counts_a_session_found_by_any_of_its_turns() -> None:
+    sessions = {"D1:1": 1, "D1:2": 1, "D2:1": 2}
+    assert session_of("D1:2", sessions) == "1"
+    assert session_of("D7:3", sessions) == "7"  # an evidence id that names no stored turn keeps its session number
+    ranked = [{session_of("D1:1", sessions)}, {session_of("D9:9", sessions)}]
+    # The evidence turn D1:2 is not in the ranking, but its session is.
+    assert recall_at(ranked, [session_of("D1:2", sessions)], 1) == 1.0
+    assert recall_at([{"D1:1"}], ["D1:2"], 1) == 0.0
+
+
+def test_the_command_prints_both_levels_when_asked(locomo_file: Path) -> None:
+    out = StringIO()
+    call_command("eval", "locomo", str(locomo_file), "--k", "3", "--level", "both", stdout=out)
+    text = out.getvalue()
+    assert "turn-level recall" in text and "session-level recall" in text
+    assert "(2 sessions)" in text
 
 
 def test_the_command_keeps_the_memories_it_was_asked_to_keep(locomo_file: Path) -> None:

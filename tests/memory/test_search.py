@@ -431,3 +431,18 @@ def test_the_memory_tables_are_analyzed_after_one_percent_of_changes() -> None:
         options = dict(cursor.fetchall())
     for table in ("memory_memory", "memory_memoryembedding"):
         assert "autovacuum_analyze_scale_factor=0.01" in options[table]
+
+
+def test_a_time_expression_in_the_query_lifts_memories_of_that_time(writer: Persona) -> None:
+    may, march = datetime(2023, 5, 12, tzinfo=UTC), datetime(2023, 3, 12, tzinfo=UTC)
+    (in_may,) = remember(writer.principal, "We went camping by the river with the kids", occurred_at=may)
+    (in_march,) = remember(writer.principal, "We went camping by the lake with the kids", occurred_at=march)
+    hits = search(writer.principal, "Where did we go camping in May 2023?", k=2, weights=FULLTEXT_ONLY)
+    assert [hit.memory.id for hit in hits] == [in_may.id, in_march.id]  # boosted, not filtered
+    assert hits[0].evidence["adjustment"]["time"] == 0.3
+    assert "time" not in hits[1].evidence.get("adjustment", {})
+    hits = search(writer.principal, "Where did we go camping in March 2023?", k=2, weights=FULLTEXT_ONLY)
+    assert [hit.memory.id for hit in hits] == [in_march.id, in_may.id]
+    with override_settings(EASYMEMORY_SEARCH_TIME_WEIGHT=0.0):
+        hits = search(writer.principal, "Where did we go camping in March 2023?", k=2, weights=FULLTEXT_ONLY)
+        assert all("time" not in hit.evidence.get("adjustment", {}) for hit in hits)
