@@ -2,7 +2,10 @@
 
 A token bucket per credential (API key, OAuth application, user session):
 capacity EASYMEMORY_RATE_LIMIT_BURST, refilled at EASYMEMORY_RATE_LIMIT_PER_MIN
-per minute. A bucket has no window edges, so a client can never get two bursts
+per minute, unless the API key or OAuth application carries its own pair
+(admin API / dashboard). Requests without a valid credential draw on a bucket
+per client address (EASYMEMORY_ANON_RATE_LIMIT_*) before anything else is done
+for them. A bucket has no window edges, so a client can never get two bursts
 back to back the way a fixed window allows at its boundary.
 
 The bucket lives where all processes see it and is updated in one atomic step:
@@ -10,7 +13,8 @@ a Lua script in Redis (team mode, or whenever EASYMEMORY_REDIS_URL is set), or
 one INSERT ... ON CONFLICT DO UPDATE ... RETURNING on an UNLOGGED table in
 PostgreSQL (single-user mode). Both use the server's clock, not the caller's.
 
-REST (accounts.throttles) and MCP call `rate_limit_check(principal)` the same way.
+REST (accounts.throttles) and MCP call `rate_limit_check(principal)` the same way;
+REST, MCP and the websocket call `rate_limit_check_address(addr)` for anonymous traffic.
 """
 
 from __future__ import annotations
@@ -32,16 +36,18 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    limit: int  # requests per minute
+    limit: int  # the bucket's capacity: how many requests may go at once
     remaining: int  # whole requests left in the bucket now
     retry_after: float  # seconds until one request is allowed again (0 when allowed)
     reset_after: float  # seconds until the bucket is full again
+    per_min: int = 0  # refill rate: requests per minute sustained
 
     def headers(self) -> dict[str, str]:
         headers = {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(math.ceil(self.reset_after)),
+            "X-RateLimit-Refill-Per-Minute": str(self.per_min),
         }
         if not self.allowed:
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
@@ -132,15 +138,38 @@ def credential_key(principal: Principal) -> str:
     return f"{principal.tenant_id}:{principal.actor_type}:{principal.actor_id}"
 
 
+def credential_limits(principal: Principal) -> tuple[int, int]:
+    """(requests per minute, burst) for this credential: its own pair, else the defaults."""
+    per_min: int = principal.rate_per_min or settings.EASYMEMORY_RATE_LIMIT_PER_MIN
+    capacity: int = principal.rate_burst or settings.EASYMEMORY_RATE_LIMIT_BURST
+    return per_min, capacity
+
+
 def rate_limit_check(principal: Principal) -> Decision:
     """Take one request from `principal`'s bucket. System principals are never limited."""
     backend = rate_limit_backend()
     if backend == "off" or principal.actor_type == "system":
         return UNLIMITED
-    per_min: int = settings.EASYMEMORY_RATE_LIMIT_PER_MIN
-    capacity: int = settings.EASYMEMORY_RATE_LIMIT_BURST
+    per_min, capacity = credential_limits(principal)
+    return _take(backend, credential_key(principal), per_min, capacity)
+
+
+def rate_limit_check_address(client_addr: str) -> Decision:
+    """Take one request from the bucket of an unauthenticated client's address.
+
+    Called before an anonymous or bad-credential request is audited or looked up further,
+    so a flood of them costs one bucket update each and cannot queue on the audit chain.
+    """
+    backend = rate_limit_backend()
+    per_min: int = settings.EASYMEMORY_ANON_RATE_LIMIT_PER_MIN
+    if backend == "off" or per_min <= 0:
+        return UNLIMITED
+    capacity: int = settings.EASYMEMORY_ANON_RATE_LIMIT_BURST
+    return _take(backend, f"anon:{client_addr or 'unknown'}", per_min, capacity)
+
+
+def _take(backend: str, key: str, per_min: int, capacity: int) -> Decision:
     rate = per_min / 60.0
-    key = credential_key(principal)
     try:
         bucket = _redis_bucket if backend == "redis" else _database_bucket
         allowed, tokens = bucket(key, capacity, rate)
@@ -150,7 +179,8 @@ def rate_limit_check(principal: Principal) -> Decision:
         return UNLIMITED
     return Decision(
         allowed=allowed,
-        limit=per_min,
+        limit=capacity,
+        per_min=per_min,
         remaining=max(0, math.floor(tokens)),
         retry_after=0.0 if allowed else (1 - tokens) / rate,
         reset_after=(capacity - tokens) / rate,

@@ -345,10 +345,15 @@ EASYMEMORY_ADMIN_TOKEN = env_str("EASYMEMORY_ADMIN_TOKEN").strip()
 if EASYMEMORY_ADMIN_TOKEN and len(EASYMEMORY_ADMIN_TOKEN) < 32:
     raise ConfigError("EASYMEMORY_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)")
 
-EASYMEMORY_RATE_LIMIT_PER_MIN = env_int("EASYMEMORY_RATE_LIMIT_PER_MIN", 180, minimum=0)
+# Defaults sized for machine clients: 30 requests/s sustained per credential, 120 at once
+# (an API key or OAuth application may carry its own pair, set by a tenant admin).
+EASYMEMORY_RATE_LIMIT_PER_MIN = env_int("EASYMEMORY_RATE_LIMIT_PER_MIN", 1800, minimum=0)
 EASYMEMORY_RATE_LIMIT_BURST = env_int(
-    "EASYMEMORY_RATE_LIMIT_BURST", max(1, EASYMEMORY_RATE_LIMIT_PER_MIN // 3), minimum=1
+    "EASYMEMORY_RATE_LIMIT_BURST", max(1, EASYMEMORY_RATE_LIMIT_PER_MIN // 15), minimum=1
 )
+# Requests without a valid credential, per client address (0 turns it off).
+EASYMEMORY_ANON_RATE_LIMIT_PER_MIN = env_int("EASYMEMORY_ANON_RATE_LIMIT_PER_MIN", 60, minimum=0)
+EASYMEMORY_ANON_RATE_LIMIT_BURST = env_int("EASYMEMORY_ANON_RATE_LIMIT_BURST", 30, minimum=1)
 EASYMEMORY_RATE_LIMIT_BACKEND = env_choice("EASYMEMORY_RATE_LIMIT_BACKEND", "auto", {"auto", "redis", "database"})
 if EASYMEMORY_RATE_LIMIT_BACKEND == "redis" and not EASYMEMORY_REDIS_URL:
     raise ConfigError("EASYMEMORY_RATE_LIMIT_BACKEND=redis needs EASYMEMORY_REDIS_URL")
@@ -387,3 +392,26 @@ EASYMEMORY_WS_RECHECK_SECONDS = env_float("EASYMEMORY_WS_RECHECK_SECONDS", 1.0)
 # Without Redis every process has its own in-memory channel layer, so events travel through
 # PostgreSQL NOTIFY (sent on commit by the database itself) and each web process relays them.
 EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL
+
+# --- hardening: logins, anonymous traffic, denials, import roots (issue 13, part B) ------
+# Dashboard and /django-admin/ logins (django-axes, accounts/login_limits.py): this many failures
+# per account name or per client address lock further attempts for the given minutes.
+EASYMEMORY_LOGIN_FAILURE_LIMIT = env_int("EASYMEMORY_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+EASYMEMORY_LOGIN_LOCKOUT_MINUTES = env_int("EASYMEMORY_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60)
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = ["accounts.login_limits.LoginLimitBackend", "django.contrib.auth.backends.ModelBackend"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes asks
+AXES_FAILURE_LIMIT = EASYMEMORY_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = EASYMEMORY_LOGIN_LOCKOUT_MINUTES / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit trail already
+AXES_CLIENT_IP_CALLABLE = "accounts.login_limits.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.login_limits.lockout_response"
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # not a line per login; lockouts still log
+# Repeated denials (401/403/429, failed logins) of one client in one window: the first is
+# chained at once, the rest become one event with their count when the window closes.
+EASYMEMORY_AUDIT_DENIAL_WINDOW_SECONDS = env_int("EASYMEMORY_AUDIT_DENIAL_WINDOW_SECONDS", 60, minimum=1, maximum=3600)
+# Server-side import roots (EASYMEMORY_IMPORT_ROOTS) apply to every tenant unless a tenant has
+# its own roots (set by its admin, within the operator's); see ingest/roots.py.

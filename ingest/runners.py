@@ -19,6 +19,7 @@ from accounts.scoping import scoped
 from config.errors import InvalidInput
 from ingest.models import IndexedFile, IngestJob
 from ingest.portability import FORMAT, import_exported_memory, mem0_item, mem0_records
+from ingest.roots import PathRefused, import_path_check
 from ingest.services import (
     GROUP_MEMORIES,
     JobRun,
@@ -37,21 +38,6 @@ HIDDEN_DIRS = {".git", ".obsidian", ".trash", "node_modules", "__pycache__"}
 
 
 # --- markdown vault --------------------------------------------------------------------------
-
-
-class PathRefused(PermissionError):
-    """A server-side path outside EASYMEMORY_IMPORT_ROOTS (or a symlink leaving one)."""
-
-
-def check_import_path(path: str) -> Path:
-    """The resolved directory if it lies inside an allowed import root; PathRefused otherwise."""
-    roots = [Path(r) for r in settings.EASYMEMORY_IMPORT_ROOTS]
-    if not roots:
-        raise PathRefused("server-side indexing is off: set EASYMEMORY_IMPORT_ROOTS to allow directories")
-    resolved = Path(path).expanduser().resolve()
-    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
-        raise PathRefused("the path is outside the allowed import roots (EASYMEMORY_IMPORT_ROOTS)")
-    return resolved
 
 
 @dataclass
@@ -89,10 +75,11 @@ def run_vault(principal: Principal, job: IngestJob, run: JobRun) -> None:
     root = Path(job.params["path"]).resolve()
     pattern = job.params.get("pattern") or "*.md"
     recursive = bool(job.params.get("recursive", True))
-    if job.params.get("restricted"):
+    if not job.params.get("trusted"):
+        # Checked again when the job runs: the tenant's roots may have changed since it was queued.
         try:
-            root = check_import_path(str(root))
-        except PathRefused as exc:
+            root = import_path_check(tenant=principal.tenant, path=str(root))
+        except (PathRefused, InvalidInput) as exc:
             raise SourceError(str(exc)) from exc
     if not root.is_dir():
         raise SourceError(f"{root} is not a directory")
