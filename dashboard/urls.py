@@ -35,11 +35,13 @@ urlpatterns = [
     path("ingest/jobs/<uuid:job_id>/row/", ingest_views.job_row, name="ingest-job-row"),
     path("admin/api-keys/", views.api_keys, name="api-keys"),
     path("admin/api-keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
+    path("admin/api-keys/<uuid:key_id>/rate-limit/", security_views.api_key_rate_limit, name="api-key-rate-limit"),
     path("admin/members/", views.members, name="members"),
     path("admin/members/<int:member_id>/", views.member_update, name="member-update"),
     path("admin/oauth-apps/", security_views.oauth_apps, name="oauth-apps"),
     path("admin/oauth-apps/<int:app_id>/rotate/", security_views.oauth_app_rotate, name="oauth-app-rotate"),
     path("admin/oauth-apps/<int:app_id>/delete/", security_views.oauth_app_delete, name="oauth-app-delete"),
+    path("admin/oauth-apps/<int:app_id>/rate-limit/", security_views.oauth_app_rate_limit, name="oauth-app-rate-limit"),
     path("admin/audit/", security_views.audit_log, name="audit"),
     path("admin/tenants/", views.tenants, name="tenants"),
 ]
