@@ -56,10 +56,12 @@ class Decision:
 
 UNLIMITED = Decision(allowed=True, limit=0, remaining=0, retry_after=0.0, reset_after=0.0)
 
-# KEYS[1] bucket; ARGV: capacity, tokens per second. Returns {allowed, tokens-as-string}.
+# KEYS[1] bucket; ARGV: capacity, tokens per second, cost (1, or 0 to only look).
+# Returns {allowed, tokens-as-string}.
 _LUA_BUCKET_SCRIPT = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -72,7 +74,7 @@ end
 tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
 local allowed = 0
 if tokens >= 1 then
-  tokens = tokens - 1
+  tokens = tokens - cost
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(math.max(now, ts)))
@@ -85,7 +87,7 @@ return {allowed, tostring(tokens)}
 # queue on it and each sees the previous one's result (READ COMMITTED re-check).
 _SQL_BUCKET_UPSERT = """
 INSERT INTO easymemory_rate_bucket AS b (key, tokens, allowed, updated_at)
-VALUES (%(key)s, %(capacity)s - 1, true, statement_timestamp())
+VALUES (%(key)s, %(capacity)s - %(cost)s, true, statement_timestamp())
 ON CONFLICT (key) DO UPDATE SET
   allowed = LEAST(%(capacity)s, b.tokens
                   + GREATEST(0, EXTRACT(EPOCH FROM statement_timestamp() - b.updated_at)) * %(rate)s) >= 1,
@@ -93,7 +95,7 @@ ON CONFLICT (key) DO UPDATE SET
                  + GREATEST(0, EXTRACT(EPOCH FROM statement_timestamp() - b.updated_at)) * %(rate)s)
            - CASE WHEN LEAST(%(capacity)s, b.tokens
                    + GREATEST(0, EXTRACT(EPOCH FROM statement_timestamp() - b.updated_at)) * %(rate)s) >= 1
-                  THEN 1 ELSE 0 END,
+                  THEN %(cost)s ELSE 0 END,
   updated_at = GREATEST(b.updated_at, statement_timestamp())
 RETURNING allowed, tokens
 """
@@ -103,7 +105,7 @@ _redis_client: Any = None
 _redis_script: Any = None
 
 
-def _redis_bucket(key: str, capacity: int, rate: float) -> tuple[bool, float]:
+def _redis_bucket(key: str, capacity: int, rate: float, cost: int) -> tuple[bool, float]:
     global _redis_client, _redis_script
     if _redis_script is None:
         with _redis_lock:
@@ -112,13 +114,14 @@ def _redis_bucket(key: str, capacity: int, rate: float) -> tuple[bool, float]:
 
                 _redis_client = redis.Redis.from_url(settings.EASYMEMORY_REDIS_URL, socket_timeout=2)
                 _redis_script = _redis_client.register_script(_LUA_BUCKET_SCRIPT)
-    allowed, tokens = _redis_script(keys=[f"easymemory:rl:{key}"], args=[capacity, repr(rate)])
+    allowed, tokens = _redis_script(keys=[f"easymemory:rl:{key}"], args=[capacity, repr(rate), cost])
     return bool(allowed), float(tokens)
 
 
-def _database_bucket(key: str, capacity: int, rate: float) -> tuple[bool, float]:
+def _database_bucket(key: str, capacity: int, rate: float, cost: int) -> tuple[bool, float]:
     with connection.cursor() as cursor:
-        cursor.execute(_SQL_BUCKET_UPSERT, {"key": key, "capacity": float(capacity), "rate": rate})
+        params = {"key": key, "capacity": float(capacity), "rate": rate, "cost": float(cost)}
+        cursor.execute(_SQL_BUCKET_UPSERT, params)
         allowed, tokens = cursor.fetchone()
     return bool(allowed), float(tokens)
 
@@ -154,25 +157,26 @@ def rate_limit_check(principal: Principal) -> Decision:
     return _take(backend, credential_key(principal), per_min, capacity)
 
 
-def rate_limit_check_address(client_addr: str) -> Decision:
-    """Take one request from the bucket of an unauthenticated client's address.
+def rate_limit_check_address(client_addr: str, *, take: bool = True) -> Decision:
+    """Take one request from the bucket of a client address that failed authentication
+    (`take=False`: only look whether one is left).
 
-    Called before an anonymous or bad-credential request is audited or looked up further,
-    so a flood of them costs one bucket update each and cannot queue on the audit chain.
+    Called before such a request is audited, so a flood of them costs one bucket update
+    each and, once the bucket is spent, gets 429 instead of further work.
     """
     backend = rate_limit_backend()
     per_min: int = settings.EASYMEMORY_ANON_RATE_LIMIT_PER_MIN
     if backend == "off" or per_min <= 0:
         return UNLIMITED
     capacity: int = settings.EASYMEMORY_ANON_RATE_LIMIT_BURST
-    return _take(backend, f"anon:{client_addr or 'unknown'}", per_min, capacity)
+    return _take(backend, f"anon:{client_addr or 'unknown'}", per_min, capacity, cost=1 if take else 0)
 
 
-def _take(backend: str, key: str, per_min: int, capacity: int) -> Decision:
+def _take(backend: str, key: str, per_min: int, capacity: int, cost: int = 1) -> Decision:
     rate = per_min / 60.0
     try:
         bucket = _redis_bucket if backend == "redis" else _database_bucket
-        allowed, tokens = bucket(key, capacity, rate)
+        allowed, tokens = bucket(key, capacity, rate, cost)
     except Exception:
         # A broken limiter must not take the API down with it; it is logged loudly.
         logger.exception("rate limiter (%s) failed; request let through", backend)
