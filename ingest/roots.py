@@ -40,6 +40,14 @@ def _resolved(path: str, field: str = "path") -> Path:
         raise InvalidInput(field, "the path cannot be resolved") from exc
 
 
+def is_directory(path: Path) -> bool:
+    """Path.is_dir() that answers False instead of raising for a name too long, a permission error…"""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def _within(path: Path, root: Path) -> bool:
     return path == root or path.is_relative_to(root)
 
@@ -72,7 +80,7 @@ def import_root_add(*, principal: Principal, path: str, operator: bool = False) 
             raise PathRefused("the operator allows no import roots (EASYMEMORY_IMPORT_ROOTS is empty)")
         if not any(_within(resolved, root) for root in allowed):
             raise PathRefused("the path is outside the directories the operator allows (EASYMEMORY_IMPORT_ROOTS)")
-    if not resolved.is_dir():
+    if not is_directory(resolved):
         raise InvalidInput("path", "not a directory")
     with transaction.atomic():
         # Serialise root changes so two concurrent adds cannot both pass the overlap check.

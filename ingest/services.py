@@ -102,7 +102,7 @@ def index_path_start(
     Unless `trusted` (only the local command line), the path must lie inside the tenant's
     import roots (ingest/roots.py); a refusal is audited and raised as PathRefused.
     """
-    from ingest.roots import PathRefused, import_path_check
+    from ingest.roots import PathRefused, import_path_check, is_directory
 
     if trusted:
         root = Path(path).expanduser().resolve()
@@ -112,7 +112,7 @@ def index_path_start(
         except PathRefused:
             audit_record(principal=principal, action="ingest.index", target_type="path", outcome="denied")
             raise
-    if not root.is_dir():
+    if not is_directory(root):
         raise InvalidInput("path", "not a directory")
     params = {"path": str(root), "pattern": pattern, "recursive": recursive, "trusted": trusted}
     return job_create(principal=principal, kind=JobKind.VAULT, params=params)

@@ -138,6 +138,8 @@ def test_tenant_admins_manage_roots_inside_the_operators_directories(
         response = outsider.post(url, json.dumps({"path": str(path)}), content_type="application/json")
         assert response.status_code == 403, path
     assert outsider.post(url, json.dumps({"path": "relative/dir"}), content_type="application/json").status_code == 422
+    too_long = json.dumps({"path": str(allowed / ("x" * 300))})  # a name the file system refuses
+    assert outsider.post(url, too_long, content_type="application/json").status_code == 422
     assert outsider.get(url).json() == []
     assert outsider.delete(f"{url}/{created.json()['id']}").status_code == 404
     assert ImportRoot.objects.count() == 1
