@@ -29,6 +29,7 @@ from accounts.serializers import (
     OAuthAppCreateSerializer,
     OAuthAppSerializer,
     OAuthAppWithSecretSerializer,
+    RateLimitSerializer,
     TenantCreateSerializer,
     TenantSerializer,
 )
@@ -47,6 +48,18 @@ def _validated(serializer_class: Any, data: Any) -> dict[str, Any]:
 def _listed(principal: Principal, what: str, qs: QuerySet[Any]) -> QuerySet[Any]:
     audit_record(principal=principal, action=f"{what}.list", target_type=what)
     return qs
+
+
+def _rate_limit_set(principal: Principal, credential: Any, body: Any) -> Any:
+    if not isinstance(body, dict) or not set(body) & {"rate_limit_per_min", "rate_limit_burst"}:
+        raise InvalidInput("rate_limit_per_min", "give rate_limit_per_min and/or rate_limit_burst (null: default)")
+    unknown = sorted(set(body) - {"rate_limit_per_min", "rate_limit_burst"})
+    if unknown:
+        raise InvalidInput(unknown[0], "this field cannot be changed")
+    data = _validated(RateLimitSerializer, body)
+    per_min = data["rate_limit_per_min"] if "rate_limit_per_min" in body else credential.rate_limit_per_min
+    burst = data["rate_limit_burst"] if "rate_limit_burst" in body else credential.rate_limit_burst
+    return services.credential_rate_limit_set(principal=principal, credential=credential, per_min=per_min, burst=burst)
 
 
 # --- API keys ------------------------------------------------------------------------
@@ -74,6 +87,8 @@ class ApiKeyCollectionApi(APIView):
             expires_at=data["expires_at"],
             created_by=principal.user if principal.user is not None else None,
             principal=principal,
+            rate_limit_per_min=data["rate_limit_per_min"],
+            rate_limit_burst=data["rate_limit_burst"],
         )
         body = ApiKeySerializer(created.api_key).data | {"secret": created.secret}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -86,6 +101,13 @@ class ApiKeyDetailApi(APIView):
     def get(self, request: Request, key_id: str) -> Response:
         principal = principal_of(request)
         api_key = get_scoped_or_404(ApiKey, principal.tenant, pk=key_id)
+        return Response(ApiKeySerializer(api_key).data)
+
+    @extend_schema(request=RateLimitSerializer, responses=ApiKeySerializer, description="Sets the key's rate limit.")
+    def patch(self, request: Request, key_id: str) -> Response:
+        principal = principal_of(request)
+        api_key = get_scoped_or_404(ApiKey, principal.tenant, pk=key_id)
+        api_key = _rate_limit_set(principal, api_key, request.data)
         return Response(ApiKeySerializer(api_key).data)
 
     @extend_schema(responses=ApiKeySerializer, description="Revokes the key (it stays listed, revoked).")
@@ -112,7 +134,13 @@ class OAuthAppCollectionApi(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         data = _validated(OAuthAppCreateSerializer, request.data)
-        created = services.oauth_app_create(principal=principal, name=data["name"], role=data["role"])
+        created = services.oauth_app_create(
+            principal=principal,
+            name=data["name"],
+            role=data["role"],
+            rate_limit_per_min=data["rate_limit_per_min"],
+            rate_limit_burst=data["rate_limit_burst"],
+        )
         body = OAuthAppSerializer(created.application).data | {"client_secret": created.client_secret}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -124,6 +152,12 @@ class OAuthAppDetailApi(APIView):
     def get(self, request: Request, app_id: str) -> Response:
         principal = principal_of(request)
         return Response(OAuthAppSerializer(get_scoped_or_404(Application, principal.tenant, pk=app_id)).data)
+
+    @extend_schema(request=RateLimitSerializer, responses=OAuthAppSerializer, description="Sets the rate limit.")
+    def patch(self, request: Request, app_id: str) -> Response:
+        principal = principal_of(request)
+        application = get_scoped_or_404(Application, principal.tenant, pk=app_id)
+        return Response(OAuthAppSerializer(_rate_limit_set(principal, application, request.data)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, app_id: str) -> Response:

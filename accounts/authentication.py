@@ -27,7 +27,14 @@ def bearer_token(request: Any) -> str | None:
 def principal_for_api_key(secret: str) -> Principal:
     api_key = api_key_resolve(secret)
     api_key_touch(api_key=api_key)
-    return Principal.for_role(api_key.tenant, api_key.role, actor_type="api_key", actor_id=str(api_key.pk))
+    return Principal.for_role(
+        api_key.tenant,
+        api_key.role,
+        actor_type="api_key",
+        actor_id=str(api_key.pk),
+        rate_per_min=api_key.rate_limit_per_min,
+        rate_burst=api_key.rate_limit_burst,
+    )
 
 
 def principal_for_bearer(token: str) -> Principal:

@@ -48,6 +48,9 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Per-credential rate limit (accounts/ratelimit.py); NULL: the installation's default.
+    rate_limit_per_min = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit_burst = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "created_at"], name="apikey_tenant_created")]
@@ -61,6 +64,9 @@ class Application(AbstractApplication):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="oauth_applications")
     role = models.CharField(max_length=16, choices=ROLE_CHOICES, default=Role.READER.value)
+    # Per-application rate limit shared by all its tokens; NULL: the installation's default.
+    rate_limit_per_min = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit_burst = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"

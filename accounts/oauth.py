@@ -71,6 +71,8 @@ def principal_for_access_token(raw: str) -> Principal:
         actor_type="oauth_app",
         actor_id=str(app.pk),
         scopes=frozenset(token.scope.split()),
+        rate_per_min=app.rate_limit_per_min,
+        rate_burst=app.rate_limit_burst,
     )
 
 

@@ -21,6 +21,9 @@ class Principal:
     role: Role
     scopes: frozenset[str] = field(default_factory=frozenset)
     user: AbstractBaseUser | None = None
+    # The credential's own rate limit (API key / OAuth application); None: the default.
+    rate_per_min: int | None = None
+    rate_burst: int | None = None
 
     # DRF treats request.user as authenticated through this attribute.
     is_authenticated = True
@@ -36,6 +39,8 @@ class Principal:
         actor_id: str,
         user: AbstractBaseUser | None = None,
         scopes: frozenset[str] | None = None,
+        rate_per_min: int | None = None,
+        rate_burst: int | None = None,
     ) -> Principal:
         granted = scopes_for(role)
         return cls(
@@ -45,6 +50,8 @@ class Principal:
             role=Role(role),
             scopes=granted if scopes is None else granted & scopes,
             user=user,
+            rate_per_min=rate_per_min,
+            rate_burst=rate_burst,
         )
 
     @classmethod

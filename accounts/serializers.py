@@ -5,14 +5,33 @@ from rest_framework import serializers
 from accounts.models import ApiKey, Application, Membership, Tenant
 from accounts.roles import ROLE_CHOICES
 
+MAX_RATE_PER_MIN = 6_000_000  # 100,000 requests/s: beyond any one server
+MAX_RATE_BURST = 1_000_000
+RATE_FIELDS = ["rate_limit_per_min", "rate_limit_burst"]
+
+
+class RateLimitSerializer(serializers.Serializer):
+    """A credential's own rate limit; null (or absent on create) means the installation's default."""
+
+    rate_limit_per_min = serializers.IntegerField(
+        min_value=1, max_value=MAX_RATE_PER_MIN, required=False, allow_null=True, default=None,
+        help_text="sustained requests per minute (bucket refill rate); null: EASYMEMORY_RATE_LIMIT_PER_MIN",
+    )  # fmt: skip
+    rate_limit_burst = serializers.IntegerField(
+        min_value=1, max_value=MAX_RATE_BURST, required=False, allow_null=True, default=None,
+        help_text="requests allowed at once (bucket capacity); null: EASYMEMORY_RATE_LIMIT_BURST",
+    )  # fmt: skip
+
 
 class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "role", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+        fields = [
+            "id", "name", "role", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", *RATE_FIELDS
+        ]  # fmt: skip
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(RateLimitSerializer):
     name = serializers.CharField(max_length=200)
     role = serializers.ChoiceField(choices=ROLE_CHOICES, default="writer")
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -28,10 +47,10 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 class OAuthAppSerializer(serializers.ModelSerializer):
     class Meta:
         model = Application
-        fields = ["id", "name", "role", "client_id", "created", "updated"]
+        fields = ["id", "name", "role", "client_id", "created", "updated", *RATE_FIELDS]
 
 
-class OAuthAppCreateSerializer(serializers.Serializer):
+class OAuthAppCreateSerializer(RateLimitSerializer):
     name = serializers.CharField(max_length=255)
     role = serializers.ChoiceField(choices=ROLE_CHOICES, default="reader")
 

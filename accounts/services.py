@@ -153,6 +153,8 @@ def api_key_create(
     created_by: AbstractBaseUser | None = None,
     expires_at: datetime | None = None,
     principal: Principal | None = None,
+    rate_limit_per_min: int | None = None,
+    rate_limit_burst: int | None = None,
 ) -> CreatedKey:
     secret, prefix, key_hash = generate_key()
     api_key = ApiKey.objects.create(
@@ -163,9 +165,27 @@ def api_key_create(
         key_hash=key_hash,
         created_by=created_by,
         expires_at=expires_at,
+        rate_limit_per_min=rate_limit_per_min,
+        rate_limit_burst=rate_limit_burst,
     )
     _audit(principal, tenant, "api_key.create", "api_key", api_key.pk, role=api_key.role)
     return CreatedKey(api_key=api_key, secret=secret)
+
+
+@transaction.atomic
+def credential_rate_limit_set(
+    *, principal: Principal, credential: ApiKey | Application, per_min: int | None, burst: int | None
+) -> ApiKey | Application:
+    """Give an API key or OAuth application its own rate limit (None: the installation's default).
+
+    Takes effect with the credential's next request: the principal is resolved per request.
+    """
+    credential.rate_limit_per_min = per_min
+    credential.rate_limit_burst = burst
+    credential.save(update_fields=["rate_limit_per_min", "rate_limit_burst"])
+    what = "api_key" if isinstance(credential, ApiKey) else "oauth_app"
+    _audit(principal, principal.tenant, f"{what}.rate_limit", what, credential.pk, per_min=per_min, burst=burst)
+    return credential
 
 
 @transaction.atomic
@@ -187,7 +207,14 @@ def api_key_touch(*, api_key: ApiKey) -> None:
 
 
 @transaction.atomic
-def oauth_app_create(*, principal: Principal, name: str, role: str) -> AppWithSecret:
+def oauth_app_create(
+    *,
+    principal: Principal,
+    name: str,
+    role: str,
+    rate_limit_per_min: int | None = None,
+    rate_limit_burst: int | None = None,
+) -> AppWithSecret:
     """A client-credentials application of the principal's tenant; the secret is returned once."""
     secret = generate_client_secret()
     app = Application(
@@ -198,6 +225,8 @@ def oauth_app_create(*, principal: Principal, name: str, role: str) -> AppWithSe
         authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
         client_secret=secret,  # hashed by DOT on save
         user=principal.user if principal.user is not None and principal.user.pk else None,
+        rate_limit_per_min=rate_limit_per_min,
+        rate_limit_burst=rate_limit_burst,
     )
     app.save()
     _audit(principal, principal.tenant, "oauth_app.create", "oauth_app", app.pk, role=app.role)

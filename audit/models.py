@@ -46,3 +46,23 @@ class AuditEvent(models.Model):
             models.Index(fields=["tenant", "-created_at"], name="audit_tenant_created"),
             models.Index(fields=["tenant", "action"], name="audit_tenant_action"),
         ]
+
+
+class DenialWindow(models.Model):
+    """Repeated denials of one client in one time window, counted instead of chained one by one
+    (audit/denials.py). Rows live until their window has closed and been summarised."""
+
+    key = models.CharField(max_length=64, primary_key=True)  # sha256 of who/what/where and the window
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=1)
+    tenant_id = models.UUIDField(null=True, blank=True)  # no FK: like AuditEvent, outlives its tenant
+    actor_type = models.CharField(max_length=32)
+    actor_id = models.CharField(max_length=200, blank=True, default="")
+    client_addr = models.CharField(max_length=64, blank=True, default="")
+    action = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16)
+    target_type = models.CharField(max_length=64, blank=True, default="")
+    target_id = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["window_start"], name="denialwindow_start")]

@@ -28,7 +28,13 @@ class AuditFilters:
 
 
 def audit_list_for(tenant: Tenant, filters: AuditFilters, *, before_seq: int | None = None) -> QuerySet[AuditEvent]:
-    """The tenant's events, newest first (the (tenant, seq) unique index serves the order)."""
+    """The tenant's events, newest first (the (tenant, seq) unique index serves the order).
+
+    Denial windows that have closed are summarised first, so the reader sees their counts.
+    """
+    from audit.denials import audit_denials_flush
+
+    audit_denials_flush()
     qs = scoped(AuditEvent, tenant)
     for name in ("actor_type", "actor_id", "outcome", "target_type", "target_id"):
         value = getattr(filters, name)

@@ -21,7 +21,7 @@ from accounts.principal import Principal
 from audit.chain import canonical_content, canonical_json
 from audit.models import AuditEvent
 from audit.sink import jsonl_append
-from config.request_context import current_request_info
+from config.request_context import RequestInfo, current_request_info
 
 # pg_advisory_xact_lock(int, int): this class id, then a hash of the tenant.
 _LOCK_CLASS = 0x45415544  # "EAUD"
@@ -49,16 +49,18 @@ def audit_record(
     tenant: Any = None,
     global_chain: bool = False,
     actor: tuple[str, str] | None = None,
+    request_info: RequestInfo | None = None,
 ) -> AuditEvent | None:
     """Append one event to a chain: `tenant`'s when given, else the principal's; the
     tenant-less chain with `global_chain` (tenant management, logins, anonymous denials).
 
-    `actor` overrides (type, id) for events without a principal (logins).
+    `actor` overrides (type, id) for events without a principal (logins); `request_info`
+    the current request's facts (a summary written later for an earlier client).
     Returns None when auditing is disabled for the bench.
     """
     if settings.EASYMEMORY_SECURITY_DISABLED_FOR_BENCH:
         return None
-    info = current_request_info()
+    info = request_info or current_request_info()
     if global_chain:
         tenant = None
     elif tenant is None and principal is not None:

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
+from audit.denials import audit_denial_record
 from audit.services import audit_record
 
 
@@ -26,7 +27,8 @@ def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
     # Django has already masked the password; keep only the name that was tried.
     username = str(credentials.get("username", ""))[:150]
-    audit_record(
+    # Aggregated per address and window: a password-guessing run is one event plus a count.
+    audit_denial_record(
         principal=None,
         global_chain=True,
         actor=("anonymous", ""),

@@ -31,6 +31,7 @@ from accounts.authentication import principal_for_bearer, principal_for_session
 from accounts.principal import Principal
 from accounts.selectors import InvalidCredential
 from config.events import tenant_group
+from config.request_context import RequestInfo
 
 READ_SCOPE = "memory:read"
 CLOSE_FORBIDDEN = 4403
@@ -79,6 +80,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.checked_at = 0.0
         principal = await self._authenticate()
         if principal is None or not principal.has_scope(READ_SCOPE):
+            if principal is None and self.credential is not None and self.credential[0] == "bearer":
+                # A bad token costs the address like any failed authentication (and is audited).
+                from audit.middleware import unauthenticated_request_refused
+
+                client = self.scope.get("client") or ("", 0)
+                info = RequestInfo(client_addr=str(client[0] or ""), user_agent=_header(self.scope, b"user-agent"))
+                await database_sync_to_async(unauthenticated_request_refused)(info, "WEBSOCKET /ws/events")
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
         self.principal = principal

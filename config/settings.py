@@ -331,14 +331,36 @@ EASYMEMORY_SECURITY_DISABLED_FOR_BENCH = False
 # --- rate limits ------------------------------------------------------------------------------------
 _limits = SettingGroup("Rate limits", "A token bucket per credential.")
 EASYMEMORY_RATE_LIMIT_PER_MIN = _limits.integer(
-    "EASYMEMORY_RATE_LIMIT_PER_MIN", 180, minimum=0, help="Requests per minute per credential; `0` turns limiting off."
+    "EASYMEMORY_RATE_LIMIT_PER_MIN",
+    1800,
+    minimum=0,
+    help="Requests per minute per credential (30/s sustained, sized for machine clients); an API key or OAuth "
+    "application may carry its own; `0` turns limiting off.",
 )
 EASYMEMORY_RATE_LIMIT_BURST = _limits.integer(
     "EASYMEMORY_RATE_LIMIT_BURST",
-    max(1, EASYMEMORY_RATE_LIMIT_PER_MIN // 3),
+    max(1, EASYMEMORY_RATE_LIMIT_PER_MIN // 15),
     minimum=1,
-    help="Bucket size: requests allowed at once.",
-    shown_default="a third of EASYMEMORY_RATE_LIMIT_PER_MIN (60)",
+    help="Bucket size: requests allowed at once (reported as `X-RateLimit-Limit`).",
+    shown_default="EASYMEMORY_RATE_LIMIT_PER_MIN ÷ 15 (120)",
+)
+EASYMEMORY_ANON_RATE_LIMIT_PER_MIN = _limits.integer(
+    "EASYMEMORY_ANON_RATE_LIMIT_PER_MIN",
+    60,
+    minimum=0,
+    help="Requests without a valid credential, per client address and minute (`0` turns it off).",
+)
+EASYMEMORY_ANON_RATE_LIMIT_BURST = _limits.integer(
+    "EASYMEMORY_ANON_RATE_LIMIT_BURST", 30, minimum=1, help="Bucket size for requests without a valid credential."
+)
+EASYMEMORY_LOGIN_FAILURE_LIMIT = _limits.integer(
+    "EASYMEMORY_LOGIN_FAILURE_LIMIT",
+    10,
+    minimum=1,
+    help="Failed dashboard or `/django-admin/` logins per account name or per client address before a lockout.",
+)
+EASYMEMORY_LOGIN_LOCKOUT_MINUTES = _limits.integer(
+    "EASYMEMORY_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60, help="How long a login lockout lasts."
 )
 EASYMEMORY_RATE_LIMIT_BACKEND = _limits.choice(
     "EASYMEMORY_RATE_LIMIT_BACKEND",
@@ -367,6 +389,14 @@ EASYMEMORY_AUDIT_LOG_MAX_BYTES = _audit.integer(
 )
 EASYMEMORY_AUDIT_LOG_BACKUPS = _audit.integer(
     "EASYMEMORY_AUDIT_LOG_BACKUPS", 10, minimum=0, help="Rotated JSONL files kept."
+)
+EASYMEMORY_AUDIT_DENIAL_WINDOW_SECONDS = _audit.integer(
+    "EASYMEMORY_AUDIT_DENIAL_WINDOW_SECONDS",
+    60,
+    minimum=1,
+    maximum=3600,
+    help="Repeated denials (401/403/429, failed logins) of one client in this window: the first is chained at "
+    "once, the rest become one event with their count when the window closes.",
 )
 
 # --- input limits --------------------------------------------------------------------------------------
@@ -542,12 +572,13 @@ EASYMEMORY_MEMORY_POLICY = _ingest.choice(
 EASYMEMORY_REDACT_SECRETS = _ingest.boolean(
     "EASYMEMORY_REDACT_SECRETS", True, help="Redact secrets (keys, tokens, passwords) in content before storage."
 )
-# Directories the server may index on request (POST /v1/index); empty: refused.
+# Directories the server may index on request; a tenant's own roots (ingest/roots.py) lie within them.
 EASYMEMORY_IMPORT_ROOTS = [
     str(Path(p).expanduser().resolve())
     for p in _ingest.csv(
         "EASYMEMORY_IMPORT_ROOTS",
-        help="Comma-separated directories that `POST /v1/index` may read.",
+        help="Comma-separated directories within which tenant admins may set their tenant's import roots "
+        "(`POST /v1/index` reads only below the tenant's own roots).",
         shown_default="empty (indexing by path is off)",
     )
 ]
@@ -596,6 +627,20 @@ EASYMEMORY_URL = _mcp.string("EASYMEMORY_URL", help="`easymemory mcp`: the serve
 EASYMEMORY_API_KEY = _mcp.string(
     "EASYMEMORY_API_KEY", help="`easymemory mcp`: the API key to act as (as `--api-key`)."
 )
+
+# --- login lockouts (django-axes, accounts/login_limits.py) -------------------------------------------------
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = ["accounts.login_limits.LoginLimitBackend", "django.contrib.auth.backends.ModelBackend"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes asks
+AXES_FAILURE_LIMIT = EASYMEMORY_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = EASYMEMORY_LOGIN_LOCKOUT_MINUTES / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit trail already
+AXES_CLIENT_IP_CALLABLE = "accounts.login_limits.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.login_limits.lockout_response"
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # not a line per login; lockouts still log
 
 # --- cross-setting checks: fail loudly instead of running insecurely --------------------------------------------
 if EASYMEMORY_PROVIDER != "offline" and not EASYMEMORY_MODEL:

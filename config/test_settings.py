@@ -7,6 +7,10 @@ from pathlib import Path
 
 os.environ.setdefault("EASYMEMORY_DATA_DIR", str(Path(__file__).resolve().parent.parent / ".testdata"))
 os.environ.setdefault("EASYMEMORY_QUEUE", f"easymemory-test-{uuid.uuid4().hex[:8]}")
+# The suite sends many anonymous requests from one address (127.0.0.1) within seconds; tests
+# of the per-address limit set their own figures. Subprocess servers inherit this environment.
+os.environ.setdefault("EASYMEMORY_ANON_RATE_LIMIT_PER_MIN", "100000")
+os.environ.setdefault("EASYMEMORY_ANON_RATE_LIMIT_BURST", "100000")
 
 from config.startup import data_dir_prepare  # noqa: E402
 

@@ -205,3 +205,10 @@ class AuditFilterForm(forms.Form):
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+class RateLimitForm(forms.Form):
+    """An API key's or OAuth application's own rate limit; empty: the installation's default."""
+
+    rate_limit_per_min = forms.IntegerField(required=False, min_value=1, max_value=6_000_000, label="per minute")
+    rate_limit_burst = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label="burst")

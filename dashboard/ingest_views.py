@@ -9,11 +9,14 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
+from accounts.principal import Principal
+from accounts.scoping import get_scoped_or_404, scoped
+from config.errors import InvalidInput
 from dashboard.access import dashboard_view, page
 from dashboard.forms import IndexPathForm, UploadForm
 from ingest import services as ingest_services
-from ingest.models import JobKind
-from ingest.runners import PathRefused, check_import_path
+from ingest.models import ImportRoot, JobKind
+from ingest.roots import PathRefused, import_root_add, import_root_remove, import_roots_for
 from ingest.selectors import get_job_for, job_list_for
 from ingest.sources.files import SUPPORTED, extension_of
 
@@ -37,10 +40,36 @@ def _jobs_page(request: HttpRequest, *, upload: UploadForm, index: IndexPathForm
         upload_form=upload,
         index_form=index,
         page_obj=page_obj,
-        import_roots=settings.EASYMEMORY_IMPORT_ROOTS,
+        import_roots=import_roots_for(principal.tenant),
+        import_root_rows=scoped_roots(principal) if principal.has_scope("admin") else [],
         max_upload_mb=settings.EASYMEMORY_MAX_UPLOAD_BYTES // 1_000_000,
         section="ingest",
     )
+
+
+def scoped_roots(principal: Principal) -> list[ImportRoot]:
+    return list(scoped(ImportRoot, principal.tenant).order_by("path"))
+
+
+@dashboard_view(post="admin")
+def import_root_new(request: HttpRequest) -> HttpResponse:
+    principal = request.principal  # type: ignore[attr-defined]
+    try:
+        root = import_root_add(principal=principal, path=request.POST.get("path", ""))
+    except (PathRefused, InvalidInput) as exc:
+        messages.error(request, getattr(exc, "message", None) or str(exc))
+    else:
+        messages.success(request, f"Import root {root.path} added.")
+    return redirect("dashboard:ingest")
+
+
+@dashboard_view(post="admin")
+def import_root_delete(request: HttpRequest, root_id: str) -> HttpResponse:
+    principal = request.principal  # type: ignore[attr-defined]
+    root = get_scoped_or_404(ImportRoot, principal.tenant, pk=root_id)
+    import_root_remove(principal=principal, root=root)
+    messages.success(request, f"Import root {root.path} removed.")
+    return redirect("dashboard:ingest")
 
 
 @dashboard_view(get="memory:read")
@@ -78,22 +107,17 @@ def index_path(request: HttpRequest) -> HttpResponse:
     form = IndexPathForm(request.POST)
     if form.is_valid():
         try:
-            root = check_import_path(form.cleaned_data["path"])
-        except PathRefused as exc:
-            form.add_error("path", str(exc))
+            job = ingest_services.index_path_start(
+                principal=principal,
+                path=form.cleaned_data["path"],
+                pattern=form.cleaned_data["pattern"],
+                recursive=form.cleaned_data["recursive"],
+            )
+        except (PathRefused, InvalidInput) as exc:
+            form.add_error("path", getattr(exc, "message", None) or str(exc))
         else:
-            if not root.is_dir():
-                form.add_error("path", "not a directory")
-            else:
-                params = {
-                    "path": str(root),
-                    "pattern": form.cleaned_data["pattern"],
-                    "recursive": form.cleaned_data["recursive"],
-                    "restricted": True,
-                }
-                job = ingest_services.job_create(principal=principal, kind=JobKind.VAULT, params=params)
-                messages.success(request, f"Indexing {root} queued.")
-                return redirect("dashboard:ingest-job", job_id=job.id)
+            messages.success(request, f"Indexing {job.params['path']} queued.")
+            return redirect("dashboard:ingest-job", job_id=job.id)
     return _jobs_page(request, upload=UploadForm(), index=form, status=400)
 
 

@@ -10,12 +10,12 @@ from django.shortcuts import redirect
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import Application
+from accounts.models import ApiKey, Application
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.selectors import AuditFilters, audit_list_for
 from config.errors import InvalidInput
 from dashboard.access import dashboard_view, page
-from dashboard.forms import AuditFilterForm, OAuthAppForm
+from dashboard.forms import AuditFilterForm, OAuthAppForm, RateLimitForm
 from dashboard.selectors import actor_labels_for
 
 NEW_APP_SESSION = "dashboard_new_oauth_secret"
@@ -72,6 +72,37 @@ def oauth_app_delete(request: HttpRequest, app_id: int) -> HttpResponse:
     name = application.name
     account_services.oauth_app_delete(principal=principal, application=application)
     messages.success(request, f"Application {name} deleted; its tokens no longer work.")
+    return redirect("dashboard:oauth-apps")
+
+
+def _rate_limit_post(request: HttpRequest, credential: ApiKey | Application, label: str) -> None:
+    form = RateLimitForm(request.POST)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        messages.error(request, f"{form.fields[field].label}: {' '.join(errors)}")
+        return
+    account_services.credential_rate_limit_set(
+        principal=request.principal,  # type: ignore[attr-defined]
+        credential=credential,
+        per_min=form.cleaned_data["rate_limit_per_min"],
+        burst=form.cleaned_data["rate_limit_burst"],
+    )
+    messages.success(request, f"Rate limit of {label} saved.")
+
+
+@dashboard_view(post="admin")
+def api_key_rate_limit(request: HttpRequest, key_id: str) -> HttpResponse:
+    principal = request.principal  # type: ignore[attr-defined]
+    api_key = get_scoped_or_404(ApiKey, principal.tenant, pk=key_id)
+    _rate_limit_post(request, api_key, f"{api_key.prefix}…")
+    return redirect("dashboard:api-keys")
+
+
+@dashboard_view(post="admin")
+def oauth_app_rate_limit(request: HttpRequest, app_id: int) -> HttpResponse:
+    principal = request.principal  # type: ignore[attr-defined]
+    application = get_scoped_or_404(Application, principal.tenant, pk=app_id)
+    _rate_limit_post(request, application, application.name)
     return redirect("dashboard:oauth-apps")
 
 

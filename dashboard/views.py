@@ -21,7 +21,6 @@ from accounts.models import ApiKey, Membership
 from accounts.roles import ROLE_CHOICES
 from accounts.scoping import get_scoped_or_404
 from accounts.selectors import api_key_list_for, membership_for
-from audit.services import audit_record
 from config.errors import InvalidInput
 from dashboard import presenters
 from dashboard.access import dashboard_view, page
@@ -46,8 +45,15 @@ from dashboard.selectors import (
 )
 from graph.selectors import graph_stats_for
 from memory import services as memory_services
-from memory.search import CANDIDATE_LISTS, resolve_weights, search
-from memory.selectors import MemoryFilters, get_memory_for, memory_history_for, memory_list_for, memory_stats_for
+from memory.search import CANDIDATE_LISTS, memory_search_for, resolve_weights
+from memory.selectors import (
+    MemoryFilters,
+    get_memory_for,
+    memory_history_for,
+    memory_list_for,
+    memory_read_for,
+    memory_stats_for,
+)
 
 PAGE_SIZE = 25
 NEW_KEY_SESSION = "dashboard_new_api_key"
@@ -105,20 +111,13 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if form.is_valid() and form.cleaned_data.get("q", "").strip():
         started = time.perf_counter()
         try:
-            hits = search(
+            hits = memory_search_for(
                 principal, form.cleaned_data["q"], k=form.cleaned_data.get("k") or 10, filters=form.to_filters()
             )
         except InvalidInput as exc:
             form_error(form, exc)
         else:
             took_ms = round((time.perf_counter() - started) * 1000, 1)
-            audit_record(
-                principal=principal,
-                action="memory.search",
-                target_type="search",
-                detail={"hits": len(hits)},
-                query=form.cleaned_data["q"],  # kept only as EASYMEMORY_AUDIT_QUERIES allows
-            )
             weights, rrf_k = resolve_weights(None), settings.EASYMEMORY_RRF_K
             hits = [(hit, presenters.explain(hit.evidence, weights=weights, rrf_k=rrf_k)) for hit in hits]
     template = "dashboard/partials/search_results.html" if is_htmx(request) else "dashboard/search.html"
@@ -172,11 +171,10 @@ def memory_new(request: HttpRequest) -> HttpResponse:
 @dashboard_view(get="memory:read")
 def memory_detail(request: HttpRequest, memory_id: str) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
-    memory = get_memory_for(principal, memory_id)
+    memory = memory_read_for(principal, memory_id)
     entries = list(memory_history_for(principal, memory.id))
     labels = actor_labels_for(principal.tenant, {entry.actor for entry in entries})
     history = presenters.history_rows(entries, labels)
-    audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(memory.id))
     return page(
         request,
         "dashboard/memories/detail.html",

@@ -15,15 +15,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import principal_of
+from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from config.schema import paginated
 from ingest import services
-from ingest.models import JobKind
+from ingest.models import ImportRoot, JobKind
 from ingest.portability import export_lines
-from ingest.runners import PathRefused, check_import_path
+from ingest.roots import PathRefused, import_root_add, import_root_remove
 from ingest.selectors import get_job_for, job_list_for
-from ingest.serializers import IndexRequestSerializer, JobSerializer
+from ingest.serializers import (
+    ImportRootCreateSerializer,
+    ImportRootSerializer,
+    IndexRequestSerializer,
+    JobSerializer,
+)
 from ingest.sources.files import SUPPORTED, extension_of
 
 MULTIPART_SLACK = 64 * 1024  # room for the multipart envelope around the file
@@ -64,7 +70,7 @@ class JobDetailApi(APIView):
 
 
 class IndexApi(APIView):
-    """Index a directory on the server (only below EASYMEMORY_IMPORT_ROOTS)."""
+    """Index a directory on the server (only below the tenant's import roots)."""
 
     required_scopes = {"POST": "memory:write"}
 
@@ -75,14 +81,12 @@ class IndexApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            root = check_import_path(data["path"])
+            job = services.index_path_start(
+                principal=principal, path=data["path"], pattern=data["pattern"], recursive=data["recursive"]
+            )
         except PathRefused as exc:
-            audit_record(principal=principal, action="ingest.index", target_type="path", outcome="denied")
             raise PermissionDenied(str(exc)) from exc
-        if not root.is_dir():
-            raise InvalidInput("path", "not a directory")
-        params = {"path": str(root), "pattern": data["pattern"], "recursive": data["recursive"], "restricted": True}
-        return _accepted(services.job_create(principal=principal, kind=JobKind.VAULT, params=params))
+        return _accepted(job)
 
 
 class _UploadApi(APIView):
@@ -156,3 +160,41 @@ class ExportApi(APIView):
         response = StreamingHttpResponse(export_lines(principal.tenant), content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="easymemory-{principal.tenant.slug}.jsonl"'
         return response
+
+
+# --- import roots (tenant admins) --------------------------------------------------------
+
+ADMIN = {"GET": "admin", "POST": "admin", "DELETE": "admin"}
+
+
+class ImportRootCollectionApi(APIView):
+    """The server directories this tenant may import from (inside EASYMEMORY_IMPORT_ROOTS)."""
+
+    required_scopes = ADMIN
+
+    @extend_schema(responses=ImportRootSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        audit_record(principal=principal, action="import_root.list", target_type="import_root")
+        return Response(ImportRootSerializer(scoped(ImportRoot, principal.tenant).order_by("path"), many=True).data)
+
+    @extend_schema(request=ImportRootCreateSerializer, responses={201: ImportRootSerializer})
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        serializer = ImportRootCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            root = import_root_add(principal=principal, path=serializer.validated_data["path"])
+        except PathRefused as exc:
+            raise PermissionDenied(str(exc)) from exc
+        return Response(ImportRootSerializer(root).data, status=status.HTTP_201_CREATED)
+
+
+class ImportRootDetailApi(APIView):
+    required_scopes = ADMIN
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, root_id: str) -> Response:
+        principal = principal_of(request)
+        import_root_remove(principal=principal, root=get_scoped_or_404(ImportRoot, principal.tenant, pk=root_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

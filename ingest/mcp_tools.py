@@ -15,7 +15,7 @@ from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from ingest import services
 from ingest.models import JobKind
-from ingest.runners import PathRefused, check_import_path
+from ingest.roots import PathRefused, import_path_check
 from ingest.selectors import get_job_for
 from ingest.serializers import IndexRequestSerializer, JobSerializer
 from ingest.sources.files import SUPPORTED, extension_of
@@ -25,8 +25,7 @@ WRITE = "memory:write"
 READ = "memory:read"
 
 
-def _refused(principal: Principal, exc: PathRefused) -> ToolError:
-    audit_record(principal=principal, action="ingest.index", target_type="path", outcome="denied")
+def _refused(exc: PathRefused) -> ToolError:
     return ToolError(f"forbidden: {exc}")
 
 
@@ -36,9 +35,10 @@ def _file_bytes(principal: Principal, args: dict[str, Any]) -> tuple[str, bytes]
         raise InvalidInput("path", "give either path or content_base64 (with filename)")
     if "path" in args:
         try:
-            path = check_import_path(args["path"])
+            path = import_path_check(tenant=principal.tenant, path=args["path"])
         except PathRefused as exc:
-            raise _refused(principal, exc) from exc
+            audit_record(principal=principal, action="ingest.add_file", target_type="path", outcome="denied")
+            raise _refused(exc) from exc
         if not path.is_file():
             raise InvalidInput("path", "not a file")
         if path.stat().st_size > limit:
@@ -63,7 +63,7 @@ def _file_bytes(principal: Principal, args: dict[str, Any]) -> tuple[str, bytes]
     subject="job",
     description=(
         "Remember a document (.md, .markdown, .txt, .pdf, .docx, .html): it is split into passages that become "
-        "searchable memories. Give either `path` (a file on the server, below its allowed import roots) or the "
+        "searchable memories. Give either `path` (a file on the server, below the tenant's import roots) or the "
         "file itself as `content_base64` with its `filename`. Returns the ingest job at once; the work runs in "
         "the background (check it with ingest_job_get)."
     ),
@@ -95,7 +95,7 @@ def memory_add_file(principal: Principal, args: dict[str, Any]) -> dict[str, Any
     read_only=False,
     subject="job",
     description=(
-        "Index a directory on the server (a markdown vault, a notes folder) below its allowed import roots: "
+        "Index a directory on the server (a markdown vault, a notes folder) below the tenant's import roots: "
         "every matching file becomes searchable memories, and indexing it again picks up changes. Returns the "
         "ingest job at once; the work runs in the background (check it with ingest_job_get)."
     ),
@@ -115,13 +115,11 @@ def memory_index_path(principal: Principal, args: dict[str, Any]) -> dict[str, A
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     try:
-        root = check_import_path(data["path"])
+        job = services.index_path_start(
+            principal=principal, path=data["path"], pattern=data["pattern"], recursive=data["recursive"]
+        )
     except PathRefused as exc:
-        raise _refused(principal, exc) from exc
-    if not root.is_dir():
-        raise InvalidInput("path", "not a directory")
-    params = {"path": str(root), "pattern": data["pattern"], "recursive": data["recursive"], "restricted": True}
-    job = services.job_create(principal=principal, kind=JobKind.VAULT, params=params)
+        raise _refused(exc) from exc
     return {"job": dict(JobSerializer(job).data)}
 
 

@@ -97,3 +97,24 @@ class IngestedItem(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "key_hash"], name="ingesteditem_unique_key")]
+
+
+class ImportRoot(models.Model):
+    """A server directory one tenant may import from (POST /v1/index, MCP, dashboard).
+
+    Set by the tenant's admin (only inside the operator's EASYMEMORY_IMPORT_ROOTS) or by the
+    operator on the command line. Roots of two tenants never overlap (ingest/roots.py).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    path = models.CharField(max_length=1000)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["path"], name="importroot_unique_path")]
+        indexes = [models.Index(fields=["tenant", "path"], name="importroot_tenant_path")]
+
+    def __str__(self) -> str:
+        return self.path

@@ -17,18 +17,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Tenant
-from accounts.principal import Principal
 from accounts.scoping import scoped
-from audit.services import audit_record
 from config.errors import InvalidInput
 from ingest.services import SourceItem, chunked
-from memory.models import HistoryEvent, Memory, MemoryHistory
-from memory.services import MemoryInput, search_vector_for, validate_input
-from memory.text import content_hash
+from memory.models import Memory, MemoryHistory
+from memory.services import MAX_HISTORY_ENTRIES, HistoryInput, MemoryInput, RestoredMemory
 
 FORMAT = "easymemory-export"
 VERSION = 1
@@ -80,92 +76,80 @@ def _when(value: Any, field: str) -> datetime | None:
     return parsed
 
 
-def import_exported_memory(principal: Principal, record: dict[str, Any]) -> tuple[Memory, bool]:
-    """Recreate one exported memory with its times and history. Keeps the exported id when it
-    is free; otherwise derives a stable one from (tenant, id), so a re-run finds it again."""
+def _text(record: dict[str, Any], name: str, default: str = "") -> str:
+    value = record.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise InvalidInput(name, f"{name} must be a string")
+    return value
+
+
+def _whole(value: Any, name: str) -> int:
+    # A JSON number; the service checks the range (a negative version is refused there).
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(name, f"{name} must be a whole number")
+    return value
+
+
+def _dated(value: Any, name: str) -> datetime | None:
+    try:
+        return _when(value, name)
+    except ValueError as exc:
+        raise InvalidInput(name, str(exc)) from exc
+
+
+def _history_entry(entry: Any, index: int) -> HistoryInput:
+    name = f"history[{index}]"
+    if not isinstance(entry, dict):
+        raise InvalidInput(name, "a history entry must be a JSON object")
+    return HistoryInput(
+        event=str(entry.get("event")),
+        version=_whole(entry.get("version", 1), f"{name}.version"),
+        old_content=entry.get("old_content"),
+        new_content=entry.get("new_content"),
+        old_metadata=entry.get("old_metadata"),
+        new_metadata=entry.get("new_metadata"),
+        created_at=_dated(entry.get("created_at"), f"{name}.created_at"),
+    )  # the file's `actor` is not carried over (memory.services records the importer)
+
+
+def exported_memory_parse(record: dict[str, Any]) -> RestoredMemory:
+    """One `memory` record of an export, read into the service's input (InvalidInput naming
+    the field when a value has the wrong type; memory_restore_many checks the rest)."""
     source_id = str(record.get("id") or "")
     try:
         exported_id = uuid.UUID(source_id)
     except ValueError as exc:
-        raise InvalidInput("id", f"not a UUID: {source_id!r}") from exc
-    data = validate_input(
-        MemoryInput(
-            content=record.get("content"),  # type: ignore[arg-type]
-            kind=record.get("kind", "note"),
+        raise InvalidInput("id", f"not a UUID: {source_id[:64]!r}") from exc
+    tags = record.get("tags") or []
+    if not isinstance(tags, list):
+        raise InvalidInput("tags", "tags must be a list of strings")
+    importance = record.get("importance", 0.5)
+    if isinstance(importance, bool) or not isinstance(importance, int | float):
+        raise InvalidInput("importance", "importance must be a number between 0 and 1")
+    history = record.get("history") or []
+    if not isinstance(history, list):
+        raise InvalidInput("history", "history must be a list")
+    return RestoredMemory(
+        id=exported_id,
+        data=MemoryInput(
+            content=record.get("content"),  # type: ignore[arg-type]  # validate_input checks it
+            kind=_text(record, "kind", "note"),
             metadata=record.get("metadata") or {},
-            tags=list(record.get("tags") or []),
-            user_ref=record.get("user_ref") or "",
-            agent_id=record.get("agent_id") or "",
-            session_id=record.get("session_id") or "",
-            occurred_at=_when(record.get("occurred_at"), "occurred_at"),
-            importance=float(record.get("importance", 0.5)),
-        )
+            tags=tags,
+            user_ref=_text(record, "user_ref"),
+            agent_id=_text(record, "agent_id"),
+            session_id=_text(record, "session_id"),
+            occurred_at=_dated(record.get("occurred_at"), "occurred_at"),
+            expires_at=_dated(record.get("expires_at"), "expires_at"),
+            importance=float(importance),
+        ),
+        version=_whole(record.get("version", 1), "version"),
+        created_at=_dated(record.get("created_at"), "created_at"),
+        updated_at=_dated(record.get("updated_at"), "updated_at"),
+        history=[_history_entry(entry, index) for index, entry in enumerate(history[: MAX_HISTORY_ENTRIES + 1])],
     )
-    memories = scoped(Memory, principal.tenant)
-    target = exported_id
-    if Memory.objects.filter(pk=target).exclude(tenant=principal.tenant).exists():  # unscoped: id collision check
-        target = uuid.uuid5(uuid.NAMESPACE_URL, f"easymemory:{principal.tenant.id}:{exported_id}")
-    existing = memories.filter(pk=target).first()
-    if existing is not None:
-        return existing, False
-    scope = {"user_ref": data.user_ref, "agent_id": data.agent_id, "session_id": data.session_id}
-    digest = content_hash(data.content)
-    duplicate = memories.filter(content_hash=digest, **scope).first()
-    if duplicate is not None:
-        return duplicate, False
-    expires = _when(record.get("expires_at"), "expires_at")
-    created = _when(record.get("created_at"), "created_at")
-    updated = _when(record.get("updated_at"), "updated_at")
-    with transaction.atomic():
-        memory = Memory.objects.create(
-            id=target,
-            tenant=principal.tenant,
-            kind=data.kind,
-            content=data.content,
-            metadata=data.metadata,
-            tags=data.tags,
-            occurred_at=data.occurred_at,
-            expires_at=expires,
-            importance=data.importance,
-            content_hash=digest,
-            search_vector=search_vector_for(data.content),
-            version=int(record.get("version", 1)),
-            **scope,
-        )
-        # auto_now(_add) ignore given values: put the exported times back with an update.
-        times = {k: v for k, v in (("created_at", created), ("updated_at", updated)) if v is not None}
-        if times:
-            scoped(Memory, principal.tenant).filter(pk=memory.pk).update(**times)
-        history = record.get("history") or []
-        if not isinstance(history, list):
-            raise InvalidInput("history", "history must be a list")
-        if not history:
-            history = [
-                {
-                    "event": HistoryEvent.ADD,
-                    "version": 1,
-                    "new_content": data.content,
-                    "new_metadata": data.metadata,
-                    "actor": principal.actor,
-                }
-            ]
-        for entry in history:
-            if not isinstance(entry, dict) or entry.get("event") not in HistoryEvent.values:
-                raise InvalidInput("history", "a history entry has no valid event")
-            row = MemoryHistory.objects.create(
-                tenant=principal.tenant,
-                memory_id=memory.id,
-                user_ref=data.user_ref,
-                **{name: entry.get(name) for name in HISTORY_FIELDS if name not in ("version", "actor")},
-                version=int(entry.get("version") or 1),
-                actor=str(entry.get("actor") or principal.actor)[:200],
-            )
-            when = _when(entry.get("created_at"), "history.created_at")
-            if when is not None:
-                scoped(MemoryHistory, principal.tenant).filter(pk=row.pk).update(created_at=when)
-        audit_record(principal=principal, action="memory.import", target_type="memory", target_id=str(memory.id))
-    memory.refresh_from_db()
-    return memory, True
 
 
 def mem0_item(record: Any, index: int) -> SourceItem:

@@ -18,7 +18,8 @@ from accounts.principal import Principal
 from accounts.scoping import scoped
 from config.errors import InvalidInput
 from ingest.models import IndexedFile, IngestJob
-from ingest.portability import FORMAT, import_exported_memory, mem0_item, mem0_records
+from ingest.portability import FORMAT, exported_memory_parse, mem0_item, mem0_records
+from ingest.roots import PathRefused, import_path_check
 from ingest.services import (
     GROUP_MEMORIES,
     JobRun,
@@ -31,27 +32,12 @@ from ingest.services import (
 )
 from ingest.sources.files import UnsupportedFile, extension_of, extract_text
 from ingest.sources.markdown import NotText, decode_text, parse_note, split_text
-from memory.services import MemoryInput, enqueue_enrichment
+from memory.services import MemoryInput, RestoredMemory, memory_restore_many
 
 HIDDEN_DIRS = {".git", ".obsidian", ".trash", "node_modules", "__pycache__"}
 
 
 # --- markdown vault --------------------------------------------------------------------------
-
-
-class PathRefused(PermissionError):
-    """A server-side path outside EASYMEMORY_IMPORT_ROOTS (or a symlink leaving one)."""
-
-
-def check_import_path(path: str) -> Path:
-    """The resolved directory if it lies inside an allowed import root; PathRefused otherwise."""
-    roots = [Path(r) for r in settings.EASYMEMORY_IMPORT_ROOTS]
-    if not roots:
-        raise PathRefused("server-side indexing is off: set EASYMEMORY_IMPORT_ROOTS to allow directories")
-    resolved = Path(path).expanduser().resolve()
-    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
-        raise PathRefused("the path is outside the allowed import roots (EASYMEMORY_IMPORT_ROOTS)")
-    return resolved
 
 
 @dataclass
@@ -89,10 +75,11 @@ def run_vault(principal: Principal, job: IngestJob, run: JobRun) -> None:
     root = Path(job.params["path"]).resolve()
     pattern = job.params.get("pattern") or "*.md"
     recursive = bool(job.params.get("recursive", True))
-    if job.params.get("restricted"):
+    if not job.params.get("trusted"):
+        # Checked again when the job runs: the tenant's roots may have changed since it was queued.
         try:
-            root = check_import_path(str(root))
-        except PathRefused as exc:
+            root = import_path_check(tenant=principal.tenant, path=str(root))
+        except (PathRefused, InvalidInput) as exc:
             raise SourceError(str(exc)) from exc
     if not root.is_dir():
         raise SourceError(f"{root} is not a directory")
@@ -332,9 +319,32 @@ def run_json(principal: Principal, job: IngestJob, run: JobRun) -> None:
 
 
 def _import_export(principal: Principal, job: IngestJob, run: JobRun, text: str) -> None:
+    """Restore an EasyMemory export through memory_restore_many, GROUP_MEMORIES at a time; a
+    group with an invalid record is retried one by one, so only that record fails."""
     lines = text.splitlines()
     job.total = max(0, sum(1 for line in lines if line.strip()) - 1)
-    new_ids: list[str] = []
+    group: list[tuple[str, RestoredMemory]] = []
+
+    def store(todo: list[tuple[str, RestoredMemory]]) -> None:
+        try:
+            # The job runs as the tenant's system principal; history names who started it.
+            items = [item for _, item in todo]
+            results = memory_restore_many(principal=principal, items=items, actor=job.actor or None)
+        except InvalidInput:
+            if len(todo) == 1:
+                raise
+            for one in todo:
+                try:
+                    store([one])
+                except InvalidInput as exc:
+                    run.fail(one[0], f"{exc.field}: {exc.message}")
+            return
+        for result in results:
+            if result.created:
+                run.ok(1)
+            else:
+                run.skip("already imported")
+
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -347,25 +357,28 @@ def _import_export(principal: Principal, job: IngestJob, run: JobRun, text: str)
             continue
         kind = record.get("type")
         if kind != "memory":
-            run.skip(f"record type {kind!r} not importable here")
+            run.skip(f"record type {str(kind)[:64]!r} not importable here")
             continue
         try:
-            with transaction.atomic():
-                memory, created = import_exported_memory(principal, record)
-        except (InvalidInput, ValueError, TypeError) as exc:
-            run.fail(f"line {number}", str(exc))
+            group.append((f"line {number}", exported_memory_parse(record)))
+        except InvalidInput as exc:
+            run.fail(f"line {number}", f"{exc.field}: {exc.message}")
             continue
-        if created:
-            run.ok(1)
-            new_ids.append(str(memory.id))
-        else:
-            run.skip("already imported")
-        if len(new_ids) >= GROUP_MEMORIES:
-            enqueue_enrichment(new_ids)
-            new_ids = []
-    if new_ids:
-        enqueue_enrichment(new_ids)
+        if len(group) >= GROUP_MEMORIES:
+            _store_restored(store, run, group)
+            group = []
+    if group:
+        _store_restored(store, run, group)
     run.tick(force=True)
+
+
+def _store_restored(
+    store: Callable[[list[tuple[str, RestoredMemory]]], None], run: JobRun, group: list[tuple[str, RestoredMemory]]
+) -> None:
+    try:
+        store(group)
+    except InvalidInput as exc:  # a group of one that was refused
+        run.fail(group[0][0], f"{exc.field}: {exc.message}")
 
 
 RUNNERS: dict[str, Callable[[Principal, IngestJob, JobRun], None]] = {

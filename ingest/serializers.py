@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from ingest.models import IngestJob
+from ingest.models import ImportRoot, IngestJob
 from memory.serializers import StrictSerializer
 
 
@@ -20,3 +20,14 @@ class IndexRequestSerializer(StrictSerializer):
     path = serializers.CharField(max_length=1000)
     pattern = serializers.CharField(max_length=200, default="*.md")
     recursive = serializers.BooleanField(default=True)
+
+
+class ImportRootSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportRoot
+        fields = ["id", "path", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class ImportRootCreateSerializer(StrictSerializer):
+    path = serializers.CharField(max_length=1000, help_text="an absolute directory inside EASYMEMORY_IMPORT_ROOTS")

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -91,6 +92,30 @@ def job_create(
             job_id = str(job.id)
             transaction.on_commit(lambda: _enqueue(job_id))
     return job
+
+
+def index_path_start(
+    *, principal: Principal, path: str, pattern: str = "*.md", recursive: bool = True, trusted: bool = False
+) -> IngestJob:
+    """Start indexing a server directory: the one entry for REST, MCP, the dashboard and the CLI.
+
+    Unless `trusted` (only the local command line), the path must lie inside the tenant's
+    import roots (ingest/roots.py); a refusal is audited and raised as PathRefused.
+    """
+    from ingest.roots import PathRefused, import_path_check, is_directory
+
+    if trusted:
+        root = Path(path).expanduser().resolve()
+    else:
+        try:
+            root = import_path_check(tenant=principal.tenant, path=path)
+        except PathRefused:
+            audit_record(principal=principal, action="ingest.index", target_type="path", outcome="denied")
+            raise
+    if not is_directory(root):
+        raise InvalidInput("path", "not a directory")
+    params = {"path": str(root), "pattern": pattern, "recursive": recursive, "trusted": trusted}
+    return job_create(principal=principal, kind=JobKind.VAULT, params=params)
 
 
 def _enqueue(job_id: str) -> None:

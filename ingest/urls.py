@@ -11,4 +11,6 @@ urlpatterns = [
     path("integrations/mbox/import", api.MboxImportApi.as_view(), name="mbox-import"),
     path("import", api.JsonImportApi.as_view(), name="json-import"),
     path("export", api.ExportApi.as_view(), name="export"),
+    path("admin/import-roots", api.ImportRootCollectionApi.as_view(), name="admin-import-roots"),
+    path("admin/import-roots/<str:root_id>", api.ImportRootDetailApi.as_view(), name="admin-import-root"),
 ]

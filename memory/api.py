@@ -15,12 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import principal_of
-from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from config.schema import paginated
 from memory import services
-from memory.search import search
-from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_stats_for
+from memory.search import memory_search_for
+from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for
 from memory.serializers import (
     FiltersSerializer,
     HitSerializer,
@@ -81,7 +80,6 @@ class MemoryCollectionApi(APIView):
         queryset = memory_list_for(principal, filters.to_filters())
         paginator = MemoryCursorPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
-        audit_record(principal=principal, action="memory.list", target_type="memory")
         return paginator.get_paginated_response(MemorySerializer(page, many=True).data)
 
     def delete(self, request: Request) -> Response:
@@ -99,9 +97,7 @@ class MemoryDetailApi(APIView):
     @extend_schema(responses=MemorySerializer)
     def get(self, request: Request, memory_id: str) -> Response:
         principal = principal_of(request)
-        memory = get_memory_for(principal, memory_id)
-        audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(memory.id))
-        return Response(MemorySerializer(memory).data)
+        return Response(MemorySerializer(memory_read_for(principal, memory_id)).data)
 
     @extend_schema(request=MemoryUpdateSerializer, responses=MemorySerializer)
     def patch(self, request: Request, memory_id: str) -> Response:
@@ -126,7 +122,6 @@ class MemoryHistoryApi(APIView):
     def get(self, request: Request, memory_id: str) -> Response:
         principal = principal_of(request)
         history = memory_history_for(principal, memory_id)
-        audit_record(principal=principal, action="memory.history", target_type="memory", target_id=memory_id)
         return Response({"results": MemoryHistorySerializer(history, many=True).data})
 
 
@@ -145,15 +140,10 @@ class SearchApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         started = time.perf_counter()
-        hits = search(principal, data["query"], k=data["k"], filters=data["filters"], weights=data["weights"])
-        took_ms = round((time.perf_counter() - started) * 1000, 2)
-        audit_record(
-            principal=principal,
-            action="memory.search",
-            target_type="search",
-            detail={"hits": len(hits)},
-            query=data["query"],  # kept only as EASYMEMORY_AUDIT_QUERIES allows
+        hits = memory_search_for(
+            principal, data["query"], k=data["k"], filters=data["filters"], weights=data["weights"]
         )
+        took_ms = round((time.perf_counter() - started) * 1000, 2)
         return Response({"results": HitSerializer.of(hits), "took_ms": took_ms})
 
 

@@ -389,3 +389,22 @@ def search(
     return [
         Hit(memory=memories[mid], score=round(final[mid], 6), evidence=evidence[mid]) for mid in top if mid in memories
     ]
+
+
+def memory_search_for(
+    principal: Principal,
+    query: str,
+    *,
+    k: int = 10,
+    filters: MemoryFilters | None = None,
+    weights: dict[str, float] | None = None,
+) -> list[Hit]:
+    """search() as every door (REST, MCP, dashboard, CLI) calls it: audited as `memory.search`,
+    keeping of the query only what EASYMEMORY_AUDIT_QUERIES allows. Evaluation runs call
+    search() itself and are not audited."""
+    from audit.services import audit_record
+
+    hits = search(principal, query, k=k, filters=filters, weights=weights)
+    detail = {"hits": len(hits)}
+    audit_record(principal=principal, action="memory.search", target_type="search", detail=detail, query=query)
+    return hits

@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
+from audit.services import audit_record
 from memory import embeddings
 from memory.models import EnrichmentState, Memory, MemoryHistory
 from memory.policy import EPHEMERAL_KEY
@@ -98,12 +99,24 @@ def cached_count(rows: QuerySet[Any]) -> int:
 
 
 def memory_list_for(principal: Principal, filters: MemoryFilters) -> QuerySet[Memory]:
+    """The principal's memories within `filters`, newest first. Audited here (one `memory.list`
+    per call), so REST, MCP and the dashboard are audited alike."""
+    audit_record(principal=principal, action="memory.list", target_type="memory")
     return apply_filters(scoped(Memory, principal.tenant), filters).order_by("-created_at", "-id")
 
 
 def get_memory_for(principal: Principal, memory_id: object) -> Memory:
-    """The memory with this id in the principal's tenant; 404 for missing and foreign ids alike."""
+    """The memory with this id in the principal's tenant; 404 for missing and foreign ids alike.
+
+    Not audited: writes look their target up through here too. Reads use memory_read_for."""
     return get_scoped_or_404(Memory, principal.tenant, pk=memory_id)
+
+
+def memory_read_for(principal: Principal, memory_id: object) -> Memory:
+    """get_memory_for for showing a memory to the principal: audited as `memory.read`."""
+    memory = get_memory_for(principal, memory_id)
+    audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(memory.id))
+    return memory
 
 
 def memory_history_for(principal: Principal, memory_id: object) -> QuerySet[MemoryHistory]:
@@ -113,6 +126,7 @@ def memory_history_for(principal: Principal, memory_id: object) -> QuerySet[Memo
         raise Http404("not found") from exc
     if not history.exists():
         get_memory_for(principal, memory_id)  # 404 unless the memory exists here
+    audit_record(principal=principal, action="memory.history", target_type="memory", target_id=str(memory_id))
     return history
 
 

@@ -8,6 +8,7 @@ in the same transaction, and enqueue enrichment only after commit.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -205,6 +206,172 @@ def memory_create_many(
 
 def memory_create(*, principal: Principal, data: MemoryInput) -> CreateResult:
     return memory_create_many(principal=principal, items=[data])[0]
+
+
+# --- restoring exported memories (imports of an EasyMemory export) ----------------------
+
+MAX_VERSION = 1_000_000
+MAX_HISTORY_ENTRIES = 1_000
+
+
+@dataclass(frozen=True)
+class HistoryInput:
+    event: str
+    version: int
+    old_content: str | None = None
+    new_content: str | None = None
+    old_metadata: dict[str, Any] | None = None
+    new_metadata: dict[str, Any] | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RestoredMemory:
+    """A memory as an export holds it: its id, times, version and history besides its data."""
+
+    id: uuid.UUID
+    data: MemoryInput
+    version: int = 1
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    history: list[HistoryInput] = field(default_factory=list)
+
+
+def _version(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
+        raise InvalidInput(name, f"{name} must be a whole number from 1 to {MAX_VERSION}")
+    return value
+
+
+def _history_text(value: object, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise InvalidInput(name, f"{name} must be a string without NUL characters")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(name, f"{name} is not valid Unicode (a lone surrogate)") from exc
+    if size > settings.EASYMEMORY_MAX_CONTENT_BYTES:
+        raise PayloadTooLarge(name, f"{name} is over the {settings.EASYMEMORY_MAX_CONTENT_BYTES}-byte limit")
+    if settings.EASYMEMORY_REDACT_SECRETS:
+        value, _ = redact_secrets(value)
+    return value
+
+
+def validate_restored(item: RestoredMemory, prefix: str = "") -> RestoredMemory:
+    """The rules of validate_input plus those of the exported extras (version, history)."""
+    data = validate_input(item.data, prefix)
+    _version(item.version, f"{prefix}version")
+    if len(item.history) > MAX_HISTORY_ENTRIES:
+        raise PayloadTooLarge(f"{prefix}history", f"at most {MAX_HISTORY_ENTRIES} history entries")
+    history = []
+    for index, entry in enumerate(item.history):
+        name = f"{prefix}history[{index}]"
+        if entry.event not in HistoryEvent.values:
+            raise InvalidInput(f"{name}.event", f"event must be one of {', '.join(HistoryEvent.values)}")
+        for meta in (entry.old_metadata, entry.new_metadata):
+            if meta is not None and not isinstance(meta, dict):
+                raise InvalidInput(f"{name}.metadata", "history metadata must be a JSON object")
+        history.append(
+            replace(
+                entry,
+                version=_version(entry.version, f"{name}.version"),
+                old_content=_history_text(entry.old_content, f"{name}.old_content"),
+                new_content=_history_text(entry.new_content, f"{name}.new_content"),
+            )
+        )
+    return replace(item, data=data, history=history)
+
+
+def _restore(principal: Principal, item: RestoredMemory, actor: str) -> CreateResult:
+    data = item.data
+    memories = scoped(Memory, principal.tenant)
+    target = item.id
+    if Memory.objects.filter(pk=target).exclude(tenant=principal.tenant).exists():  # unscoped: id collision check
+        # Another tenant owns this id: derive a stable one, so a re-run finds it again.
+        target = uuid.uuid5(uuid.NAMESPACE_URL, f"easymemory:{principal.tenant.pk}:{item.id}")
+    existing = memories.filter(pk=target).first()
+    if existing is not None:
+        return CreateResult(existing, False)
+    scope = {name: getattr(data, name) for name in SCOPE_FIELDS}
+    digest = content_hash(data.content)
+    duplicate = memories.filter(content_hash=digest, **scope).first()
+    if duplicate is not None:
+        return CreateResult(duplicate, False)
+    memory = Memory.objects.create(
+        id=target,
+        tenant=principal.tenant,
+        kind=data.kind,
+        content=data.content,
+        metadata=data.metadata,
+        tags=data.tags,
+        occurred_at=data.occurred_at,
+        expires_at=data.expires_at,
+        importance=data.importance,
+        content_hash=digest,
+        search_vector=search_vector_for(data.content),
+        version=item.version,
+        **scope,
+    )
+    # auto_now(_add) ignore given values: put the exported times back with an update.
+    times = {k: v for k, v in (("created_at", item.created_at), ("updated_at", item.updated_at)) if v is not None}
+    if times:
+        memories.filter(pk=memory.pk).update(**times)
+    history = item.history or [
+        HistoryInput(event=HistoryEvent.ADD, version=1, new_content=data.content, new_metadata=data.metadata)
+    ]
+    for entry in history:
+        row = MemoryHistory.objects.create(
+            tenant=principal.tenant,
+            memory_id=memory.id,
+            user_ref=data.user_ref,
+            event=entry.event,
+            version=entry.version,
+            old_content=entry.old_content,
+            new_content=entry.new_content,
+            old_metadata=entry.old_metadata,
+            new_metadata=entry.new_metadata,
+            # The file's actor labels name principals of the exporting installation (perhaps
+            # another tenant's users): the history records who imported it instead.
+            actor=actor,
+        )
+        if entry.created_at is not None:
+            scoped(MemoryHistory, principal.tenant).filter(pk=row.pk).update(created_at=entry.created_at)
+    memory.refresh_from_db()
+    return CreateResult(memory, True)
+
+
+def memory_restore_many(
+    *, principal: Principal, items: Sequence[RestoredMemory], actor: str | None = None
+) -> list[CreateResult]:
+    """Recreate exported memories with their ids, times, versions and history, all-or-nothing.
+
+    The same contract as memory_create_many: validated first, de-duplicated (by id, then by
+    content in the scope), audited, `memory.created` published and enrichment queued on commit.
+    Every history row names `actor` (who started the import; default the principal).
+    """
+    if not items:
+        raise InvalidInput("items", "at least one memory is required")
+    if len(items) > settings.EASYMEMORY_MAX_BATCH:
+        raise PayloadTooLarge("items", f"at most {settings.EASYMEMORY_MAX_BATCH} memories per request")
+    many = len(items) > 1
+    cleaned = [validate_restored(item, f"[{index}]." if many else "") for index, item in enumerate(items)]
+    with transaction.atomic():
+        label = (actor or principal.actor)[:200]
+        results = [_restore(principal, item, label) for item in cleaned]
+        new_ids = [str(r.memory.id) for r in results if r.created and r.memory is not None]
+        audit_record(
+            principal=principal,
+            action="memory.import",
+            target_type="memory",
+            target_id=new_ids[0] if len(new_ids) == 1 else "",
+            detail={"created": len(new_ids), "duplicates": len(results) - len(new_ids)},
+        )
+        if new_ids:
+            transaction.on_commit(lambda: dispatch_enrichment(new_ids))
+            publish_event(principal.tenant.pk, "memory.created", {"ids": new_ids})
+    return results
 
 
 @transaction.atomic

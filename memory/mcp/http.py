@@ -68,6 +68,22 @@ async def _send_json(send: Any, status: int, body: dict[str, Any], headers: list
     await send({"type": "http.response.body", "body": payload})
 
 
+async def _refused_too_often(
+    scope: dict[str, Any], request_id: str, addr: str, send: Any, id_header: tuple[bytes, bytes]
+) -> bool:
+    """Audit a failed authentication and charge the address; True (429 sent) once its bucket is spent."""
+    from audit.middleware import unauthenticated_request_refused
+
+    info = RequestInfo(request_id=request_id, client_addr=addr, user_agent=_header(scope, b"user-agent"))
+    decision = await run_db(unauthenticated_request_refused, info, f"{scope.get('method', '')} {MOUNT_PATH}")
+    if decision.allowed:
+        return False
+    headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+    body = {"error": "too many requests without a valid credential from this address; retry later"}
+    await _send_json(send, 429, body, [*headers, id_header])
+    return True
+
+
 class McpHttpApp:
     """ASGI app for /mcp: host check, bearer authentication, then the SDK's session manager."""
 
@@ -117,7 +133,10 @@ class McpHttpApp:
 
         auth = _header(scope, b"authorization")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        client = scope.get("client") or ("", 0)
         if not token:
+            if await _refused_too_often(scope, request_id, str(client[0] or ""), send, id_header):
+                return
             headers = [(b"www-authenticate", WWW_AUTHENTICATE.encode()), id_header]
             body = {"error": "authentication required: send Authorization: Bearer <API key or OAuth token>"}
             await _send_json(send, 401, body, headers)
@@ -125,11 +144,12 @@ class McpHttpApp:
         try:
             principal = await run_db(principal_for_bearer, token)
         except InvalidCredential as exc:
+            if await _refused_too_often(scope, request_id, str(client[0] or ""), send, id_header):
+                return
             challenge = f'{WWW_AUTHENTICATE}, error="invalid_token", error_description="{exc}"'
             await _send_json(send, 401, {"error": str(exc)}, [(b"www-authenticate", challenge.encode()), id_header])
             return
 
-        client = scope.get("client") or ("", 0)
         scope = dict(scope)
         scope[PRINCIPAL_KEY] = principal
         scope[REQUEST_INFO_KEY] = RequestInfo(

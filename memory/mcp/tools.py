@@ -18,13 +18,12 @@ from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
 from accounts.principal import Principal
-from audit.services import audit_record
 from config.errors import InvalidInput
 from memory import services
 from memory.mcp.registry import tool, validated
 from memory.models import Kind
-from memory.search import MAX_K, search
-from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_stats_for
+from memory.search import MAX_K, memory_search_for
+from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for
 from memory.serializers import (
     FiltersSerializer,
     HitSerializer,
@@ -259,9 +258,8 @@ def memory_search(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
         raw_filters["kind"] = [only.value]
     filters = _filters(raw_filters)
     started = time.perf_counter()
-    hits = search(principal, args["query"], k=args.get("k", 10), filters=filters)
+    hits = memory_search_for(principal, args["query"], k=args.get("k", 10), filters=filters)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
-    audit_record(principal=principal, action="memory.search", target_type="search", detail={"hits": len(hits)})
     return {"results": HitSerializer.of(hits), "took_ms": took_ms}
 
 
@@ -272,9 +270,7 @@ def memory_search(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
     schema=_object({"id": _ID}, required=["id"]),
 )
 def memory_get(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
-    memory = get_memory_for(principal, args["id"])
-    audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(memory.id))
-    return {"memory": _memory(memory)}
+    return {"memory": _memory(memory_read_for(principal, args["id"]))}
 
 
 def _encode_cursor(created_at: datetime, memory_id: object) -> str:
@@ -320,7 +316,6 @@ def memory_list(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
     page = list(queryset[: limit + 1])
     more = len(page) > limit
     page = page[:limit]
-    audit_record(principal=principal, action="memory.list", target_type="memory")
     body: dict[str, Any] = {"results": MemorySerializer(page, many=True).data}
     body["next_cursor"] = _encode_cursor(page[-1].created_at, page[-1].id) if more else None
     return body
@@ -337,7 +332,6 @@ def memory_list(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 )
 def memory_history(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
     history = memory_history_for(principal, args["id"])
-    audit_record(principal=principal, action="memory.history", target_type="memory", target_id=str(args["id"]))
     return {"results": MemoryHistorySerializer(history, many=True).data}
 
 

@@ -33,7 +33,9 @@ def test_it_answers_429_with_retry_after_once_the_burst_is_spent(limited, writer
     responses = [client.get("/v1/memories") for _ in range(4)]
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
     assert [r["X-RateLimit-Remaining"] for r in responses[:3]] == ["2", "1", "0"]
-    assert all(r["X-RateLimit-Limit"] == "1" for r in responses)
+    # The headers describe the real bucket: 3 at once, refilled at 1 a minute.
+    assert all(r["X-RateLimit-Limit"] == "3" for r in responses)
+    assert all(r["X-RateLimit-Refill-Per-Minute"] == "1" for r in responses)
     denied = responses[3]
     assert 1 <= int(denied["Retry-After"]) <= 60
     assert denied.json()["error"]

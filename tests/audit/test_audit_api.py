@@ -69,4 +69,4 @@ def test_logins_and_failed_logins_are_recorded(db) -> None:
     assert not client.login(username="frida", password="wrong")
     assert AuditEvent.objects.filter(action="auth.login", outcome="ok", actor_id=str(user.pk)).exists()
     failed = AuditEvent.objects.get(action="auth.login", outcome="failed")
-    assert failed.detail == {"username": "frida"}
+    assert failed.detail == {"username": "frida", "window_seconds": 60}

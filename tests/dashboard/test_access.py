@@ -13,7 +13,7 @@ from accounts.models import ApiKey, Application, Membership, Tenant
 from accounts.principal import Principal
 from accounts.services import api_key_create, oauth_app_create
 from graph.services import relation_add
-from ingest.models import IngestJob
+from ingest.models import ImportRoot, IngestJob
 from ingest.services import job_create
 from memory.models import Memory
 from memory.services import MemoryInput, memory_create
@@ -35,7 +35,9 @@ def objects(people: dict[str, Person], tenant: Any) -> dict[str, str]:
     ).source
     job = job_create(principal=Principal.system(tenant), kind="json", params={"filename": "acme.json"}, enqueue=False)
     app = oauth_app_create(principal=Principal.system(tenant), name="acme-ci", role="reader").application
+    root = ImportRoot.objects.create(tenant=tenant, path="/srv/acme-notes", created_by="test")
     ids = {"app": app.pk, "memory": memory.id, "key": key.id, "membership": membership.id, "job": job.id}
+    ids["root"] = root.pk
     ids["entity"] = entity.pk
     return {name: str(value) for name, value in ids.items()}
 
@@ -60,6 +62,10 @@ def urls(o: dict[str, str]) -> dict[str, str]:
         "ingest-index": "/ingest/index/",
         "ingest-job": f"/ingest/jobs/{o['job']}/",
         "ingest-job-row": f"/ingest/jobs/{o['job']}/row/",
+        "ingest-root-add": "/ingest/roots/",
+        "ingest-root-delete": f"/ingest/roots/{o['root']}/delete/",
+        "api-key-rate-limit": f"/admin/api-keys/{o['key']}/rate-limit/",
+        "oauth-app-rate-limit": f"/admin/oauth-apps/{o['app']}/rate-limit/",
         "api-keys": "/admin/api-keys/",
         "api-key-revoke": f"/admin/api-keys/{o['key']}/revoke/",
         "members": "/admin/members/",
@@ -104,6 +110,10 @@ POST_DENIED = {
     "memory-new": {"reader": DENY},
     "ingest-upload": {"reader": DENY},
     "ingest-index": {"reader": DENY},
+    "ingest-root-add": {"reader": DENY, "writer": DENY},
+    "ingest-root-delete": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "api-key-rate-limit": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "oauth-app-rate-limit": {"reader": DENY, "writer": DENY, "outsider": MISSING},
     "memory-edit": {"reader": DENY, "outsider": MISSING},
     "memory-delete": {"reader": DENY, "writer": None, "outsider": MISSING},
     "api-keys": {"reader": DENY, "writer": DENY},
@@ -179,6 +189,9 @@ def test_it_refuses_writes_the_role_does_not_allow(
         "oauth-apps": {"name": "sneaky", "role": "admin"},
         "ingest-upload": {"kind": "file", "file": SimpleUploadedFile("sneaky.txt", b"sneaky upload")},
         "ingest-index": {"path": "/tmp", "pattern": "*.md", "recursive": "on"},
+        "ingest-root-add": {"path": "/tmp"},
+        "api-key-rate-limit": {"rate_limit_per_min": "1", "rate_limit_burst": "1"},
+        "oauth-app-rate-limit": {"rate_limit_per_min": "1", "rate_limit_burst": "1"},
     }
     for name, rules in POST_DENIED.items():
         expected = rules.get(role)
@@ -195,6 +208,9 @@ def test_it_refuses_writes_the_role_does_not_allow(
     assert not Tenant.objects.filter(name="Sneaky").exists()
     assert IngestJob.objects.filter(tenant=tenant).count() == 1
     assert list(Application.objects.values_list("name", flat=True)) == ["acme-ci"]
+    assert list(ImportRoot.objects.values_list("path", flat=True)) == ["/srv/acme-notes"]
+    assert not ApiKey.objects.filter(rate_limit_per_min__isnull=False).exists()
+    assert not Application.objects.filter(rate_limit_per_min__isnull=False).exists()
 
 
 def test_it_lets_writers_and_admins_write(people: dict[str, Person], objects: dict[str, str], tenant: Any) -> None:

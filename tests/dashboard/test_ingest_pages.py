@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.principal import Principal
-from ingest.models import IngestJob, IngestUpload, JobStatus
+from ingest.models import ImportRoot, IngestJob, IngestUpload, JobStatus
 from ingest.services import job_create, job_run
 from memory.models import Memory
 from tests.dashboard.conftest import Person
@@ -62,12 +62,13 @@ def test_it_indexes_only_below_the_import_roots(
     settings.EASYMEMORY_IMPORT_ROOTS = []
     assert "Server-side indexing is off" in client.get("/ingest/").content.decode()
     response = client.post("/ingest/index/", {"path": str(tmp_path), "pattern": "*.md"})
-    assert response.status_code == 400 and "EASYMEMORY_IMPORT_ROOTS" in str(response.context["index_form"].errors)
+    assert response.status_code == 400 and "import roots" in str(response.context["index_form"].errors)
 
     vault = tmp_path / "vault"
     vault.mkdir()
     (vault / "idea.md").write_text("# Idea\n\nA memory layer for agents.\n")
     settings.EASYMEMORY_IMPORT_ROOTS = [str(vault)]
+    ImportRoot.objects.create(tenant=tenant, path=str(vault.resolve()))
     response = client.post("/ingest/index/", {"path": str(tmp_path), "pattern": "*.md"})
     assert response.status_code == 400 and "outside" in str(response.context["index_form"].errors)
     response = client.post("/ingest/index/", {"path": str(vault), "pattern": "*.md", "recursive": "on"})

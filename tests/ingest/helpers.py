@@ -8,8 +8,13 @@ import zipfile
 from typing import Any
 
 from accounts.principal import Principal
-from ingest.models import IngestJob
+from ingest.models import ImportRoot, IngestJob
 from ingest.services import job_create, job_run
+
+
+def grant_root(tenant: Any, path: Any) -> ImportRoot:
+    """Give `tenant` an import root, as the operator's command line would."""
+    return ImportRoot.objects.create(tenant=tenant, path=str(path.resolve()), created_by="test")
 
 
 def run(

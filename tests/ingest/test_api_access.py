@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import override_settings
 from rest_framework.test import APIClient
 
 from ingest.models import IngestJob
 from tests.conftest import Persona
-from tests.ingest.helpers import slack_zip
+from tests.ingest.helpers import grant_root, slack_zip
 
 pytestmark = pytest.mark.django_db
 
@@ -45,13 +44,17 @@ def test_uploads_need_a_writer(cast: dict[str, Persona], path: str) -> None:
 def test_index_needs_a_writer(cast: dict[str, Persona], tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# A\ntext")
     body = json.dumps({"path": str(tmp_path)})
-    with override_settings(EASYMEMORY_IMPORT_ROOTS=[str(tmp_path.resolve())]):
-        assert APIClient().post("/v1/index", body, content_type="application/json").status_code == 401
-        reader = cast["reader"].client().post("/v1/index", body, content_type="application/json")
-        assert reader.status_code == 403
-        for name in ("writer", "admin"):
-            response = cast[name].client().post("/v1/index", body, content_type="application/json")
-            assert response.status_code == 202
+    grant_root(cast["writer"].tenant, tmp_path)
+    assert APIClient().post("/v1/index", body, content_type="application/json").status_code == 401
+    reader = cast["reader"].client().post("/v1/index", body, content_type="application/json")
+    assert reader.status_code == 403
+    for name in ("writer", "admin"):
+        response = cast[name].client().post("/v1/index", body, content_type="application/json")
+        assert response.status_code == 202
+    # The other tenant has no root there: refused, and nothing queued for it.
+    outsider = cast["outsider"].client().post("/v1/index", body, content_type="application/json")
+    assert outsider.status_code == 403
+    assert not IngestJob.objects.filter(tenant=cast["outsider"].tenant).exists()
 
 
 def test_jobs_are_visible_only_inside_their_tenant(cast: dict[str, Persona]) -> None:

@@ -16,7 +16,7 @@ from ingest.models import IngestJob, IngestUpload
 from ingest.services import job_run
 from memory.models import Memory
 from tests.conftest import Persona
-from tests.ingest.helpers import minimal_pdf
+from tests.ingest.helpers import grant_root, minimal_pdf
 
 pytestmark = pytest.mark.django_db
 
@@ -33,15 +33,15 @@ def test_index_refuses_paths_outside_the_allowlist_and_symlinks_leaving_it(write
     secret.mkdir()
     (root / "escape").symlink_to(secret)
     assert post_index(writer, root).status_code == 403  # no roots configured: off
-    with override_settings(EASYMEMORY_IMPORT_ROOTS=[str(root.resolve())]):
-        for refused in (secret, root / "escape", root / ".." / "private", "/etc"):
-            response = post_index(writer, refused)
-            assert response.status_code == 403, refused
-            assert "import roots" in response.json()["error"]
-        assert post_index(writer, root / "missing").status_code == 422
-        response = post_index(writer, root / "notes")
-        assert response.status_code == 202
-        job = job_run(response.json()["id"])
+    grant_root(writer.tenant, root)
+    for refused in (secret, root / "escape", root / ".." / "private", "/etc"):
+        response = post_index(writer, refused)
+        assert response.status_code == 403, refused
+        assert "import roots" in response.json()["error"]
+    assert post_index(writer, root / "missing").status_code == 422
+    response = post_index(writer, root / "notes")
+    assert response.status_code == 202
+    job = job_run(response.json()["id"])
     assert job is not None and job.status == "done"
     assert Memory.objects.filter(tenant=writer.tenant, content__contains="allowed text").exists()
     assert not IngestJob.objects.filter(tenant=writer.tenant).exclude(pk=job.pk).exists()
@@ -49,11 +49,12 @@ def test_index_refuses_paths_outside_the_allowlist_and_symlinks_leaving_it(write
 
 def test_a_queued_index_job_rechecks_the_allowlist_when_it_runs(writer: Persona, tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# A\ntext")
-    with override_settings(EASYMEMORY_IMPORT_ROOTS=[str(tmp_path.resolve())]):
-        job_id = post_index(writer, tmp_path).json()["id"]
-    job = job_run(job_id)  # the allowlist was emptied in between
+    root = grant_root(writer.tenant, tmp_path)
+    job_id = post_index(writer, tmp_path).json()["id"]
+    root.delete()
+    job = job_run(job_id)  # the tenant's root was removed in between
     assert job is not None and job.status == "failed"
-    assert "EASYMEMORY_IMPORT_ROOTS" in job.error
+    assert "import roots" in job.error
     assert not Memory.objects.exists()
 
 

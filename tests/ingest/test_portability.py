@@ -73,6 +73,8 @@ def comparable(lines: list[str]) -> list[dict]:
     for record in records:
         record.pop("id", None)
         record.pop("tenant", None)
+        for entry in record.get("history", []):
+            entry.pop("actor")  # an import records its importer, not the exporting side's actors
     return records
 
 
@@ -124,3 +126,90 @@ def test_the_cli_exports_and_imports(writer: Persona, tmp_path: Path) -> None:
     again = StringIO()
     call_command("export", "--tenant", "copy", stdout=again)
     assert comparable(again.getvalue().splitlines()) == comparable(out.getvalue().splitlines())
+
+
+def export_record(**overrides: object) -> dict:
+    record = {
+        "type": "memory",
+        "id": "0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c01",
+        "content": "Bob prefers window seats",
+        "kind": "fact",
+        "version": 2,
+        "history": [
+            {"event": "ADD", "version": 1, "new_content": "Bob likes seats", "actor": "user:1"},
+            {"event": "UPDATE", "version": 2, "new_content": "Bob prefers window seats", "actor": "user:7"},
+        ],
+    }
+    record.update(overrides)
+    return record
+
+
+def export_file(*records: dict) -> bytes:
+    header = {"type": "header", "format": "easymemory-export", "version": 1}
+    return "".join(json.dumps(r) + "\n" for r in (header, *records)).encode()
+
+
+def test_bad_values_in_an_export_refuse_only_their_record(writer: Persona) -> None:
+    """A negative version used to crash the whole job; every value read from the file is checked."""
+    bad = [
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c02", version=-3), "version"),
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c03", version="2"), "version"),
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c04", history=[{"event": "ADD", "version": -1}]),
+         "history[0].version"),
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c05", history=[{"event": "DROP", "version": 1}]),
+         "history[0].event"),
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c06", history=[{"event": "ADD", "new_content": "a\x00"}]),
+         "history[0].new_content"),
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c07", created_at="yesterday"), "created_at"),
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c08", importance="high"), "importance"),
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c09", user_ref=["x"]), "user_ref"),
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c0a", history="lots"), "history"),
+        (export_record(id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c0b", content=7), "content"),
+    ]  # fmt: skip
+    good = export_record()
+    job = import_json(writer, export_file(*(record for record, _ in bad), good), "export.jsonl")
+    assert job.status == "done", job.error
+    assert (job.done, job.failed) == (1, len(bad))
+    fields = {e["item"]: e["error"].split(": ", 1)[0] for e in job.errors}
+    assert fields == {f"line {index + 2}": field for index, (_, field) in enumerate(bad)}
+    assert list(Memory.objects.values_list("content", "version")) == [("Bob prefers window seats", 2)]
+
+
+def test_an_import_goes_through_the_memory_services(writer: Persona, django_capture_on_commit_callbacks) -> None:
+    """Events, redaction and history actor labels: the same as any other write."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from config.events import tenant_group
+
+    layer = get_channel_layer()
+
+    async def subscribe() -> str:
+        channel = await layer.new_channel()
+        await layer.group_add(tenant_group(writer.tenant.id), channel)
+        return channel
+
+    async def created(channel: str) -> list[str]:
+        while True:
+            event = await asyncio.wait_for(layer.receive(channel), timeout=30)
+            if event["event"] == "memory.created":
+                return event["data"]["ids"]
+
+    channel = async_to_sync(subscribe)()
+    secret = export_record(
+        id="0b9d7a52-3c1e-4f0a-9d43-6f1e2a1b0c10",
+        content="db_password=hunter2 and user=bob",
+        history=[{"event": "ADD", "version": 1, "new_content": "db_password=hunter2", "actor": "user:1"}],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        job = import_json(writer, export_file(export_record(), secret), "export.jsonl")
+    assert job.status == "done" and job.done == 2, job.errors
+    ids = async_to_sync(created)(channel)
+    assert sorted(ids) == sorted(str(i) for i in Memory.objects.values_list("id", flat=True))
+    assert Memory.objects.get(pk=secret["id"]).content == "db_password=[REDACTED] and user=bob"
+    history = MemoryHistory.objects.filter(tenant=writer.tenant)
+    assert "hunter2" not in "".join(h.new_content or "" for h in history)
+    # The file's actors (users of the exporting installation) are never carried over.
+    assert set(history.values_list("actor", flat=True)) == {writer.principal.actor}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from graph.models import Relation
-from ingest.models import IngestJob
+from ingest.models import ImportRoot, IngestJob
 from tests.conftest import Persona
 from tests.mcp.conftest import error_text, mcp_client, payload, run
 
@@ -69,6 +69,7 @@ def test_it_serves_the_graph_tools(live: Any, writer: Persona, reader: Persona, 
 
 def test_it_starts_ingest_jobs_from_files_and_directories(live: Any, writer: Persona, outsider: Persona) -> None:
     root = Path(live.import_root)
+    ImportRoot.objects.get_or_create(tenant=writer.tenant, path=str(root.resolve()))
     vault = root / "vault"
     vault.mkdir(exist_ok=True)
     (vault / "note.md").write_text("# Trip\nWe fly to Lisbon in May.", encoding="utf-8")

@@ -23,5 +23,6 @@ class Command(BaseCommand):
         root = Path(options["path"]).expanduser().resolve()
         if not root.is_dir():
             raise CommandError(f"{options['path']}: not a directory")
-        params = {"path": str(root), "pattern": options["pattern"], "recursive": options["recursive"]}
+        # The local command line is the one trusted door: it may index any directory it can read.
+        params = {"path": str(root), "pattern": options["pattern"], "recursive": options["recursive"], "trusted": True}
         run_job(options, JobKind.VAULT, params, self.stdout)

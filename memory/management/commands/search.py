@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.cli_support import add_tenant_argument, system_principal
 from config.errors import InvalidInput
-from memory.search import search
+from memory.search import memory_search_for
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         principal = system_principal(options["tenant"])
         try:
-            hits = search(principal, options["query"], k=options["k"])
+            hits = memory_search_for(principal, options["query"], k=options["k"])
         except InvalidInput as exc:
             raise CommandError(str(exc)) from exc
         if not hits:
