@@ -42,6 +42,9 @@ class RoleScopes(BaseScopes):
     ) -> list[str]:
         if application is None:
             return []
+        if application.tenant_id is None:
+            # A registered MCP client: what it gets is narrowed to the member's role at consent.
+            return sorted(OAUTH_SCOPES)
         return sorted(scopes_for(application.role))
 
     def get_default_scopes(self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> list[str]:
@@ -52,11 +55,19 @@ def token_checksum(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def principal_for_access_token(raw: str) -> Principal:
-    """The principal of a live OAuth access token. Expired, revoked or unknown → InvalidCredential."""
+def principal_for_access_token(raw: str, *, audience: str | None = None) -> Principal:
+    """The principal of a live OAuth access token. Expired, revoked or unknown → InvalidCredential.
+
+    A token a member granted to an MCP client acts as that member, with their current
+    role in the tenant they chose (accounts/oauth_grants.py). A token bound to a
+    resource (RFC 8707) is refused at any other `audience` (this server's `<origin>/mcp`
+    for MCP, REST and the websocket alike).
+    """
+    from accounts.oauth_grants import consent_grant_for_token, resource_allows, role_of
+
     token = (
         get_access_token_model()
-        .objects.select_related("application__tenant")
+        .objects.select_related("application__tenant", "user")
         .filter(token_checksum=token_checksum(raw))
         .first()
     )
@@ -64,7 +75,28 @@ def principal_for_access_token(raw: str) -> Principal:
         raise InvalidCredential("unknown or revoked access token")
     if token.is_expired():
         raise InvalidCredential("access token expired")
+    if audience is not None and token.resource and not resource_allows(list(token.resource), audience):
+        raise InvalidCredential("access token is for another resource")
     app: Application = token.application
+    if token.user_id is not None:
+        grant = consent_grant_for_token(token.user_id, app)
+        if grant is None or not token.user.is_active:
+            raise InvalidCredential("the grant behind this token was revoked")
+        if audience is not None and not token.resource:
+            raise InvalidCredential("access token is not bound to this resource")
+        role = role_of(token.user_id, grant.tenant)
+        if role is None:
+            raise InvalidCredential("the member no longer belongs to this tenant")
+        return Principal.for_role(
+            grant.tenant,
+            role,
+            actor_type="user",
+            actor_id=str(token.user_id),
+            user=token.user,
+            scopes=frozenset(token.scope.split()),
+        )
+    if app.tenant is None:
+        raise InvalidCredential("unknown or revoked access token")  # e.g. a registration token
     return Principal.for_role(
         app.tenant,
         app.role,
@@ -99,8 +131,8 @@ def _authenticated_client(request: HttpRequest) -> Application | None:
 
 
 def _app_principal(app: Application | None) -> Principal | None:
-    if app is None:
-        return None
+    if app is None or app.tenant is None:
+        return None  # a registered MCP client has no tenant: its events go to the server-wide chain
     return Principal.for_role(app.tenant, app.role, actor_type="oauth_app", actor_id=str(app.pk))
 
 
@@ -120,7 +152,8 @@ class AuditedTokenView(TokenView):
             target_type="oauth_app",
             target_id=str(app.pk) if app else "",
             outcome="ok" if ok else "denied",
-            detail={} if ok else {"status": response.status_code, "client_known": app is not None},
+            detail={"grant_type": str(request.POST.get("grant_type", ""))[:40]}
+            | ({} if ok else {"status": response.status_code, "client_known": app is not None}),
         )
         return response
 

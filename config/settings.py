@@ -387,3 +387,31 @@ EASYMEMORY_WS_RECHECK_SECONDS = env_float("EASYMEMORY_WS_RECHECK_SECONDS", 1.0)
 # Without Redis every process has its own in-memory channel layer, so events travel through
 # PostgreSQL NOTIFY (sent on commit by the database itself) and each web process relays them.
 EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL
+
+# --- MCP authorization: OAuth 2.1 for MCP clients (issue 17) ---------------------------
+# MCP clients discover /.well-known/oauth-protected-resource, register (RFC 7591), send the
+# member to /oauth/authorize (login + consent) and exchange the code with PKCE S256.
+OAUTH2_PROVIDER.update(
+    {
+        "PKCE_REQUIRED": True,
+        # S256 only: "plain" (and a challenge without a method, which means plain) is refused.
+        "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+        "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+        "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+        "ROTATE_REFRESH_TOKEN": True,
+        # A refresh token used twice revokes its whole family (a stolen copy ends the session).
+        "REFRESH_TOKEN_REUSE_PROTECTION": True,
+        "REFRESH_TOKEN_EXPIRE_SECONDS": env_int(
+            "EASYMEMORY_OAUTH_REFRESH_TTL_SECONDS", 30 * 24 * 3600, minimum=60, maximum=365 * 24 * 3600
+        ),
+        "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+        "REQUEST_APPROVAL_PROMPT": "force",
+    }
+)
+# Dynamic client registration: on by default; off here turns it off whatever the admin switch
+# (Django admin → OAuth policy) says.
+EASYMEMORY_OAUTH_REGISTRATION = env_bool("EASYMEMORY_OAUTH_REGISTRATION", True)
+# Registrations accepted from one client address per hour.
+EASYMEMORY_OAUTH_REGISTRATIONS_PER_HOUR = env_int(
+    "EASYMEMORY_OAUTH_REGISTRATIONS_PER_HOUR", 20, minimum=1, maximum=10_000
+)
