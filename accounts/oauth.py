@@ -144,6 +144,9 @@ class AuditedTokenView(TokenView):
         from audit.services import audit_record
 
         response = super().post(request, *args, **kwargs)
+        if response.status_code != 200 and response.content.startswith(b"{"):
+            # An error raised while saving the token (e.g. RFC 8707 invalid_target) comes without a type.
+            response["Content-Type"] = "application/json"
         app = _client_for(request)
         ok = response.status_code == 200
         audit_record(

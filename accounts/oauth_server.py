@@ -129,12 +129,13 @@ class ClientRegistrationView(View):
             )
         try:
             data = json.loads(request.body.decode("utf-8"))
-            metadata = client_metadata_parse(data)
-        except (UnicodeDecodeError, ValueError) as exc:
-            if isinstance(exc, InvalidInput):
-                error = "invalid_redirect_uri" if exc.field.startswith("redirect_uris") else "invalid_client_metadata"
-                return _registration_error(error, f"{exc.field}: {exc.message}", field=exc.field)
+        except (UnicodeDecodeError, ValueError):
             return _registration_error("invalid_client_metadata", "body is not valid UTF-8 JSON", field="(body)")
+        try:
+            metadata = client_metadata_parse(data)
+        except InvalidInput as exc:
+            error = "invalid_redirect_uri" if exc.field.startswith("redirect_uris") else "invalid_client_metadata"
+            return _registration_error(error, f"{exc.field}: {exc.message}", field=exc.field)
         try:
             application = client_register(metadata=metadata, address=request.META.get("REMOTE_ADDR", ""))
         except RegistrationLimited as exc:
