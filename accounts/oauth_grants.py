@@ -317,4 +317,3 @@ def consent_grant_for_token(user_id: object, application: Application) -> Consen
 def role_of(user_id: object, tenant: Tenant) -> str | None:
     membership = scoped(Membership, tenant).filter(user_id=user_id).first()
     return membership.role if membership else None
-

@@ -258,5 +258,3 @@ class ConsentView(AuthorizationView):
             if not self.success_url:  # DOT refused (and redirected the error to the client): keep nothing
                 transaction.set_rollback(True)
         return response
-
-

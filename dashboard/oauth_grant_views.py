@@ -24,9 +24,7 @@ def oauth_grants(request: HttpRequest) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
     own = consent_grants_of_user(request.user)
     tenant_grants = consent_grants_of_tenant(principal.tenant) if principal.has_scope("admin") else None
-    return page(
-        request, "dashboard/oauth/grants.html", own=own, tenant_grants=tenant_grants, section="oauth-grants"
-    )
+    return page(request, "dashboard/oauth/grants.html", own=own, tenant_grants=tenant_grants, section="oauth-grants")
 
 
 @dashboard_view(post="memory:read")

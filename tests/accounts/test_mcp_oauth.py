@@ -413,4 +413,3 @@ def test_a_registration_client_cannot_use_the_client_credentials_grant(db: Any) 
     response = browser().post("/oauth/token", {"grant_type": "client_credentials", "client_id": client_id})
     assert response.status_code in {400, 401}
     assert not AccessToken.objects.filter(application__client_id=client_id).exists()
-
