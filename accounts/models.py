@@ -77,11 +77,12 @@ class Application(AbstractApplication):
         indexes = [models.Index(fields=["registered_from", "created"], name="app_registered_from_created")]
 
     def get_allowed_schemes(self) -> list[str]:
-        """http(s) plus the private-use schemes (RFC 8252 §7.1) this client registered."""
+        """http(s) plus the private-use schemes (RFC 8252 §7.1) this client registered
+        (registration vetted them: accounts/oauth_grants.py)."""
         schemes = ["http", "https"]
         for uri in self.redirect_uris.split():
             scheme = uri.split(":", 1)[0].lower()
-            if "." in scheme and scheme not in schemes:
+            if scheme not in schemes:
                 schemes.append(scheme)
         return schemes
 

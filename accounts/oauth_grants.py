@@ -14,6 +14,7 @@ ALLOWED_HOSTS before any of this runs).
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -83,13 +84,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# Schemes a browser or OS acts on itself: never a place to deliver an authorization code.
+FORBIDDEN_SCHEMES = {"javascript", "data", "file", "vbscript", "about", "blob", "ftp", "ws", "wss", "mailto", "tel"}
+PRIVATE_SCHEME = re.compile(r"[a-z][a-z0-9+.\-]{0,39}")
+
+
 def redirect_uri_problem(uri: str) -> str | None:
     """Why `uri` cannot be a redirect URI, or None when it can.
 
     Accepted: http on a loopback host (RFC 8252 §7.3; any port at authorization
-    time), https with a host, and private-use schemes that look like a reversed
-    domain name (RFC 8252 §7.1, e.g. `com.example.app:/cb`). Never a fragment or
-    user info.
+    time), https with a host, and a native app's private-use scheme (RFC 8252
+    §7.1, e.g. `cursor://…` or `com.example.app:/cb`; the code it receives is
+    useless without the PKCE verifier). Never a fragment, user info, or a scheme
+    a browser handles itself (javascript:, data:, file:, …).
     """
     if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH:
         return f"must be a URI of at most {MAX_URI_LENGTH} characters"
@@ -107,9 +114,9 @@ def redirect_uri_problem(uri: str) -> str | None:
         return None
     if scheme == "https":
         return None if parts.hostname else "https URI needs a host"
-    if "." in scheme and scheme.replace(".", "").replace("-", "").replace("+", "").isalnum():
+    if scheme and scheme not in FORBIDDEN_SCHEMES and PRIVATE_SCHEME.fullmatch(scheme):
         return None
-    return "scheme must be https, http on loopback, or a private-use scheme such as com.example.app"
+    return "scheme must be https, http on loopback, or a native app's own scheme (such as cursor:)"
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,9 @@ def test_authorization_server_metadata_offers_s256_public_clients_and_registrati
 
 
 def test_a_client_registers_as_a_public_client_without_tenant() -> None:
-    response = register(redirect_uris=[REDIRECT, "https://app.example.com/cb", "com.example.app:/cb"])
+    # What Cursor registers: its own scheme, a hosted https callback and a loopback one.
+    uris = ["cursor://anysphere.cursor-mcp/oauth/callback", "https://app.example.com/cb", REDIRECT]
+    response = register(redirect_uris=uris)
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["token_endpoint_auth_method"] == "none"
@@ -91,6 +93,8 @@ def test_a_client_registers_as_a_public_client_without_tenant() -> None:
     [
         ({"redirect_uris": ["http://evil.example.com/cb"]}, "redirect_uris.0"),
         ({"redirect_uris": ["javascript:alert(1)"]}, "redirect_uris.0"),
+        ({"redirect_uris": ["https://ok.example/cb", "data:text/html,x"]}, "redirect_uris.1"),
+        ({"redirect_uris": ["file:///etc/passwd"]}, "redirect_uris.0"),
         ({"redirect_uris": ["https://app.example.com/cb#frag"]}, "redirect_uris.0"),
         ({"redirect_uris": ["https://user@app.example.com/cb"]}, "redirect_uris.0"),
         ({"redirect_uris": []}, "redirect_uris"),
@@ -413,3 +417,15 @@ def test_a_registration_client_cannot_use_the_client_credentials_grant(db: Any) 
     response = browser().post("/oauth/token", {"grant_type": "client_credentials", "client_id": client_id})
     assert response.status_code in {400, 401}
     assert not AccessToken.objects.filter(application__client_id=client_id).exists()
+
+
+def test_a_native_app_scheme_receives_the_code(people: dict[str, Any]) -> None:
+    native = "cursor://anysphere.cursor-mcp/oauth/callback"
+    client_id = register(redirect_uris=[native]).json()["client_id"]
+    _, challenge = pkce()
+    client = browser(people["writer"])
+    page = client.get(authorize_url(client_id, challenge, redirect_uri=native))
+    assert page.status_code == 200
+    tenant = Membership.objects.get(user=people["writer"]).tenant
+    response = client.post("/oauth/authorize", consent_form(page) | {"tenant": str(tenant.pk), "allow": "on"})
+    assert response.status_code == 302 and response["Location"].startswith(native + "?code=")
