@@ -50,6 +50,17 @@ def server_origin(scheme: str, host: str) -> str:
     return f"{scheme}://{host.lower()}"
 
 
+def asgi_origin(scope: dict[str, Any]) -> str:
+    """server_origin for an ASGI scope (MCP mount, websocket), honouring X-Forwarded-Proto exactly
+    when Django does (EASYMEMORY_HTTPS sets SECURE_PROXY_SSL_HEADER), so both doors agree."""
+    headers = {key: value.decode("latin-1") for key, value in scope.get("headers", [])}
+    scheme = str(scope.get("scheme", "http"))
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy and headers.get(b"x-forwarded-proto", "").split(",")[0].strip().lower() == "https":
+        scheme = "https"
+    return server_origin(scheme, headers.get(b"host", ""))
+
+
 def mcp_resource_url(origin: str) -> str:
     return origin + MCP_PATH
 

@@ -114,12 +114,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     def _audience(self) -> str | None:
         """This server's MCP resource URL as the socket reached it: an OAuth token bound to
         another resource is refused here too."""
-        from accounts.oauth_grants import mcp_resource_url, server_origin
+        from accounts.oauth_grants import asgi_origin, mcp_resource_url
 
-        host = _header(self.scope, b"host")
-        if not host:
+        if not _header(self.scope, b"host"):
             return None
-        return mcp_resource_url(server_origin(str(self.scope.get("scheme", "ws")), host))
+        return mcp_resource_url(asgi_origin(self.scope))
 
     async def _still_allowed(self) -> bool:
         if time.monotonic() - self.checked_at < settings.EASYMEMORY_WS_RECHECK_SECONDS:

@@ -35,7 +35,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from accounts.authentication import principal_for_bearer
-from accounts.oauth_grants import mcp_resource_url, server_origin
+from accounts.oauth_grants import asgi_origin, mcp_resource_url
 from accounts.principal import Principal
 from accounts.selectors import InvalidCredential
 from config.lifespan import register_lifespan
@@ -121,7 +121,7 @@ class McpHttpApp:
             await _send_json(send, 400, {"error": "host not allowed (EASYMEMORY_ALLOWED_HOSTS)"}, [id_header])
             return
 
-        origin = server_origin(str(scope.get("scheme", "http")), _header(scope, b"host"))
+        origin = asgi_origin(scope)
         challenge = f'{WWW_AUTHENTICATE}, resource_metadata="{origin}{PROTECTED_RESOURCE_METADATA_PATH}"'
         auth = _header(scope, b"authorization")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""

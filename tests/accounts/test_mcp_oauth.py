@@ -429,3 +429,14 @@ def test_a_native_app_scheme_receives_the_code(people: dict[str, Any]) -> None:
     tenant = Membership.objects.get(user=people["writer"]).tenant
     response = client.post("/oauth/authorize", consent_form(page) | {"tenant": str(tenant.pk), "allow": "on"})
     assert response.status_code == 302 and response["Location"].startswith(native + "?code=")
+
+
+def test_the_asgi_doors_see_https_behind_the_proxy_exactly_when_django_does(settings: Any) -> None:
+    from accounts.oauth_grants import asgi_origin
+
+    scope = {"scheme": "http", "headers": [(b"host", b"Memory.LAN"), (b"x-forwarded-proto", b"https")]}
+    settings.SECURE_PROXY_SSL_HEADER = None
+    assert asgi_origin(scope) == "http://memory.lan"
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert asgi_origin(scope) == "https://memory.lan"
+    assert asgi_origin({"scheme": "wss", "headers": [(b"host", b"m:8100")]}) == "https://m:8100"

@@ -8,6 +8,7 @@ the dashboard → 401.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from accounts.models import ConsentGrant
 from accounts.roles import Role
@@ -206,7 +209,20 @@ def test_an_mcp_client_connects_with_oauth_refreshes_and_is_cut_off_by_revocatio
     )
     assert rest.status_code == 200 and len(rest.json()["results"]) == 1
 
+    # And on the event websocket, as the member with their role in the chosen tenant.
+    ws_url = live.url.replace("http://", "ws://") + "/ws/events"
+    bearer = {"Authorization": f"Bearer {refreshed.access_token}"}
+    with ws_connect(ws_url, additional_headers=bearer, proxy=None, open_timeout=30) as socket:
+        hello = json.loads(socket.recv(timeout=30))
+    assert hello == {"type": "hello", "tenant": str(tenant.pk), "role": "writer"}
+    # Under another host name the same server is another resource: refused.
+    other_name = ws_url.replace("127.0.0.1", "localhost")
+    with pytest.raises(InvalidStatus):
+        ws_connect(other_name, additional_headers=bearer, proxy=None, open_timeout=30)
+
     browser_revoke(live.url, member.username)
+    with pytest.raises(InvalidStatus):
+        ws_connect(ws_url, additional_headers=bearer, proxy=None, open_timeout=30)
     assert mcp_status(refreshed.access_token) == 401
     assert (
         httpx.get(
