@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import calendar
 import hashlib
+import json
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -130,6 +131,14 @@ def _authenticated_client(request: HttpRequest) -> Application | None:
     return Application.objects.select_related("tenant").get(pk=oauth_request.client.pk)  # unscoped: authenticated
 
 
+def _member_principal(body: bytes) -> Principal | None:
+    try:
+        raw = json.loads(body)["access_token"]
+        return principal_for_access_token(raw)
+    except (ValueError, KeyError, TypeError, InvalidCredential):
+        return None
+
+
 def _app_principal(app: Application | None) -> Principal | None:
     if app is None or app.tenant is None:
         return None  # a registered MCP client has no tenant: its events go to the server-wide chain
@@ -138,7 +147,8 @@ def _app_principal(app: Application | None) -> Principal | None:
 
 @method_decorator(csrf_exempt, name="dispatch")
 class AuditedTokenView(TokenView):
-    """POST /oauth/token: client credentials grant; every issue and refusal is audited."""
+    """POST /oauth/token: client credentials, authorization code (PKCE) and refresh grants;
+    every issue and refusal is audited."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         from audit.services import audit_record
@@ -149,8 +159,12 @@ class AuditedTokenView(TokenView):
             response["Content-Type"] = "application/json"
         app = _client_for(request)
         ok = response.status_code == 200
+        principal = _app_principal(app)
+        if ok and app is not None and app.tenant_id is None:
+            # A member's MCP client (code or refresh grant): recorded as that member, in the tenant they chose.
+            principal = _member_principal(response.content)
         audit_record(
-            principal=_app_principal(app),
+            principal=principal,
             action="oauth.token_issue",
             target_type="oauth_app",
             target_id=str(app.pk) if app else "",

@@ -168,6 +168,7 @@ def test_the_full_flow_gives_a_token_acting_as_the_member_in_the_chosen_tenant(p
     token = AccessToken.objects.get(token_checksum=token_checksum(tokens["access_token"]))
     assert token.resource == [RESOURCE] and token.user == writer
     assert AuditEvent.objects.filter(tenant=tenant, action="oauth_grant.approve", actor_id=str(writer.pk)).exists()
+    assert AuditEvent.objects.filter(tenant=tenant, action="oauth.token_issue", actor_id=str(writer.pk)).exists()
 
 
 def test_consent_shows_client_name_tenants_and_scopes_narrowed_to_the_role(people: dict[str, Any]) -> None:
