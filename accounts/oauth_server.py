@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -241,7 +242,10 @@ class ConsentView(AuthorizationView):
                 actor=("user", str(self.request.user.pk)),
             )
             return super().form_valid(form)
-        membership = membership_for(self.request.user, data.get("tenant") or None) if data.get("tenant") else None
+        try:
+            membership = membership_for(self.request.user, data["tenant"]) if data.get("tenant") else None
+        except (ValidationError, ValueError):  # a malformed tenant id is no tenant of theirs
+            membership = None
         if membership is None:
             return render(self.request, "dashboard/oauth/no_workspace.html", status=400)
         scopes = consent_scopes(data["scope"].split(), membership.role)

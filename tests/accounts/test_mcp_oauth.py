@@ -319,8 +319,9 @@ def test_a_tampered_tenant_is_refused(people: dict[str, Any], other_tenant: Any)
     _, challenge = pkce()
     client = browser(people["writer"])
     page = client.get(authorize_url(client_id, challenge))
-    response = client.post("/oauth/authorize", consent_form(page) | {"tenant": str(other_tenant.pk), "allow": "on"})
-    assert response.status_code == 400
+    for forged in (str(other_tenant.pk), "not-a-uuid", ""):
+        response = client.post("/oauth/authorize", consent_form(page) | {"tenant": forged, "allow": "on"})
+        assert response.status_code == 400, forged
     assert not ConsentGrant.objects.filter(application__client_id=client_id).exists()
 
 
