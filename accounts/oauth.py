@@ -64,7 +64,7 @@ def principal_for_access_token(raw: str, *, audience: str | None = None) -> Prin
     resource (RFC 8707) is refused at any other `audience` (this server's `<origin>/mcp`
     for MCP, REST and the websocket alike).
     """
-    from accounts.oauth_grants import consent_grant_for_token, resource_allows, role_of
+    from accounts.oauth_grants import consent_grant_for_token, resource_allows
 
     token = (
         get_access_token_model()
@@ -85,7 +85,7 @@ def principal_for_access_token(raw: str, *, audience: str | None = None) -> Prin
             raise InvalidCredential("the grant behind this token was revoked")
         if audience is not None and not token.resource:
             raise InvalidCredential("access token is not bound to this resource")
-        role = role_of(token.user_id, grant.tenant)
+        role = grant.member_role  # type: ignore[attr-defined]  # annotated by consent_grant_for_token
         if role is None:
             raise InvalidCredential("the member no longer belongs to this tenant")
         return Principal.for_role(

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
@@ -327,11 +327,10 @@ def consent_grant_for_revoke(principal: Principal, grant_id: object) -> ConsentG
 
 
 def consent_grant_for_token(user_id: object, application: Application) -> ConsentGrant | None:
-    """The live grant that names a user token's tenant."""
-    grants = ConsentGrant.objects.select_related("tenant")  # unscoped: resolving a credential
+    """The live grant that names a user token's tenant, with the member's current role there as
+    `member_role` (None once they left the tenant): one query on every request such a token makes."""
+    role = Membership.objects.filter(  # unscoped: the grant's own tenant, from the outer row
+        tenant_id=OuterRef("tenant_id"), user_id=OuterRef("user_id")
+    ).values("role")[:1]
+    grants = ConsentGrant.objects.select_related("tenant").annotate(member_role=Subquery(role))  # unscoped: credential
     return grants.filter(user_id=user_id, application=application, revoked_at__isnull=True).first()
-
-
-def role_of(user_id: object, tenant: Tenant) -> str | None:
-    membership = scoped(Membership, tenant).filter(user_id=user_id).first()
-    return membership.role if membership else None
