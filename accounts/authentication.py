@@ -37,11 +37,12 @@ def principal_for_api_key(secret: str) -> Principal:
     )
 
 
-def principal_for_bearer(token: str) -> Principal:
+def principal_for_bearer(token: str, *, audience: str | None = None) -> Principal:
     """The principal for any bearer credential: an API key (`emk_…`) or an OAuth2 access token.
 
     Raises InvalidCredential (unknown, malformed, revoked or expired). Used by REST,
-    MCP and websocket authentication alike.
+    MCP and websocket authentication alike; `audience` is this server's MCP resource URL
+    as the caller reached it, which a resource-bound OAuth token must name.
     """
     from accounts.oauth import principal_for_access_token
 
@@ -49,7 +50,14 @@ def principal_for_bearer(token: str) -> Principal:
         raise InvalidCredential("empty credential")
     if token.startswith("emk_"):
         return principal_for_api_key(token)
-    return principal_for_access_token(token)
+    return principal_for_access_token(token, audience=audience)
+
+
+def request_audience(request: Any) -> str:
+    """This server's MCP resource URL as a Django request reached it (see accounts/oauth_grants.py)."""
+    from accounts.oauth_grants import mcp_resource_url, server_origin
+
+    return mcp_resource_url(server_origin(request.scheme, request.get_host()))
 
 
 def is_admin_token(token: str | None) -> bool:
@@ -96,7 +104,7 @@ class OAuthBearerAuthentication(authentication.BaseAuthentication):
         from accounts.oauth import principal_for_access_token
 
         try:
-            principal = principal_for_access_token(token)
+            principal = principal_for_access_token(token, audience=request_audience(request._request))
         except InvalidCredential as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
         return principal, principal

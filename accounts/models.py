@@ -60,13 +60,86 @@ class ApiKey(models.Model):
 
 
 class Application(AbstractApplication):
-    """django-oauth-toolkit's application, bound to one tenant with one role."""
+    """django-oauth-toolkit's application.
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="oauth_applications")
+    A client-credentials application belongs to one tenant with one role. A client
+    that registered itself (RFC 7591, an MCP client) has no tenant: each member who
+    approves it picks the tenant in a ConsentGrant, and its tokens act with that
+    member's role there.
+    """
+
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="oauth_applications"
+    )
     role = models.CharField(max_length=16, choices=ROLE_CHOICES, default=Role.READER.value)
     # Per-application rate limit shared by all its tokens; NULL: the installation's default.
     rate_limit_per_min = models.PositiveIntegerField(null=True, blank=True)
     rate_limit_burst = models.PositiveIntegerField(null=True, blank=True)
+    # The address a dynamic registration came from, for the per-address registration limit.
+    registered_from = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+        indexes = [models.Index(fields=["registered_from", "created"], name="app_registered_from_created")]
+
+    def get_allowed_schemes(self) -> list[str]:
+        """http(s) plus the private-use schemes (RFC 8252 §7.1) this client registered
+        (registration vetted them: accounts/oauth_grants.py)."""
+        schemes = ["http", "https"]
+        for uri in self.redirect_uris.split():
+            scheme = uri.split(":", 1)[0].lower()
+            if scheme not in schemes:
+                schemes.append(scheme)
+        return schemes
+
+
+class ConsentGrant(models.Model):
+    """A member's approval of an MCP client (authorization code flow) in one tenant.
+
+    At most one live grant per (user, application): tokens carry only the user and
+    the application, so the grant is what names their tenant. Approving the same
+    client again replaces the grant and ends the old one's tokens. Revoking a grant
+    deletes its tokens at once.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="consent_grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="consent_grants")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="consent_grants")
+    scope = models.TextField()
+    resource = models.URLField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="consentgrant_tenant_created")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "application"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="consentgrant_one_live_per_user_app",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}→{self.application_id}@{self.tenant_id}"
+
+
+class OAuthPolicy(models.Model):
+    """Server-wide switches an administrator can flip at run time (one row, pk=1)."""
+
+    registration_open = models.BooleanField(
+        default=True, help_text="Let MCP clients register themselves (RFC 7591 dynamic client registration)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "OAuth policy"
+        verbose_name_plural = "OAuth policy"
+
+    def __str__(self) -> str:
+        return "OAuth policy"
+
+    @classmethod
+    def current(cls) -> OAuthPolicy:
+        return cls.objects.get_or_create(pk=1)[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import calendar
 import hashlib
+import json
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -42,6 +43,9 @@ class RoleScopes(BaseScopes):
     ) -> list[str]:
         if application is None:
             return []
+        if application.tenant_id is None:
+            # A registered MCP client: what it gets is narrowed to the member's role at consent.
+            return sorted(OAUTH_SCOPES)
         return sorted(scopes_for(application.role))
 
     def get_default_scopes(self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> list[str]:
@@ -52,11 +56,19 @@ def token_checksum(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def principal_for_access_token(raw: str) -> Principal:
-    """The principal of a live OAuth access token. Expired, revoked or unknown → InvalidCredential."""
+def principal_for_access_token(raw: str, *, audience: str | None = None) -> Principal:
+    """The principal of a live OAuth access token. Expired, revoked or unknown → InvalidCredential.
+
+    A token a member granted to an MCP client acts as that member, with their current
+    role in the tenant they chose (accounts/oauth_grants.py). A token bound to a
+    resource (RFC 8707) is refused at any other `audience` (this server's `<origin>/mcp`
+    for MCP, REST and the websocket alike).
+    """
+    from accounts.oauth_grants import consent_grant_for_token, resource_allows
+
     token = (
         get_access_token_model()
-        .objects.select_related("application__tenant")
+        .objects.select_related("application__tenant", "user")
         .filter(token_checksum=token_checksum(raw))
         .first()
     )
@@ -64,7 +76,28 @@ def principal_for_access_token(raw: str) -> Principal:
         raise InvalidCredential("unknown or revoked access token")
     if token.is_expired():
         raise InvalidCredential("access token expired")
+    if audience is not None and token.resource and not resource_allows(list(token.resource), audience):
+        raise InvalidCredential("access token is for another resource")
     app: Application = token.application
+    if token.user_id is not None:
+        grant = consent_grant_for_token(token.user_id, app)
+        if grant is None or not token.user.is_active:
+            raise InvalidCredential("the grant behind this token was revoked")
+        if audience is not None and not token.resource:
+            raise InvalidCredential("access token is not bound to this resource")
+        role = grant.member_role  # type: ignore[attr-defined]  # annotated by consent_grant_for_token
+        if role is None:
+            raise InvalidCredential("the member no longer belongs to this tenant")
+        return Principal.for_role(
+            grant.tenant,
+            role,
+            actor_type="user",
+            actor_id=str(token.user_id),
+            user=token.user,
+            scopes=frozenset(token.scope.split()),
+        )
+    if app.tenant is None:
+        raise InvalidCredential("unknown or revoked access token")  # e.g. a registration token
     return Principal.for_role(
         app.tenant,
         app.role,
@@ -100,29 +133,46 @@ def _authenticated_client(request: HttpRequest) -> Application | None:
     return Application.objects.select_related("tenant").get(pk=oauth_request.client.pk)  # unscoped: authenticated
 
 
-def _app_principal(app: Application | None) -> Principal | None:
-    if app is None:
+def _member_principal(body: bytes) -> Principal | None:
+    try:
+        raw = json.loads(body)["access_token"]
+        return principal_for_access_token(raw)
+    except (ValueError, KeyError, TypeError, InvalidCredential):
         return None
+
+
+def _app_principal(app: Application | None) -> Principal | None:
+    if app is None or app.tenant is None:
+        return None  # a registered MCP client has no tenant: its events go to the server-wide chain
     return Principal.for_role(app.tenant, app.role, actor_type="oauth_app", actor_id=str(app.pk))
 
 
 @method_decorator(csrf_exempt, name="dispatch")
 class AuditedTokenView(TokenView):
-    """POST /oauth/token: client credentials grant; every issue and refusal is audited."""
+    """POST /oauth/token: client credentials, authorization code (PKCE) and refresh grants;
+    every issue and refusal is audited."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         from audit.services import audit_record
 
         response = super().post(request, *args, **kwargs)
+        if response.status_code != 200 and response.content.startswith(b"{"):
+            # An error raised while saving the token (e.g. RFC 8707 invalid_target) comes without a type.
+            response["Content-Type"] = "application/json"
         app = _client_for(request)
         ok = response.status_code == 200
+        principal = _app_principal(app)
+        if ok and app is not None and app.tenant_id is None:
+            # A member's MCP client (code or refresh grant): recorded as that member, in the tenant they chose.
+            principal = _member_principal(response.content)
         audit_record(
-            principal=_app_principal(app),
+            principal=principal,
             action="oauth.token_issue",
             target_type="oauth_app",
             target_id=str(app.pk) if app else "",
             outcome="ok" if ok else "denied",
-            detail={} if ok else {"status": response.status_code, "client_known": app is not None},
+            detail={"grant_type": str(request.POST.get("grant_type", ""))[:40]}
+            | ({} if ok else {"status": response.status_code, "client_known": app is not None}),
         )
         return response
 

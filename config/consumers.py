@@ -44,9 +44,9 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
     return ""
 
 
-def _bearer_principal(token: str) -> Principal | None:
+def _bearer_principal(token: str, audience: str | None) -> Principal | None:
     try:
-        return principal_for_bearer(token)
+        return principal_for_bearer(token, audience=audience)
     except InvalidCredential:
         return None
 
@@ -116,8 +116,17 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         assert self.credential is not None
         kind, secret = self.credential
         if kind == "bearer":
-            return await database_sync_to_async(_bearer_principal)(secret or "")
+            return await database_sync_to_async(_bearer_principal)(secret or "", self._audience())
         return await database_sync_to_async(_session_principal)(secret)
+
+    def _audience(self) -> str | None:
+        """This server's MCP resource URL as the socket reached it: an OAuth token bound to
+        another resource is refused here too."""
+        from accounts.oauth_grants import asgi_origin, mcp_resource_url
+
+        if not _header(self.scope, b"host"):
+            return None
+        return mcp_resource_url(asgi_origin(self.scope))
 
     async def _still_allowed(self) -> bool:
         if time.monotonic() - self.checked_at < settings.EASYMEMORY_WS_RECHECK_SECONDS:

@@ -294,6 +294,43 @@ OAUTH2_PROVIDER = {
     "ALLOWED_GRANT_TYPES": ["client-credentials"],
     "REFRESH_TOKEN_EXPIRE_SECONDS": 0,
 }
+# MCP authorization: MCP clients discover /.well-known/oauth-protected-resource, register
+# (RFC 7591), send the member to /oauth/authorize (login + consent) and exchange the code with
+# PKCE S256.
+OAUTH2_PROVIDER.update(
+    {
+        "PKCE_REQUIRED": True,
+        # S256 only: "plain" (and a challenge without a method, which means plain) is refused.
+        "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+        "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+        "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+        "ROTATE_REFRESH_TOKEN": True,
+        # A refresh token used twice revokes its whole family (a stolen copy ends the session).
+        "REFRESH_TOKEN_REUSE_PROTECTION": True,
+        "REFRESH_TOKEN_EXPIRE_SECONDS": _auth.integer(
+            "EASYMEMORY_OAUTH_REFRESH_TTL_SECONDS",
+            30 * 24 * 3600,
+            minimum=60,
+            maximum=365 * 24 * 3600,
+            help="Lifetime of an MCP client's refresh token (rotated on every use), in seconds.",
+        ),
+        "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+        "REQUEST_APPROVAL_PROMPT": "force",
+    }
+)
+EASYMEMORY_OAUTH_REGISTRATION = _auth.boolean(
+    "EASYMEMORY_OAUTH_REGISTRATION",
+    True,
+    help="Dynamic client registration (RFC 7591) for MCP clients; off here turns it off whatever the admin "
+    "switch (Django admin → OAuth policy) says.",
+)
+EASYMEMORY_OAUTH_REGISTRATIONS_PER_HOUR = _auth.integer(
+    "EASYMEMORY_OAUTH_REGISTRATIONS_PER_HOUR",
+    20,
+    minimum=1,
+    maximum=10_000,
+    help="Client registrations accepted from one client address per hour.",
+)
 # Bootstrap token for automation: off unless set; long enough not to be guessed.
 EASYMEMORY_ADMIN_TOKEN = _auth.string(
     "EASYMEMORY_ADMIN_TOKEN",

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import graph_views, ingest_views, security_views, views
+from dashboard import graph_views, ingest_views, oauth_grant_views, security_views, views
 
 app_name = "dashboard"
 
@@ -44,4 +44,11 @@ urlpatterns = [
     path("admin/oauth-apps/<int:app_id>/rate-limit/", security_views.oauth_app_rate_limit, name="oauth-app-rate-limit"),
     path("admin/audit/", security_views.audit_log, name="audit"),
     path("admin/tenants/", views.tenants, name="tenants"),
+    # MCP clients a member approved (issue 17)
+    path("account/connected-apps/", oauth_grant_views.oauth_grants, name="oauth-grants"),
+    path(
+        "account/connected-apps/<str:grant_id>/revoke/",
+        oauth_grant_views.oauth_grant_revoke,
+        name="oauth-grant-revoke",
+    ),
 ]

@@ -40,6 +40,11 @@ _AS_OF = {
 
 @tool(
     "entity_search",
+    output_schema={
+        "type": "object",
+        "required": ["results"],
+        "properties": {"results": {"type": "array", "items": {"type": "object"}}},
+    },
     scope=READ,
     subject="entity",
     description=(

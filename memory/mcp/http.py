@@ -2,7 +2,10 @@
 
 Every HTTP request is authenticated here (Authorization: Bearer, API key or
 OAuth token through `principal_for_bearer`) before the SDK sees it; the
-principal travels in the ASGI scope to the tool call. The session manager runs
+principal travels in the ASGI scope to the tool call. A request without a
+valid credential gets 401 with `WWW-Authenticate: Bearer resource_metadata=…`
+(RFC 9728), from which an MCP client discovers the authorization server; an
+OAuth token must be bound to this endpoint's URL (RFC 8707). The session manager runs
 stateless with JSON responses: each POST stands alone and is authorized on its
 own, so a revoked key stops working at once and any web process behind a load
 balancer can answer any request (nothing lives in one process's memory).
@@ -21,6 +24,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +35,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from accounts.authentication import principal_for_bearer
+from accounts.oauth_grants import asgi_origin, mcp_resource_url
 from accounts.principal import Principal
 from accounts.selectors import InvalidCredential
 from config.lifespan import register_lifespan
@@ -44,6 +49,7 @@ MOUNT_PATH = "/mcp"
 PRINCIPAL_KEY = "easymemory.principal"
 REQUEST_INFO_KEY = "easymemory.request_info"
 WWW_AUTHENTICATE = 'Bearer realm="easymemory"'
+PROTECTED_RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource" + MOUNT_PATH
 
 
 async def _principal_from_scope(ctx: ServerRequestContext[Any, Any]) -> Principal:
@@ -131,22 +137,25 @@ class McpHttpApp:
             await _send_json(send, 400, {"error": "host not allowed (EASYMEMORY_ALLOWED_HOSTS)"}, [id_header])
             return
 
+        origin = asgi_origin(scope)
+        challenge = f'{WWW_AUTHENTICATE}, resource_metadata="{origin}{PROTECTED_RESOURCE_METADATA_PATH}"'
         auth = _header(scope, b"authorization")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         client = scope.get("client") or ("", 0)
         if not token:
             if await _refused_too_often(scope, request_id, str(client[0] or ""), send, id_header):
                 return
-            headers = [(b"www-authenticate", WWW_AUTHENTICATE.encode()), id_header]
+            headers = [(b"www-authenticate", challenge.encode()), id_header]
             body = {"error": "authentication required: send Authorization: Bearer <API key or OAuth token>"}
             await _send_json(send, 401, body, headers)
             return
         try:
-            principal = await run_db(principal_for_bearer, token)
+            principal = await run_db(partial(principal_for_bearer, audience=mcp_resource_url(origin)), token)
         except InvalidCredential as exc:
             if await _refused_too_often(scope, request_id, str(client[0] or ""), send, id_header):
                 return
-            challenge = f'{WWW_AUTHENTICATE}, error="invalid_token", error_description="{exc}"'
+            # The description is one of our own fixed messages (never client input): safe in a quoted string.
+            challenge += f', error="invalid_token", error_description="{exc}"'
             await _send_json(send, 401, {"error": str(exc)}, [(b"www-authenticate", challenge.encode()), id_header])
             return
 

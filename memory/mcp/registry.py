@@ -38,10 +38,19 @@ class ToolSpec:
     read_only: bool = True
     destructive: bool = False
     subject: str = "memory"  # what "not found" refers to
+    # Same arguments again change nothing more (MCP's idempotentHint); reads always are.
+    idempotent: bool | None = None
+    # JSON schema of the structured result (MCP outputSchema); clients validate results against it.
+    output_schema: dict[str, Any] | None = None
+    title: str | None = None
     validator: Draft202012Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.input_schema)
+        if self.output_schema is not None:
+            Draft202012Validator.check_schema(self.output_schema)
+        if self.idempotent is None:
+            object.__setattr__(self, "idempotent", self.read_only)
         object.__setattr__(self, "validator", Draft202012Validator(self.input_schema))
 
 
@@ -64,6 +73,9 @@ def tool(
     read_only: bool = True,
     destructive: bool = False,
     subject: str = "memory",
+    idempotent: bool | None = None,
+    output_schema: dict[str, Any] | None = None,
+    title: str | None = None,
 ) -> Callable[[ToolHandler], ToolHandler]:
     """Decorator form of `register_tool`."""
 
@@ -78,6 +90,9 @@ def tool(
                 read_only=read_only,
                 destructive=destructive,
                 subject=subject,
+                idempotent=idempotent,
+                output_schema=output_schema,
+                title=title,
             )
         )
         return handler

@@ -133,13 +133,19 @@ def build_server(principal_source: PrincipalSource) -> Server[Any]:
     tools = autodiscover()
 
     def describe(spec: ToolSpec) -> types.Tool:
+        title = spec.title or spec.name.replace("_", " ").capitalize()
         return types.Tool(
             name=spec.name,
+            title=title,
             description=spec.description,
             input_schema=spec.input_schema,
+            output_schema=spec.output_schema,
             annotations=types.ToolAnnotations(
+                title=title,
                 read_only_hint=spec.read_only,
-                destructive_hint=spec.destructive if not spec.read_only else None,
+                destructive_hint=spec.destructive,
+                idempotent_hint=bool(spec.idempotent),
+                # Everything a tool touches is this server's own memory: a closed world.
                 open_world_hint=False,
             ),
         )
@@ -167,12 +173,15 @@ def build_server(principal_source: PrincipalSource) -> Server[Any]:
             return _error(f"internal error in {spec.name}; the server log has the details (request {info.request_id})")
         return _result(data)
 
+    from memory.mcp.surface import surface_handlers
+
     server: Server[Any] = Server(
         SERVER_NAME,
         version=_version(),
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        **surface_handlers(tools, principal_source, run_db, invoke_tool, request_info_for),
     )
     return server
 

@@ -76,7 +76,7 @@ async def _owning(http: Any, transport: Any) -> AsyncIterator[Any]:
 
 
 def proxy_server(remote: Client) -> Server[Any]:
-    """A stdio-side server whose every tool request is answered by the remote server."""
+    """A stdio-side server whose every tool, resource and prompt request is answered by the remote server."""
 
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
@@ -96,7 +96,43 @@ def proxy_server(remote: Client) -> Server[Any]:
         assert isinstance(result, types.CallToolResult)
         return result
 
-    return Server(SERVER_NAME, instructions=INSTRUCTIONS, on_list_tools=list_tools, on_call_tool=call_tool)
+    # Resources and prompts are forwarded too; the remote's refusals (MCPError) reach the client as they are.
+    async def list_resources(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return await remote.list_resources(cursor=params.cursor if params else None)
+
+    async def list_resource_templates(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return await remote.list_resource_templates(cursor=params.cursor if params else None)
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        return await remote.read_resource(str(params.uri))
+
+    async def list_prompts(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return await remote.list_prompts(cursor=params.cursor if params else None)
+
+    async def get_prompt(
+        ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        return await remote.get_prompt(params.name, dict(params.arguments or {}))
+
+    return Server(
+        SERVER_NAME,
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_resource_templates,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+    )
 
 
 def check_remote(url: str, api_key: str) -> None:

@@ -106,6 +106,47 @@ SEARCH_TYPES = {
 }
 
 
+# --- output schemas (MCP outputSchema: clients validate structured results against them) ---
+
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+MEMORY_OUT: dict[str, Any] = {
+    "type": "object",
+    "description": "A stored memory.",
+    "required": ["id", "kind", "content", "tags", "metadata", "created_at", "version"],
+    "properties": {
+        "id": {"type": "string", "description": "UUID"},
+        "kind": {"type": "string", "enum": list(Kind.values)},
+        "content": {"type": "string"},
+        "metadata": {"type": "object"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "user_ref": {"type": "string"},
+        "agent_id": {"type": "string"},
+        "session_id": {"type": "string"},
+        "importance": {"type": "number"},
+        "occurred_at": _NULLABLE_TIME,
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "expires_at": _NULLABLE_TIME,
+        "enrichment_state": {"type": "string"},
+        "enrichment_error": {"type": "string"},
+        "version": {"type": "integer"},
+    },
+}
+HIT_OUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["memory", "score", "evidence"],
+    "properties": {
+        "memory": MEMORY_OUT,
+        "score": {"type": "number"},
+        "evidence": {"type": "object", "description": "Which signals found it and at what rank."},
+    },
+}
+
+
+def _out(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
@@ -128,6 +169,16 @@ def _memory(memory: Any) -> dict[str, Any]:
 
 @tool(
     "memory_add",
+    idempotent=True,
+    title="Remember",
+    output_schema=_out(
+        {
+            "created": {"type": "boolean"},
+            "memory": {"oneOf": [MEMORY_OUT, {"type": "null"}]},
+            "skipped": {"type": "string"},
+        },
+        ["created", "memory"],
+    ),
     scope=WRITE,
     read_only=False,
     description=(
@@ -171,6 +222,8 @@ def memory_add(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 
 @tool(
     "memory_update",
+    idempotent=True,
+    output_schema=_out({"memory": MEMORY_OUT}, ["memory"]),
     scope=WRITE,
     read_only=False,
     description=(
@@ -206,6 +259,8 @@ def memory_update(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 
 @tool(
     "memory_delete",
+    idempotent=True,
+    output_schema=_out({"deleted": {"type": "string"}}, ["deleted"]),
     scope=WRITE,
     read_only=False,
     destructive=True,
@@ -226,6 +281,8 @@ def memory_delete(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 
 @tool(
     "memory_search",
+    title="Recall",
+    output_schema=_out({"results": {"type": "array", "items": HIT_OUT}, "took_ms": {"type": "number"}}, ["results"]),
     scope=READ,
     description=(
         "Find memories relevant to a question or topic, by meaning and by keyword at once (hybrid search). "
@@ -265,6 +322,7 @@ def memory_search(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 
 @tool(
     "memory_get",
+    output_schema=_out({"memory": MEMORY_OUT}, ["memory"]),
     scope=READ,
     description="Read one memory in full by its id (content, kind, tags, metadata, scope, timestamps, version).",
     schema=_object({"id": _ID}, required=["id"]),
@@ -290,6 +348,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 @tool(
     "memory_list",
+    output_schema=_out(
+        {"results": {"type": "array", "items": MEMORY_OUT}, "next_cursor": {"type": ["string", "null"]}},
+        ["results", "next_cursor"],
+    ),
     scope=READ,
     description=(
         "List memories newest first, optionally filtered (kind, tags, scope, metadata, time ranges). Use it to "
@@ -323,6 +385,25 @@ def memory_list(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 
 @tool(
     "memory_history",
+    output_schema=_out(
+        {
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["memory_id", "event", "version", "created_at"],
+                    "properties": {
+                        "memory_id": {"type": "string"},
+                        "event": {"type": "string"},
+                        "version": {"type": "integer"},
+                        "actor": {"type": "string"},
+                        "created_at": {"type": "string"},
+                    },
+                },
+            }
+        },
+        ["results"],
+    ),
     scope=READ,
     description=(
         "Every version of one memory, oldest first: when it was added, each update (old and new content) and its "
@@ -337,6 +418,17 @@ def memory_history(principal: Principal, args: dict[str, Any]) -> dict[str, Any]
 
 @tool(
     "memory_stats",
+    output_schema=_out(
+        {
+            "memories": {"type": "integer"},
+            "by_kind": {"type": "object"},
+            "enrichment": {"type": "object"},
+            "pending_embeddings": {"type": "integer"},
+            "embedding_model": {"type": "string"},
+            "database_bytes": {"type": ["integer", "null"]},
+        },
+        ["memories", "by_kind"],
+    ),
     scope=READ,
     description=(
         "Counts for this memory space: memories in total and by kind, how many are still waiting for their "

@@ -37,6 +37,10 @@ PUBLIC = {
     "oauth-token": "clients authenticate with their own id and secret",
     "oauth-revoke": "clients authenticate with their own id and secret",
     "oauth-introspect": "clients authenticate with their own id and secret",
+    "oauth-register": "MCP clients register themselves (RFC 7591); limited per address, admin switch",
+    "oauth-protected-resource": "RFC 9728 discovery metadata, no data",
+    "oauth-protected-resource-mcp": "RFC 9728 discovery metadata for /mcp, no data",
+    "oauth-authorization-server": "RFC 8414 discovery metadata, no data",
     "login": "the dashboard's login form",
     "logout": "ends the dashboard session (POST); nothing to protect",
 }

@@ -9,7 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from accounts.models import ApiKey, Application, Membership, Tenant
+from accounts.models import ApiKey, Application, ConsentGrant, Membership, Tenant
+from accounts.oauth_grants import consent_grant_approve
 from accounts.principal import Principal
 from accounts.services import api_key_create, oauth_app_create
 from graph.services import relation_add
@@ -36,9 +37,15 @@ def objects(people: dict[str, Person], tenant: Any) -> dict[str, str]:
     job = job_create(principal=Principal.system(tenant), kind="json", params={"filename": "acme.json"}, enqueue=False)
     app = oauth_app_create(principal=Principal.system(tenant), name="acme-ci", role="reader").application
     root = ImportRoot.objects.create(tenant=tenant, path="/srv/acme-notes", created_by="test")
+    # A consent grant (MCP client approval) of the admin's, to revoke.
+    admin_membership = Membership.objects.get(user=people["admin"].user, tenant=tenant)
+    grant = consent_grant_approve(
+        membership=admin_membership, application=app, scopes=["memory:read"], resource="http://testserver/mcp"
+    )
     ids = {"app": app.pk, "memory": memory.id, "key": key.id, "membership": membership.id, "job": job.id}
     ids["root"] = root.pk
     ids["entity"] = entity.pk
+    ids["grant"] = grant.pk
     return {name: str(value) for name, value in ids.items()}
 
 
@@ -75,6 +82,8 @@ def urls(o: dict[str, str]) -> dict[str, str]:
         "oauth-app-delete": f"/admin/oauth-apps/{o['app']}/delete/",
         "audit": "/admin/audit/",
         "tenants": "/admin/tenants/",
+        "oauth-grants": "/account/connected-apps/",
+        "oauth-grant-revoke": f"/account/connected-apps/{o['grant']}/revoke/",
         "tenant-switch": "/tenant/",
         "login": "/login/",
         "logout": "/logout/",
@@ -103,6 +112,8 @@ GET_RULES = {
     "oauth-apps": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
     "audit": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
     "tenants": {"reader": DENY, "writer": DENY, "admin": DENY, "outsider": DENY},  # superusers only
+    # Everyone sees their own connected apps; admins also the tenant's (acme's never reach the outsider).
+    "oauth-grants": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
 }
 
 # Writes (POST) that must be refused, with a check that nothing changed.
@@ -124,6 +135,8 @@ POST_DENIED = {
     "oauth-apps": {"reader": DENY, "writer": DENY},
     "oauth-app-rotate": {"reader": DENY, "writer": DENY, "outsider": MISSING},
     "oauth-app-delete": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    # Another member's grant: only its member and the tenant's admins may revoke it; for others it does not exist.
+    "oauth-grant-revoke": {"reader": MISSING, "writer": MISSING, "outsider": MISSING},
 }
 
 
@@ -211,6 +224,7 @@ def test_it_refuses_writes_the_role_does_not_allow(
     assert list(ImportRoot.objects.values_list("path", flat=True)) == ["/srv/acme-notes"]
     assert not ApiKey.objects.filter(rate_limit_per_min__isnull=False).exists()
     assert not Application.objects.filter(rate_limit_per_min__isnull=False).exists()
+    assert ConsentGrant.objects.get(pk=objects["grant"]).revoked_at is None
 
 
 def test_it_lets_writers_and_admins_write(people: dict[str, Person], objects: dict[str, str], tenant: Any) -> None:
@@ -230,6 +244,8 @@ def test_it_lets_writers_and_admins_write(people: dict[str, Person], objects: di
     assert admin.post(f"/admin/members/{objects['membership']}/", {"role": "writer"}).status_code == 302
     assert Membership.objects.get(pk=objects["membership"]).role == "writer"
     assert admin.post(f"/memories/{objects['memory']}/delete/").status_code == 302
+    assert admin.post(f"/account/connected-apps/{objects['grant']}/revoke/").status_code == 302
+    assert ConsentGrant.objects.get(pk=objects["grant"]).revoked_at is not None
     assert not Memory.objects.filter(pk=objects["memory"]).exists()
 
 

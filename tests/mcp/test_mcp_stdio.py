@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from typing import Any
@@ -63,9 +64,17 @@ def test_it_proxies_to_a_server_with_an_api_key(live: Any, writer: Persona, outs
             out["search"] = payload(await client.call_tool("memory_search", {"query": "proxied"}))
             out["foreign"] = await client.call_tool("memory_get", {"id": theirs["id"]})
             out["bad"] = await client.call_tool("memory_add", {"content": ""})
+            # Resources and prompts travel through the bridge too.
+            memory_id = out["add"]["memory"]["id"]
+            out["resource"] = await client.read_resource(f"memory://memories/{memory_id}")
+            out["templates"] = await client.list_resource_templates()
+            out["prompt"] = await client.get_prompt("recall", {"topic": "stdio"})
             return out
 
     out = run(scenario)
+    assert json.loads(out["resource"].contents[0].text)["memory"]["content"] == "proxied through stdio"
+    assert len(out["templates"].resource_templates) == 2
+    assert "stdio" in out["prompt"].messages[0].content.text
     assert [h["memory"]["content"] for h in out["search"]["results"]] == ["proxied through stdio"]
     assert error_text(out["foreign"]).startswith("not found")
     assert error_text(out["bad"]).startswith("invalid argument content")
