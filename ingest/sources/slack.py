@@ -21,10 +21,12 @@ NOISE_SUBTYPES = {
 }  # fmt: skip
 CHANNEL_LISTS = ("channels.json", "groups.json", "mpims.json", "dms.json")
 DAY_FILE = re.compile(r"^(?P<channel>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})\.json$")
-USER_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]+))?>")
-CHANNEL_MENTION = re.compile(r"<#[A-Z0-9]+\|([^>]+)>")
-LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
-SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+# Slack escapes "<" and ">" inside messages, so a token's text never holds "<": stopping there keeps
+# each pattern linear on a message of many unclosed "<@A|" (tests/memory/test_regex_linear.py).
+USER_MENTION = re.compile(r"<@([A-Z0-9]{1,40})(?:\|([^<>]{1,200}))?>")
+CHANNEL_MENTION = re.compile(r"<#[A-Z0-9]{1,40}\|([^<>]{1,200})>")
+LINK = re.compile(r"<((?:https?|mailto):[^|<>]+)(?:\|([^<>]+))?>")
+SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^<>]{0,200})?>")
 
 
 def _load_json(archive: SafeZip, name: str) -> Any:
