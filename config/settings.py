@@ -303,7 +303,10 @@ EASYMEMORY_REDACT_SECRETS = env_bool("EASYMEMORY_REDACT_SECRETS", True)
 EASYMEMORY_IMPORT_ROOTS = [str(Path(p).expanduser().resolve()) for p in env_list("EASYMEMORY_IMPORT_ROOTS")]
 EASYMEMORY_MAX_UPLOAD_BYTES = env_int("EASYMEMORY_MAX_UPLOAD_BYTES", 50_000_000, minimum=1)
 EASYMEMORY_MAX_ZIP_ENTRIES = env_int("EASYMEMORY_MAX_ZIP_ENTRIES", 100_000, minimum=1)
-EASYMEMORY_MAX_ZIP_BYTES = env_int("EASYMEMORY_MAX_ZIP_BYTES", 1_000_000_000, minimum=1)
+# Zip-based uploads (Slack exports, .docx): caps read from the central directory before inflating.
+EASYMEMORY_MAX_ZIP_BYTES = env_int("EASYMEMORY_MAX_ZIP_BYTES", 200_000_000, minimum=1)
+EASYMEMORY_MAX_ZIP_ENTRY_BYTES = env_int("EASYMEMORY_MAX_ZIP_ENTRY_BYTES", 50_000_000, minimum=1)
+EASYMEMORY_MAX_ZIP_RATIO = env_int("EASYMEMORY_MAX_ZIP_RATIO", 100, minimum=2)
 EASYMEMORY_CHUNK_CHARS = env_int("EASYMEMORY_CHUNK_CHARS", 1500, minimum=200)
 EASYMEMORY_CHUNK_OVERLAP = env_int("EASYMEMORY_CHUNK_OVERLAP", 150, minimum=0)
 # --- graph: knowledge graph and entity extraction (issue 4) ----------------------
@@ -388,7 +391,8 @@ if EASYMEMORY_HTTPS:
 # Threads that run MCP tool calls (each keeps one database connection).
 EASYMEMORY_MCP_THREADS = env_int("EASYMEMORY_MCP_THREADS", 4, minimum=1, maximum=64)
 # Accept the credential as /ws/events?token=… (browsers cannot set headers on a websocket).
-EASYMEMORY_WS_QUERY_TOKEN = env_bool("EASYMEMORY_WS_QUERY_TOKEN", True)
+# Off by default in team mode: a credential in a URL ends up in proxy and access logs.
+EASYMEMORY_WS_QUERY_TOKEN = env_bool("EASYMEMORY_WS_QUERY_TOKEN", not TEAM_MODE)
 # How long a websocket's credential check is trusted before it is re-checked for the next event.
 EASYMEMORY_WS_RECHECK_SECONDS = env_float("EASYMEMORY_WS_RECHECK_SECONDS", 1.0)
 # Without Redis every process has its own in-memory channel layer, so events travel through

@@ -40,7 +40,7 @@ def _user_names(archive: SafeZip) -> dict[str, str]:
     names: dict[str, str] = {}
     try:
         users = _load_json(archive, "users.json") or []
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return names
     for user in users if isinstance(users, list) else []:
         if not isinstance(user, dict) or "id" not in user:
@@ -90,8 +90,8 @@ def slack_items(archive: SafeZip) -> Iterator[SourceItem]:
             messages = json.loads(archive.read(name).decode("utf-8"))
             if not isinstance(messages, list):
                 raise ValueError("expected a list of messages")
-        except (ValueError, UnicodeDecodeError) as exc:
-            yield SourceItem(key=f"slack-file:{name}", label=name, error=f"invalid JSON in {name}: {exc}")
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            yield SourceItem(key=f"slack-file:{name}", label=name, error=f"invalid JSON in {name}: {exc!s:.200}")
             continue
         for index, message in enumerate(messages):
             yield _message_item(channel, day, name, index, message, users)
