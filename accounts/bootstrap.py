@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 from typing import TextIO
 
 from django.conf import settings
@@ -39,8 +41,22 @@ def bootstrap_first_run(*, stdout: TextIO, base_url: str) -> bool:
         f'       -d \'{{"query": "what do I drink?"}}\' {base_url}/v1/search\n'
     )
     path = settings.EASYMEMORY_DATA_DIR / CREDENTIALS_FILE
-    path.touch(mode=0o600)
-    path.write_text(text, encoding="utf-8")
-    stdout.write(text)
+    credentials_write(path, text)
+    if settings.TEAM_MODE:
+        # A team server's output ends up in shared logs (journald, docker logs): secrets stay in the file.
+        stdout.write(
+            "First run: created tenant 'default', user 'admin' and an admin API key.\n"
+            f"Their secrets are in {path} (readable only by the server's user); read them, then delete the file.\n"
+        )
+    else:
+        stdout.write(text)
     stdout.flush()
     return True
+
+
+def credentials_write(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read: created 0600, and set to 0600 if it existed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(text)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -57,6 +59,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(error_body(exc.field, exc.message), status=exc.status_code)
     if isinstance(exc, Http404):
         return Response(error_body(None, "not found"), status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE before any parser sees it.
+        limit = settings.EASYMEMORY_MAX_REQUEST_BYTES
+        message = f"request body is over the {limit}-byte limit"
+        return Response(error_body("body", message), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     from rest_framework.views import exception_handler as drf_exception_handler  # import cycle via settings
 
     response = drf_exception_handler(exc, context)

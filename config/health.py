@@ -1,10 +1,18 @@
-"""Liveness and readiness probes (no authentication, no data)."""
+"""Liveness and readiness probes (no authentication, no data).
+
+The probes answer anyone, so a failure is named ("unavailable") but its exception text, which
+can hold host names, ports or paths, goes only to the server log.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -17,8 +25,9 @@ def _database_ok() -> str | None:
             cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
             if cursor.fetchone() is None:
                 return "pgvector extension missing"
-    except Exception as exc:  # noqa: BLE001 - report any failure as not ready
-        return f"{type(exc).__name__}: {exc}"
+    except Exception:  # noqa: BLE001 - report any failure as not ready
+        logger.warning("readiness: the database is unavailable", exc_info=True)
+        return "unavailable"
     return None
 
 
@@ -28,8 +37,9 @@ def _queue_ok() -> str | None:
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # noqa: BLE001
-        return f"{type(exc).__name__}: {exc}"
+    except Exception:  # noqa: BLE001
+        logger.warning("readiness: the task queue is unavailable", exc_info=True)
+        return "unavailable"
     return None
 
 

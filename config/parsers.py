@@ -1,4 +1,5 @@
-"""JSON parser that refuses invalid UTF-8 and oversized bodies with errors that say so."""
+"""JSON parser that refuses invalid UTF-8, oversized bodies, nesting beyond EASYMEMORY_MAX_JSON_DEPTH and
+strings PostgreSQL cannot store (NUL, lone surrogates), with errors that say so and name the field."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from config.errors import PayloadTooLarge
+from config.inputs import InputRefused, json_problem
 
 
 class StrictJSONParser(JSONParser):
@@ -24,7 +26,15 @@ class StrictJSONParser(JSONParser):
             raise ParseError(f"request body is not valid UTF-8 (byte {exc.start})") from exc
         if not text.strip():
             raise ParseError("request body is empty; send a JSON document")
+        depth = settings.EASYMEMORY_MAX_JSON_DEPTH
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ParseError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        except RecursionError as exc:  # the decoder recurses per level: thousands of levels end here
+            raise ParseError(f"JSON is nested deeper than {depth} levels") from exc
+        problem = json_problem(data, max_depth=depth)
+        if problem is not None:
+            where, why = problem
+            raise InputRefused(where or "body", why)
+        return data

@@ -450,6 +450,26 @@ EASYMEMORY_MAX_BATCH = _input.integer(
 EASYMEMORY_MAX_QUERY_CHARS = _input.integer(
     "EASYMEMORY_MAX_QUERY_CHARS", 1000, minimum=1, help="Longest search query, in characters."
 )
+EASYMEMORY_MAX_QUERY_TERMS = _input.integer(
+    "EASYMEMORY_MAX_QUERY_TERMS",
+    512,
+    minimum=1,
+    maximum=5000,
+    help="Distinct words (CJK: character pairs) a search query is OR-ed from; more is refused with a 400.",
+)
+EASYMEMORY_MAX_JSON_DEPTH = _input.integer(
+    "EASYMEMORY_MAX_JSON_DEPTH",
+    64,
+    minimum=8,
+    maximum=1000,
+    help="Deepest nesting of a whole JSON request body or MCP tool call.",
+)
+EASYMEMORY_MAX_METADATA_DEPTH = _input.integer(
+    "EASYMEMORY_MAX_METADATA_DEPTH", 16, minimum=1, maximum=200, help="Deepest nesting of metadata and metadata filters."
+)
+EASYMEMORY_MAX_METADATA_BYTES = _input.integer(
+    "EASYMEMORY_MAX_METADATA_BYTES", 64_000, minimum=256, help="Largest metadata object, as JSON bytes."
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = EASYMEMORY_MAX_REQUEST_BYTES
 
 # --- embeddings -------------------------------------------------------------------------------------------
@@ -625,8 +645,18 @@ EASYMEMORY_MAX_UPLOAD_BYTES = _ingest.integer(
 EASYMEMORY_MAX_ZIP_ENTRIES = _ingest.integer(
     "EASYMEMORY_MAX_ZIP_ENTRIES", 100_000, minimum=1, help="Most entries in an uploaded zip."
 )
+# Zip-based uploads (Slack exports, .docx): checked from the central directory before inflating.
 EASYMEMORY_MAX_ZIP_BYTES = _ingest.integer(
-    "EASYMEMORY_MAX_ZIP_BYTES", 1_000_000_000, minimum=1, help="Largest total uncompressed size of an uploaded zip."
+    "EASYMEMORY_MAX_ZIP_BYTES", 200_000_000, minimum=1, help="Largest total uncompressed size of an uploaded zip."
+)
+EASYMEMORY_MAX_ZIP_ENTRY_BYTES = _ingest.integer(
+    "EASYMEMORY_MAX_ZIP_ENTRY_BYTES", 50_000_000, minimum=1, help="Largest uncompressed size of one zip entry."
+)
+EASYMEMORY_MAX_ZIP_RATIO = _ingest.integer(
+    "EASYMEMORY_MAX_ZIP_RATIO",
+    100,
+    minimum=2,
+    help="Highest compression ratio of a zip entry over 1 MB (a zip bomb compresses far more).",
 )
 EASYMEMORY_CHUNK_CHARS = _ingest.integer(
     "EASYMEMORY_CHUNK_CHARS", 1500, minimum=200, help="Chunk size cap for notes, documents and e-mails."
@@ -652,8 +682,12 @@ EASYMEMORY_MCP_THREADS = _mcp.integer(
     help="Threads that run MCP tool calls in each web process (each keeps one database connection).",
 )
 # Browsers cannot set headers on a websocket, hence the query-string credential.
+# Off by default in team mode: a credential in a URL ends up in proxy and access logs.
 EASYMEMORY_WS_QUERY_TOKEN = _mcp.boolean(
-    "EASYMEMORY_WS_QUERY_TOKEN", True, help="Accept the credential as `/ws/events?token=…`."
+    "EASYMEMORY_WS_QUERY_TOKEN",
+    not TEAM_MODE,
+    help="Accept the credential as `/ws/events?token=…` (browsers cannot set headers on a websocket); "
+    "the default is on in single-user mode and off in team mode.",
 )
 EASYMEMORY_WS_RECHECK_SECONDS = _mcp.number(
     "EASYMEMORY_WS_RECHECK_SECONDS",

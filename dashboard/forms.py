@@ -7,9 +7,12 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.forms.fields import InvalidJSONInput
 from django.utils import timezone
 
 from accounts.roles import ROLE_CHOICES
+from config.inputs import json_problem, printable
 from memory.models import EnrichmentState, Kind
 from memory.search import MAX_K
 from memory.selectors import MemoryFilters
@@ -76,6 +79,27 @@ class MemoryListForm(FilterForm):
     state = forms.ChoiceField(choices=STATE_CHOICES, required=False, label="Enrichment")
 
 
+class BoundedJSONField(forms.JSONField):
+    """JSON text whose decoding cannot end in a RecursionError (thousands of nested brackets) and
+    whose values the database can store; the memory services then apply the metadata bounds."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            parsed = super().to_python(value)
+        except RecursionError as exc:
+            raise forms.ValidationError("metadata is nested too deeply") from exc
+        problem = json_problem(parsed, max_depth=settings.EASYMEMORY_MAX_METADATA_DEPTH)
+        if problem is not None:
+            raise forms.ValidationError(f"metadata{'.' + problem[0] if problem[0] else ''} {problem[1]}")
+        return parsed
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Re-shown in the form as typed: never decoded again, and never with a lone surrogate.
+        if isinstance(data, str):
+            return InvalidJSONInput(printable(data))
+        return super().bound_data(data, initial)
+
+
 class MemoryForm(forms.Form):
     content = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "autofocus": True}), strip=False)
     kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.NOTE.value)
@@ -87,7 +111,7 @@ class MemoryForm(forms.Form):
     occurred_at = forms.DateTimeField(
         required=False, label="Occurred at", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    metadata = forms.JSONField(required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 3}))
+    metadata = BoundedJSONField(required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 3}))
 
     # Scope fields identify a memory's owner; the service does not let them change.
     SCOPE_FIELDS = ("user_ref", "agent_id", "session_id")

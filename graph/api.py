@@ -11,13 +11,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import principal_of
 from audit.services import audit_record
+from config.pagination import StrictLimitOffsetPagination
 from graph import selectors, services
 from graph.serializers import (
     EntityListParams,
@@ -38,7 +38,7 @@ def _params(serializer_class: type, request: Request) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-class EntityPagination(LimitOffsetPagination):
+class EntityPagination(StrictLimitOffsetPagination):
     default_limit = 50
     max_limit = 500
 

@@ -8,7 +8,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +17,7 @@ from accounts.permissions import principal_of
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
+from config.pagination import StrictCursorPagination
 from config.schema import paginated
 from ingest import services
 from ingest.models import ImportRoot, JobKind
@@ -38,7 +38,7 @@ UPLOAD_SCHEMA = {
 }
 
 
-class JobCursorPagination(CursorPagination):
+class JobCursorPagination(StrictCursorPagination):
     ordering = ("-created_at", "-id")
     page_size = 50
     page_size_query_param = "limit"

@@ -103,7 +103,11 @@ def backup_create(out: Path) -> dict[str, object]:
             "files": [str(p.relative_to(data_dir)) for p in files],
         }
         partial = out.with_name(out.name + ".partial")
-        with tarfile.open(partial, "w") as tar:
+        # The archive holds the database and the secret key: only the owner may read it, whatever
+        # the umask (created 0600, and a leftover partial file set to 0600 too).
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
             data = json.dumps(manifest, indent=2).encode()
             info = tarfile.TarInfo("manifest.json")
             info.size = len(data)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.principal import Principal
@@ -128,16 +129,49 @@ def _enqueue(job_id: str) -> None:
 
 
 def job_requeue_unfinished() -> list[str]:
-    """Re-send queued/running jobs (after a broker outage or a crash that lost the message)."""
+    """Re-send queued/running jobs (after a broker outage or a crash that lost the message),
+    except those a live worker is running now (it holds the job's claim)."""
     ids = [
         str(i)
         for i in IngestJob.objects.filter(  # unscoped: maintenance over all tenants
             status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
         ).values_list("id", flat=True)
     ]
-    for job_id in ids:
+    free = [job_id for job_id in ids if not job_claimed_elsewhere(job_id)]
+    for job_id in free:
         _enqueue(job_id)
-    return ids
+    return free
+
+
+# A job is claimed by a PostgreSQL session-level advisory lock held for the whole run: taking it
+# is atomic, and it is released when the run ends or when the claiming worker's connection dies
+# (a crashed worker's job becomes free to resume, with no lease to expire). This namespace keeps
+# the keys apart from any other advisory lock.
+_CLAIM_NAMESPACE = 0x1E57
+
+
+def _claim_key(job_id: str) -> int:
+    return int.from_bytes(uuid.UUID(str(job_id)).bytes[:4], "big", signed=True)
+
+
+def job_claim(job_id: str) -> bool:
+    """Claim the job for this process's database session; False when another session holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_CLAIM_NAMESPACE, _claim_key(job_id)])
+        return bool(cursor.fetchone()[0])
+
+
+def job_release(job_id: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_CLAIM_NAMESPACE, _claim_key(job_id)])
+
+
+def job_claimed_elsewhere(job_id: str) -> bool:
+    """Whether another database session holds the job's claim now."""
+    if not job_claim(job_id):
+        return True
+    job_release(job_id)
+    return False
 
 
 class JobRun:
@@ -207,7 +241,18 @@ def job_payload(job: IngestJob) -> dict[str, Any]:
 
 
 def job_run(job_id: str, *, on_progress: ProgressCallback | None = None) -> IngestJob | None:
-    """Run (or resume) a job to the end. Idempotent: a finished job is left alone."""
+    """Run (or resume) a job to the end. Idempotent: a finished job is left alone, and a job
+    that another worker is running (it holds the claim) is left to it."""
+    if not job_claim(job_id):
+        logger.info("ingest job %s is running in another worker; not started twice", job_id)
+        return IngestJob.objects.filter(pk=job_id).first()  # unscoped: id from the queue
+    try:
+        return _job_run_claimed(job_id, on_progress)
+    finally:
+        job_release(job_id)
+
+
+def _job_run_claimed(job_id: str, on_progress: ProgressCallback | None) -> IngestJob | None:
     job = IngestJob.objects.filter(pk=job_id).select_related("tenant").first()  # unscoped: id from the queue
     if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED):
         return job

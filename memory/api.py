@@ -9,13 +9,13 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import principal_of
 from config.errors import InvalidInput, PayloadTooLarge
+from config.pagination import StrictCursorPagination
 from config.schema import paginated
 from memory import services
 from memory.search import memory_search_for
@@ -31,7 +31,7 @@ from memory.serializers import (
 )
 
 
-class MemoryCursorPagination(CursorPagination):
+class MemoryCursorPagination(StrictCursorPagination):
     ordering = ("-created_at", "-id")
     page_size = 50
     page_size_query_param = "limit"

@@ -77,33 +77,51 @@ def parse_query(query: str) -> ParsedQuery:
     return ParsedQuery(words=words, phrases=phrases, excluded=excluded)
 
 
+def _balanced(terms: list[SearchQuery], combine: Callable[[Any, Any], Any]) -> Any:
+    """Combine terms pairwise, so the expression tree is log2(n) deep: a left-deep chain of a few
+    hundred terms overflowed Python's recursion limit while the SQL was compiled."""
+    while len(terms) > 1:
+        paired = [combine(terms[i], terms[i + 1]) for i in range(0, len(terms) - 1, 2)]
+        terms = paired + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0] if terms else None
+
+
+def query_words(parsed: ParsedQuery) -> list[str]:
+    """The distinct OR-ed pieces of a query's words (CJK runs as character pairs), in order."""
+    return list(dict.fromkeys(piece for word in parsed.words for piece in fulltext_input(word).split()))
+
+
+def query_term_count(query: str) -> int:
+    """How many distinct terms the full-text condition of `query` is built from."""
+    parsed = parse_query(query)
+    return len(query_words(parsed)) + len(set(parsed.phrases)) + len(set(parsed.excluded))
+
+
 def fulltext_query(query: str) -> SearchQuery | None:
     """The match condition: any word (OR), every quoted phrase (AND), no excluded term (AND NOT)."""
     parsed = parse_query(query)
     if not parsed.words and not parsed.phrases:
         return None
-    words: SearchQuery | None = None
-    for word in parsed.words:
-        for piece in fulltext_input(word).split():
-            term = SearchQuery(piece, config="english", search_type="plain")
-            words = term if words is None else words | term
+    terms = [SearchQuery(piece, config="english", search_type="plain") for piece in query_words(parsed)]
+    words = _balanced(terms, lambda a, b: a | b)
     constraints = fulltext_constraints(query)
     if words is None or constraints is None:
         return words or constraints
-    return words & constraints
+    return words & constraints  # type: ignore[no-any-return]
 
 
 def fulltext_constraints(query: str) -> SearchQuery | None:
     """What a match needs beyond holding one of the words: every phrase, none of the exclusions."""
     parsed = parse_query(query)
-    combined: SearchQuery | None = None
-    for phrase in parsed.phrases:
-        term = SearchQuery(fulltext_input(phrase), config="english", search_type="phrase")
-        combined = term if combined is None else combined & term
-    for word in parsed.excluded:
-        term = ~SearchQuery(fulltext_input(word), config="english", search_type="plain")
-        combined = term if combined is None else combined & term
-    return combined
+    terms = [
+        SearchQuery(fulltext_input(phrase), config="english", search_type="phrase")
+        for phrase in dict.fromkeys(parsed.phrases)
+    ]
+    terms += [
+        ~SearchQuery(fulltext_input(word), config="english", search_type="plain")
+        for word in dict.fromkeys(parsed.excluded)
+    ]
+    return _balanced(terms, lambda a, b: a & b)  # type: ignore[no-any-return]
 
 
 def fulltext_candidates(

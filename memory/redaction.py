@@ -12,14 +12,18 @@ import re
 
 MARK = "[REDACTED]"
 
+# Every pattern here runs on each write, over up to EASYMEMORY_MAX_CONTENT_BYTES of text, so each
+# runs in linear time: repetitions are bounded, and a token may only start where a run of token
+# characters starts (a lookbehind), so a run of 100k token characters is scanned once, not once
+# per position (tests/memory/test_regex_linear.py).
 PRIVATE_KEY = re.compile(
-    r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----.*?(?:-----END \1-----|\Z)", re.DOTALL
+    r"-----BEGIN ((?:[A-Z0-9]{1,20} ){0,8}PRIVATE KEY(?: BLOCK)?)-----.*?(?:-----END \1-----|\Z)", re.DOTALL
 )
 BEARER = re.compile(r"(?i)\b(bearer)\s+(?!\[REDACTED)[A-Za-z0-9\-._~+/]{8,}=*")
 # Provider key formats with a recognisable prefix (OpenAI, Anthropic, GitHub, Slack, AWS, Google, GitLab,
 # Hugging Face, Stripe, this project's own API keys) and JSON web tokens.
 KNOWN_KEYS = re.compile(
-    r"\b(?:"
+    r"(?<![A-Za-z0-9_\-])(?:"
     r"sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}"
     r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
@@ -35,11 +39,11 @@ KNOWN_KEYS = re.compile(
 # key=value / key: value where the key ends in a secret-ish word (db_password=..., "api_key": "...").
 KEY_VALUE = re.compile(
     r"""(?ix)
-    (?<![A-Za-z0-9])
-    ([\w.\-]*?(?:password|passwd|passphrase|pwd|secret|api[_\-]?key|access[_\-]?key|private[_\-]?key
+    (?<![\w.\-])
+    ([\w.\-]{0,100}?(?:password|passwd|passphrase|pwd|secret|api[_\-]?key|access[_\-]?key|private[_\-]?key
         |token|auth|credentials?)["']?)
     (\s*[:=]\s*)
-    ("[^"\n]*"|'[^'\n]*'|[^\s,;'"}\]]+)
+    ("[^"\n]{0,512}"|'[^'\n]{0,512}'|[^\s,;'"}\]]+)
     """
 )
 CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")

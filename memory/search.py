@@ -31,8 +31,9 @@ from pgvector.django import CosineDistance
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from config.errors import InvalidInput
+from config.inputs import InputRefused, text_check
 from memory import embeddings
-from memory.fulltext import fulltext_candidates
+from memory.fulltext import fulltext_candidates, query_term_count
 from memory.models import Memory, MemoryEmbedding
 from memory.selectors import MemoryFilters, apply_filters, cached_count
 from memory.timeparse import time_windows
@@ -57,8 +58,10 @@ def validate_query(query: str, k: int) -> str:
     limit = settings.EASYMEMORY_MAX_QUERY_CHARS
     if len(query) > limit:
         raise InvalidInput("query", f"query is longer than {limit} characters")
-    if "\x00" in query:
-        raise InvalidInput("query", "query must not contain NUL characters")
+    text_check("query", query)
+    terms = settings.EASYMEMORY_MAX_QUERY_TERMS
+    if query_term_count(query) > terms:
+        raise InputRefused("query", f"query has more than {terms} distinct terms")
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         raise InvalidInput("k", f"k must be an integer from 1 to {MAX_K}")
     return query.strip()

@@ -17,6 +17,7 @@ from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
+from config.inputs import json_check, text_check
 from memory import embeddings
 from memory.models import EnrichmentState, Memory, MemoryHistory
 from memory.policy import EPHEMERAL_KEY
@@ -43,7 +44,20 @@ class MemoryFilters:
     as_of: datetime | None = None
 
 
+def filters_check(filters: MemoryFilters) -> None:
+    """Refuse filter values the database cannot compare (every door builds MemoryFilters)."""
+    for name in ("kinds", "tags_any", "tags_all"):
+        for value in getattr(filters, name):
+            text_check(name, str(value))
+    for name in ("user_ref", "agent_id", "session_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            text_check(name, str(value))
+    json_check("metadata", filters.metadata)
+
+
 def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memory]:
+    filters_check(filters)
     if filters.kinds:
         qs = qs.filter(kind__in=filters.kinds)
     if filters.tags_any:

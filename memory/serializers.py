@@ -4,8 +4,11 @@ import json
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
+from config.errors import InvalidInput
+from config.inputs import InputRefused, json_check, json_problem, printable
 from memory.models import Kind, Memory, MemoryHistory
 from memory.search import MAX_K, Hit
 from memory.selectors import MemoryFilters
@@ -13,20 +16,49 @@ from memory.services import MemoryInput
 
 
 class StrictSerializer(serializers.Serializer):
-    """Rejects keys it does not know, naming the first one."""
+    """Rejects keys it does not know, naming the first one, and values nested beyond
+    EASYMEMORY_MAX_JSON_DEPTH or holding text the database cannot store (NUL, lone surrogates),
+    naming their path. REST and MCP both validate through these serializers."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
+            if self.parent is None:
+                problem = json_problem(data, max_depth=settings.EASYMEMORY_MAX_JSON_DEPTH)
+                if problem is not None:
+                    raise serializers.ValidationError({problem[0] or "body": [problem[1]]})
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({unknown[0]: ["unknown field"]})
+                raise serializers.ValidationError({printable(unknown[0]): ["unknown field"]})
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """Text only: DRF's CharField would store the number 5 as "5"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class MetadataField(serializers.DictField):
+    """A JSON object within the metadata bounds (depth, size, storable text)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        try:
+            json_check("", value)
+        except InputRefused as exc:
+            raise serializers.ValidationError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from exc
+        except InvalidInput as exc:  # over the size limit
+            raise serializers.ValidationError(exc.message) from exc
+        return value
+
+
 class MemoryInputSerializer(StrictSerializer):
-    content = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    content = StrictCharField(trim_whitespace=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=Kind.values, default=Kind.NOTE.value)
-    metadata = serializers.DictField(default=dict)
+    metadata = MetadataField(default=dict)
     tags = serializers.ListField(child=serializers.CharField(max_length=100), default=list, max_length=50)
     user_ref = serializers.CharField(max_length=200, allow_blank=True, default="")
     agent_id = serializers.CharField(max_length=200, allow_blank=True, default="")
@@ -40,9 +72,9 @@ class MemoryInputSerializer(StrictSerializer):
 
 
 class MemoryUpdateSerializer(StrictSerializer):
-    content = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
+    content = StrictCharField(trim_whitespace=False, allow_blank=True, required=False)
     kind = serializers.ChoiceField(choices=Kind.values, required=False)
-    metadata = serializers.DictField(required=False)
+    metadata = MetadataField(required=False)
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -94,8 +126,8 @@ class CsvListField(serializers.ListField):
         return super().to_internal_value(_csv(data))
 
 
-class JsonObjectField(serializers.DictField):
-    """A JSON object, or its text in a query string."""
+class JsonObjectField(MetadataField):
+    """A JSON object within the metadata bounds, or its text in a query string."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, str):
@@ -103,6 +135,8 @@ class JsonObjectField(serializers.DictField):
                 data = json.loads(data)
             except json.JSONDecodeError as exc:
                 raise serializers.ValidationError("must be a JSON object") from exc
+            except RecursionError as exc:
+                raise serializers.ValidationError("is nested too deeply") from exc
         return super().to_internal_value(data)
 
 
@@ -140,7 +174,7 @@ class FiltersSerializer(StrictSerializer):
 
 
 class SearchRequestSerializer(StrictSerializer):
-    query = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    query = StrictCharField(trim_whitespace=False, allow_blank=True)
     k = serializers.IntegerField(default=10, min_value=1, max_value=MAX_K)
     filters = serializers.DictField(default=dict)
     weights = serializers.DictField(child=serializers.FloatField(), default=dict)

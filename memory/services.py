@@ -25,6 +25,7 @@ from accounts.scoping import scoped
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from config.events import publish_event
+from config.inputs import json_check, text_check
 from memory import embeddings
 from memory.dispatch import dispatch_enrichment
 from memory.enrichment import run_deletion_hooks
@@ -76,6 +77,7 @@ def _clean_tags(tags: Sequence[str], prefix: str) -> list[str]:
         if not isinstance(tag, str) or not tag.strip():
             raise InvalidInput(f"{prefix}tags", "tags must be non-empty strings")
         tag = tag.strip()
+        text_check(f"{prefix}tags", tag)
         if len(tag) > MAX_TAG_LENGTH:
             raise InvalidInput(f"{prefix}tags", f"a tag is longer than {MAX_TAG_LENGTH} characters")
         if tag not in cleaned:
@@ -88,8 +90,7 @@ def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
     content = data.content
     if not isinstance(content, str) or not content.strip():
         raise InvalidInput(f"{prefix}content", "content must be a non-empty string")
-    if "\x00" in content:
-        raise InvalidInput(f"{prefix}content", "content must not contain NUL characters")
+    text_check(f"{prefix}content", content)
     limit = settings.EASYMEMORY_MAX_CONTENT_BYTES
     if len(content.encode("utf-8")) > limit:
         raise PayloadTooLarge(f"{prefix}content", f"content is over the {limit}-byte limit")
@@ -97,12 +98,14 @@ def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
         raise InvalidInput(f"{prefix}kind", f"kind must be one of {', '.join(Kind.values)}")
     if not isinstance(data.metadata, dict):
         raise InvalidInput(f"{prefix}metadata", "metadata must be a JSON object")
+    json_check(f"{prefix}metadata", data.metadata)
     if not 0.0 <= float(data.importance) <= 1.0:
         raise InvalidInput(f"{prefix}importance", "importance must be between 0 and 1")
     for name in SCOPE_FIELDS:
         value = getattr(data, name)
         if not isinstance(value, str) or len(value) > MAX_SCOPE_LENGTH:
             raise InvalidInput(f"{prefix}{name}", f"{name} must be a string of at most {MAX_SCOPE_LENGTH} characters")
+        text_check(f"{prefix}{name}", value)
     if data.expires_at is not None and data.expires_at <= timezone.now():
         raise InvalidInput(f"{prefix}expires_at", "expires_at must be in the future")
     content, metadata = content.strip(), data.metadata

@@ -166,9 +166,29 @@ def parse_when(value: Any) -> datetime | None:
     return make_aware(moment, UTC) if is_naive(moment) else moment
 
 
-_THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
+
+
+def strip_reasoning(reply: str) -> str:
+    """`reply` without <think>…</think> (or thinking / reasoning) blocks. Done with find() rather
+    than a lazy regex, which rescanned the rest of the reply from every unclosed opening tag."""
+    folded = reply.lower()
+    kept: list[str] = []
+    position = search_from = 0
+    unclosed: set[str] = set()  # a tag with no closing tag after one opening has none after later ones
+    while (opening := _THINK_OPEN.search(reply, search_from)) is not None:
+        tag = opening.group(1).lower()
+        end = -1 if tag in unclosed else folded.find(f"</{tag}>", opening.end())
+        if end == -1:  # kept as text; a block of another tag may start inside it
+            unclosed.add(tag)
+            search_from = opening.end()
+            continue
+        kept.append(reply[position : opening.start()])
+        position = search_from = end + len(tag) + 3
+    kept.append(reply[position:])
+    return "".join(kept)
 
 
 def _balanced_object(text: str) -> str | None:
@@ -202,7 +222,7 @@ def _balanced_object(text: str) -> str | None:
 def repair_json(reply: str) -> Any:
     """Parse a model reply as JSON, repairing the usual damage: <think> blocks, reasoning
     text around the object, markdown fences, trailing commas. Raises ValueError if hopeless."""
-    text = _THINK.sub("", reply)
+    text = strip_reasoning(reply)
     # An unclosed <think> (reply cut short): drop everything up to the first brace after it.
     lowered = text.lower()
     if "<think>" in lowered and "</think>" not in lowered:

@@ -15,6 +15,7 @@ providers do better on free prose; this one is a fast, predictable baseline.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,17 +30,19 @@ from graph.providers.base import (
     parse_when,
 )
 
-WIKI = re.compile(r"\[\[([^\[\]|#\n]{1,200})(?:[|#][^\[\]\n]*)?\]\]")
+# Linear time on up to EASYMEMORY_MAX_CONTENT_BYTES of text: every repetition is bounded, and a token
+# starts only where a run of its characters starts (tests/memory/test_regex_linear.py).
+WIKI = re.compile(r"\[\[([^\[\]|#\n]{1,200})(?:[|#][^\[\]\n]{0,200})?\]\]")
 TAG = re.compile(r"(?<![\w&#/])#([^\W\d_][\w/-]{0,60})")
 AT_MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9_][\w.-]{0,38}[\w]|[A-Za-z0-9_])")
-EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
+EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}\.[A-Za-z]{2,24}\b")
 URL = re.compile(r"\bhttps?://[^\s<>\"'`]+")
 URL_TRAILING = ".,;:!?)]}»”’"
 
 # A capitalised word (Latin letters incl. accents), or an acronym such as "NASA" / "GmbH".
-CAP = r"(?:[A-Z][\w'’&-]*)"
+CAP = r"(?:[A-Z][\w'’&-]{0,40})"
 CONNECT = r"(?:of|de|van|von|der|den|da|di|del|la|le|du|&)"
-MULTI_NAME = re.compile(rf"\b{CAP}(?:\s+(?:{CONNECT}\s+)?{CAP}){{1,5}}")
+MULTI_NAME = re.compile(rf"(?<![\w'’&-]){CAP}(?:\s{{1,5}}(?:{CONNECT}\s{{1,5}})?{CAP}){{1,5}}")
 # Words that are capitalised because they start a sentence or are calendar names, not names.
 LEADING_STOP = frozenset(
     """a an the this that these those my our your his her their its in on at by for from to with of and or but
@@ -50,11 +53,11 @@ LEADING_STOP = frozenset(
 )
 
 # Participants in English relation patterns: @handle, [[link]], or 1-5 capitalised words.
-NAME = rf"(?:@[\w.-]+|\[\[[^\]]+\]\]|{CAP}(?:\s+(?:{CONNECT}\s+)?{CAP}){{0,4}})"
+NAME = rf"(?:@[\w.-]{{1,64}}|\[\[[^\[\]]{{1,200}}\]\]|{CAP}(?:\s{{1,5}}(?:{CONNECT}\s{{1,5}})?{CAP}){{0,4}})"
 # Lower-case objects ("uses vim", "works on the search engine"): up to three words.
-PHRASE_WORD = r"[a-z][\w+#-]*(?:\.[\w+#-]+)*"
-PHRASE = rf"(?:(?:the|a|an|my|our|his|her|their)\s+)?{PHRASE_WORD}(?:\s+{PHRASE_WORD}){{0,2}}?"
-END = r"(?=\s*(?:[.,;:!?)\n]|$|\s(?:and|but|since|from|until|till|because|for|in|at|on|as|with|when|while)\b))"
+PHRASE_WORD = r"[a-z][\w+#-]{0,40}(?:\.[\w+#-]{1,40}){0,4}"
+PHRASE = rf"(?:(?:the|a|an|my|our|his|her|their)\s{{1,5}})?{PHRASE_WORD}(?:\s{{1,5}}{PHRASE_WORD}){{0,2}}?"
+END = r"(?=\s{0,5}(?:[.,;:!?)\n]|$|\s(?:and|but|since|from|until|till|because|for|in|at|on|as|with|when|while)\b))"
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,16 @@ class Pattern:
     source_type: str
     target_type: str
     replaces_previous: bool = False
+    # Chinese patterns: the part after the subject, matched on its own (see zh_matches).
+    middle: re.Pattern[str] | None = None
 
 
 def _en(verbs: str, predicate: str, source_type: str, target_type: str, *, phrase: bool = False, **kw: bool) -> Pattern:
     # A capitalised name ends by itself; a lower-case phrase needs a clause boundary after it.
     obj = rf"(?:(?P<o>{NAME})(?!\w)(?!\s+[A-Z])|(?P<p>{PHRASE}){END})" if phrase else rf"(?P<o>{NAME})(?!\w)"
-    regex = re.compile(rf"(?P<s>{NAME})\s+(?:{verbs})\s+{obj}")
+    # A subject starts where a word starts: inside a run of capitals or name characters no attempt
+    # begins at every position (which made these patterns quadratic on such runs).
+    regex = re.compile(rf"(?<![\w'’&@.\[-])(?P<s>{NAME})\s{{1,5}}(?:{verbs})\s{{1,5}}{obj}")
     return Pattern(regex, predicate, source_type, target_type, **kw)
 
 
@@ -95,13 +102,58 @@ EN_PATTERNS: list[Pattern] = [
 ]
 
 CJK = r"\u3400-\u4dbf\u4e00-\u9fff"
-ZH_SUBJECT = rf"(?P<s>[{CJK}A-Za-z·][{CJK}A-Za-z0-9· ]{{0,19}})"
+ZH_SUBJECT_FIRST = rf"[{CJK}A-Za-z·]"
+ZH_SUBJECT_REST = rf"[{CJK}A-Za-z0-9· ]"
+ZH_SUBJECT_MAX = 20
+ZH_SUBJECT = rf"(?P<s>{ZH_SUBJECT_FIRST}{ZH_SUBJECT_REST}{{0,{ZH_SUBJECT_MAX - 1}}})"
 ZH_OBJECT = rf"(?P<o>[{CJK}A-Za-z0-9·]{{1,20}}?)"
 ZH_OPEN_OBJECT = r"(?P<o>[^\s，。！？、；：,.!?;:了的和与及]{1,20})"
 
 
 def _zh(middle: str, predicate: str, source_type: str, target_type: str, **kw: bool) -> Pattern:
-    return Pattern(re.compile(ZH_SUBJECT + middle), predicate, source_type, target_type, **kw)
+    regex, middle_regex = re.compile(ZH_SUBJECT + middle), re.compile(middle)
+    return Pattern(regex, predicate, source_type, target_type, middle=middle_regex, **kw)
+
+
+_FIRST = re.compile(ZH_SUBJECT_FIRST)
+_REST_RUN = re.compile(rf"{ZH_SUBJECT_REST}{{0,{ZH_SUBJECT_MAX - 1}}}")
+
+
+def zh_matches(pattern: Pattern, text: str) -> list[tuple[str, str]]:
+    """(subject, object) of each match of `pattern.regex` in `text`, as finditer finds them.
+
+    Chinese has no word boundaries, so the subject may start at any character: run as one regex,
+    every start tried up to 20 subject lengths, each followed by up to 20 object lengths (a
+    sentence of 100k "在" took seconds per pattern). Here the part after the subject (the middle)
+    is matched once per position, and each subject is found by looking back at most 20 characters
+    from a middle: the leftmost start wins and, for it, the furthest middle (the regex's greedy
+    subject), so the results are the regex's.
+    """
+    assert pattern.middle is not None
+    lookahead = re.compile(f"(?=(?:{pattern.middle.pattern}))")
+    anchors = [found.start() for found in lookahead.finditer(text) if found.start() > 0]
+    results: list[tuple[str, str]] = []
+    start = 0
+    while True:
+        nearest = bisect.bisect_right(anchors, start)
+        if nearest == len(anchors):
+            return results
+        first_anchor = anchors[nearest]
+        matched = False
+        for subject_start in range(max(start, first_anchor - ZH_SUBJECT_MAX), first_anchor):
+            if not _FIRST.match(text, subject_start):
+                continue
+            run = _REST_RUN.match(text, subject_start + 1)
+            reach = run.end() if run else subject_start + 1
+            furthest = bisect.bisect_right(anchors, reach) - 1
+            if furthest >= 0 and anchors[furthest] > subject_start:
+                middle = pattern.middle.match(text, anchors[furthest])
+                assert middle is not None
+                results.append((text[subject_start : anchors[furthest]], middle.group("o")))
+                start, matched = middle.end(), True
+                break
+        if not matched:
+            start = first_anchor
 
 
 ZH_PATTERNS: list[Pattern] = [
@@ -236,8 +288,7 @@ class OfflineExtractor:
                         candidates.append((pattern, m.group("s"), m.group("o") or m.group("p")))
             if has_cjk and ZH_ANCHORS.search(sentence):
                 for pattern in ZH_PATTERNS:
-                    for m in pattern.regex.finditer(sentence):
-                        candidates.append((pattern, m.group("s"), m.group("o")))
+                    candidates += [(pattern, subject, obj) for subject, obj in zh_matches(pattern, sentence)]
             if not candidates:
                 continue
             valid_at, invalid_at = _time_hints(sentence)

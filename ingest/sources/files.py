@@ -91,6 +91,12 @@ def _docx_text(raw: bytes) -> str:
 
     import docx
 
+    from ingest.sources.safezip import UnsafeArchive, archive_check
+
+    try:
+        archive_check(raw)  # python-docx would inflate every part unchecked
+    except UnsafeArchive as exc:
+        raise NotText(f"not a safe .docx file: {exc}") from exc
     try:
         document = docx.Document(io.BytesIO(raw))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:

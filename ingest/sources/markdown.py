@@ -18,10 +18,12 @@ from typing import Any
 import yaml
 
 FRONTMATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+# The title's trailing spaces and closing #s are stripped in Python: "(.+?)[ \t#]*$" was quadratic
+# on a long line of " #" pairs.
+HEADING = re.compile(r"^(#{1,6})[ \t]+(.+)$")
 FENCE = re.compile(r"^(```|~~~)")
 INLINE_TAG = re.compile(r"(?<![\w/&#\[])#([A-Za-z][\w/\-]{0,98})")
-WIKILINK = re.compile(r"\[\[([^\[\]|#^]+)(?:#[^\[\]|]*)?(?:\|[^\[\]]*)?\]\]")
+WIKILINK = re.compile(r"\[\[([^\[\]|#^]{1,500})(?:#[^\[\]|]{0,500})?(?:\|[^\[\]]{0,500})?\]\]")
 MAX_FRONTMATTER_CHARS = 20_000
 MAX_METADATA_JSON = 16_000
 MAX_TAGS = 50
@@ -122,7 +124,8 @@ def _sections(body: str) -> list[tuple[list[str], str]]:
         if heading is None:
             sections[-1][1].append(line)
             continue
-        level, title = len(heading.group(1)), heading.group(2).strip()
+        raw = heading.group(2)
+        level, title = len(heading.group(1)), (raw.rstrip(" \t#") or raw[:1]).strip()
         trail = [(lvl, t) for lvl, t in trail if lvl < level] + [(level, title)]
         sections.append(([t for _, t in trail], []))
     return [(heads, "\n".join(lines).strip()) for heads, lines in sections]

@@ -21,10 +21,12 @@ NOISE_SUBTYPES = {
 }  # fmt: skip
 CHANNEL_LISTS = ("channels.json", "groups.json", "mpims.json", "dms.json")
 DAY_FILE = re.compile(r"^(?P<channel>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})\.json$")
-USER_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]+))?>")
-CHANNEL_MENTION = re.compile(r"<#[A-Z0-9]+\|([^>]+)>")
-LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
-SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+# Slack escapes "<" and ">" inside messages, so a token's text never holds "<": stopping there keeps
+# each pattern linear on a message of many unclosed "<@A|" (tests/memory/test_regex_linear.py).
+USER_MENTION = re.compile(r"<@([A-Z0-9]{1,40})(?:\|([^<>]{1,200}))?>")
+CHANNEL_MENTION = re.compile(r"<#[A-Z0-9]{1,40}\|([^<>]{1,200})>")
+LINK = re.compile(r"<((?:https?|mailto):[^|<>]+)(?:\|([^<>]+))?>")
+SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^<>]{0,200})?>")
 
 
 def _load_json(archive: SafeZip, name: str) -> Any:
@@ -38,7 +40,7 @@ def _user_names(archive: SafeZip) -> dict[str, str]:
     names: dict[str, str] = {}
     try:
         users = _load_json(archive, "users.json") or []
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return names
     for user in users if isinstance(users, list) else []:
         if not isinstance(user, dict) or "id" not in user:
@@ -88,8 +90,8 @@ def slack_items(archive: SafeZip) -> Iterator[SourceItem]:
             messages = json.loads(archive.read(name).decode("utf-8"))
             if not isinstance(messages, list):
                 raise ValueError("expected a list of messages")
-        except (ValueError, UnicodeDecodeError) as exc:
-            yield SourceItem(key=f"slack-file:{name}", label=name, error=f"invalid JSON in {name}: {exc}")
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            yield SourceItem(key=f"slack-file:{name}", label=name, error=f"invalid JSON in {name}: {exc!s:.200}")
             continue
         for index, message in enumerate(messages):
             yield _message_item(channel, day, name, index, message, users)

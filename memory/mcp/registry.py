@@ -17,15 +17,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from jsonschema import Draft202012Validator
 
 from accounts.principal import Principal
+from config.inputs import json_problem, printable
 
 ToolHandler = Callable[[Principal, dict[str, Any]], Any]
 
 
 class ToolError(Exception):
     """A refusal the model should read (forbidden, not found, bad argument, rate limited)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))  # it may echo an argument: no lone surrogate may reach the wire
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,13 @@ def register_call_check(check: CallCheck) -> CallCheck:
 
 
 def validate_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> None:
-    """Check the arguments against the tool's schema; raise ToolError naming the first bad field."""
+    """Check the arguments against the tool's schema; raise ToolError naming the first bad field.
+    First, as the REST parser does for a body: nesting within EASYMEMORY_MAX_JSON_DEPTH and no text
+    the database cannot store (NUL, lone surrogates), for every tool alike."""
+    problem = json_problem(arguments, max_depth=settings.EASYMEMORY_MAX_JSON_DEPTH)
+    if problem is not None:
+        where, why = problem
+        raise ToolError(f"invalid argument {where or '(arguments)'}: {why}")
     errors = sorted(spec.validator.iter_errors(arguments), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if not errors:
         return

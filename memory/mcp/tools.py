@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import ValidationError
 
 from accounts.principal import Principal
 from config.errors import InvalidInput
@@ -156,7 +157,8 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
 
 def _filters(raw: dict[str, Any] | None) -> Any:
     serializer = FiltersSerializer(data=raw or {})
-    serializer.is_valid(raise_exception=True)
+    if not serializer.is_valid():
+        raise ValidationError({"filters": serializer.errors})  # the path names the argument
     return serializer.to_filters()
 
 
