@@ -465,7 +465,7 @@ EASYMEMORY_MAX_JSON_DEPTH = _input.integer(
     help="Deepest nesting of a whole JSON request body or MCP tool call.",
 )
 EASYMEMORY_MAX_METADATA_DEPTH = _input.integer(
-    "EASYMEMORY_MAX_METADATA_DEPTH", 16, minimum=1, maximum=200, help="Deepest nesting of metadata and metadata filters."
+    "EASYMEMORY_MAX_METADATA_DEPTH", 16, minimum=1, maximum=200, help="Deepest nesting of metadata and its filters."
 )
 EASYMEMORY_MAX_METADATA_BYTES = _input.integer(
     "EASYMEMORY_MAX_METADATA_BYTES", 64_000, minimum=256, help="Largest metadata object, as JSON bytes."
