@@ -387,3 +387,18 @@ EASYMEMORY_WS_RECHECK_SECONDS = env_float("EASYMEMORY_WS_RECHECK_SECONDS", 1.0)
 # Without Redis every process has its own in-memory channel layer, so events travel through
 # PostgreSQL NOTIFY (sent on commit by the database itself) and each web process relays them.
 EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL
+
+# --- dashboard: invitations mail, reset links, bulk actions (issue 19) ------------------
+# Invitation e-mails are sent only when an SMTP host is configured; otherwise the admin
+# copies the one-time link from the page. Nothing else is ever mailed.
+EMAIL_HOST = env_str("EASYMEMORY_EMAIL_HOST")
+EMAIL_PORT = env_int("EASYMEMORY_EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EASYMEMORY_EMAIL_USER")
+EMAIL_HOST_PASSWORD = env_str("EASYMEMORY_EMAIL_PASSWORD")
+EMAIL_USE_TLS = env_bool("EASYMEMORY_EMAIL_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("EASYMEMORY_EMAIL_FROM", "easymemory@localhost")
+EASYMEMORY_EMAIL_ENABLED = bool(EMAIL_HOST)
+# How long an operator-issued set-password link works (it also stops working once used).
+PASSWORD_RESET_TIMEOUT = env_int("EASYMEMORY_RESET_LINK_HOURS", 24, minimum=1, maximum=24 * 14) * 3600
+# The most memories one bulk action may select (the selection is stored as ids on the job).
+EASYMEMORY_BULK_MAX = env_int("EASYMEMORY_BULK_MAX", 100_000, minimum=1, maximum=1_000_000)
