@@ -3,7 +3,10 @@ document.documentElement.classList.add("js");
 
 document.addEventListener("change", (event) => {
   const el = event.target;
-  if (el instanceof HTMLSelectElement && el.hasAttribute("data-autosubmit")) el.form.requestSubmit();
+  if ((el instanceof HTMLSelectElement || el instanceof HTMLInputElement) && el.hasAttribute("data-autosubmit")) {
+    // A date box fires "change" only for a complete date, so a half-typed one does not submit.
+    if (el.type !== "date" || !el.value || /^\d{4}-\d{2}-\d{2}$/.test(el.value)) el.form.requestSubmit();
+  }
 });
 
 document.addEventListener("submit", (event) => {

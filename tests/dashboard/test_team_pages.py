@@ -50,7 +50,7 @@ def test_an_invited_person_creates_an_account_and_joins_with_the_role(tenant: Te
     client = Client()
     page = client.get(f"/invite/{token}/")
     assert page.status_code == 200 and b"Join Acme" in page.content
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "same-origin"
     mismatch = client.post(f"/invite/{token}/", {"step": "create", "username": "nora", "password": "long enough pw 1",
                                                    "password_again": "other"})  # fmt: skip
     assert mismatch.status_code == 200 and not get_user_model().objects.filter(username="nora").exists()
