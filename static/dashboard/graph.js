@@ -61,6 +61,11 @@
 
     function relayout() {
       cy.layout({ name: "cose", animate: false, fit: true, padding: 30, nodeRepulsion: 9000, idealEdgeLength: 90 }).run();
+      // A few nodes fitted to the box would be drawn huge and overlapping: cap the zoom.
+      if (cy.zoom() > 1.2) {
+        cy.zoom(1.2);
+        cy.center();
+      }
       el.dataset.nodes = String(cy.nodes().length);
       el.dataset.edges = String(cy.edges().length);
       drawLegend();
