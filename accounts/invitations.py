@@ -69,8 +69,8 @@ def invitation_for_token(token: str) -> Invitation | None:
     """The pending invitation this link's token opens, or None (unknown, used, revoked or expired alike)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
-    # unscoped: the token itself names the tenant; the lookup is by its hash (unique index).
-    invitation = Invitation.objects.select_related("tenant").filter(token_hash=_token_hash(token)).first()
+    by_hash = Invitation.objects.select_related("tenant")  # unscoped: the token itself names the tenant
+    invitation = by_hash.filter(token_hash=_token_hash(token)).first()
     if invitation is None or not hmac.compare_digest(invitation.token_hash, _token_hash(token)):
         return None
     return invitation if invitation_state(invitation) == "pending" else None

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpRespo
 from django.shortcuts import redirect
 from django.utils import timezone
 
-from accounts.scoping import get_scoped_or_404
+from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
 from config.errors import InvalidInput
 from dashboard.access import dashboard_view, page
@@ -91,7 +91,8 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
 def bulk_job(request: HttpRequest, job_id: str) -> HttpResponse:
     """A bulk job's progress; the card polls itself (htmx) until the job ends."""
     principal = request.principal  # type: ignore[attr-defined]
-    job = get_scoped_or_404(MemoryBulkJob.objects.defer("memory_ids"), principal.tenant, pk=job_id)
+    jobs = scoped(MemoryBulkJob, principal.tenant).defer("memory_ids")
+    job = get_scoped_or_404(jobs, principal.tenant, pk=job_id)
     finished = job.status in (BulkStatus.DONE, BulkStatus.FAILED)
     percent = round(100 * (job.done + job.skipped + job.failed) / job.total) if job.total else 100
     partial = request.headers.get("HX-Request") == "true"

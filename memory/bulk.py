@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.principal import Principal
@@ -101,11 +101,15 @@ def _enqueue(job_id: str) -> None:
         logger.warning("could not enqueue bulk job %s", job_id)
 
 
+# pg_try_advisory_lock(int, int): this class id, then a hash of the job id.
+_LOCK_CLASS = 0x45424C4B  # "EBLK"
+
+
 def _claim(job_id: str) -> MemoryBulkJob | None:
-    """Take the job if nobody else runs it (a redelivered task finds it running or finished)."""
+    """Take the job unless it is finished (a redelivered task after a crash resumes it)."""
     with transaction.atomic():
-        # unscoped: a worker resolves the job from its id, then acts as its tenant.
-        job = MemoryBulkJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+        jobs = MemoryBulkJob.objects.select_for_update(skip_locked=True)  # unscoped: resolved by id, then its tenant
+        job = jobs.filter(pk=job_id).first()
         if job is None or job.status in (BulkStatus.DONE, BulkStatus.FAILED):
             return None
         job.status = BulkStatus.RUNNING
@@ -136,7 +140,33 @@ def _apply(principal: Principal, job: MemoryBulkJob, memory: Memory) -> None:
 
 
 def bulk_job_run(job_id: str) -> MemoryBulkJob | None:
-    """Run (or resume) the job: memories already gone are counted skipped."""
+    """Run (or resume) the job: memories already gone are counted skipped. Returns None when the
+    job is finished, gone, or being run by another worker right now."""
+    # A session-level advisory lock held for the whole run: a second delivery of the same task
+    # (broker redelivery, `resumejobs`) while the first still runs gets None instead of a double run.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [_LOCK_CLASS, str(job_id)])
+        if not cursor.fetchone()[0]:
+            return None
+    try:
+        return _run(job_id)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [_LOCK_CLASS, str(job_id)])
+
+
+def bulk_jobs_requeue_unfinished() -> list[str]:
+    """Re-send queued and running jobs (after a broker outage or a crash); each resumes where it stopped."""
+    unfinished = MemoryBulkJob.objects.filter(  # unscoped: maintenance over all tenants
+        status__in=[BulkStatus.QUEUED, BulkStatus.RUNNING]
+    )
+    ids = [str(job_id) for job_id in unfinished.values_list("id", flat=True)]
+    for job_id in ids:
+        _enqueue(job_id)
+    return ids
+
+
+def _run(job_id: str) -> MemoryBulkJob | None:
     job = _claim(job_id)
     if job is None:
         return None
@@ -171,8 +201,7 @@ def bulk_job_run(job_id: str) -> MemoryBulkJob | None:
 
 
 def bulk_job_mark_crashed(job_id: str, error: str) -> None:
-    # unscoped: the worker's last word on a job it resolved by id
-    MemoryBulkJob.objects.filter(pk=job_id).exclude(status=BulkStatus.DONE).update(
+    MemoryBulkJob.objects.filter(pk=job_id).exclude(status=BulkStatus.DONE).update(  # unscoped: resolved by id
         status=BulkStatus.FAILED, finished_at=timezone.now(), errors=[{"item": "", "error": error[:1000]}]
     )
 

@@ -395,3 +395,26 @@ def test_it_never_reveals_accounts_of_other_tenants_on_member_pages(
     assert "hidden-elsewhere" not in page and "otto" not in page
     accounts = people["admin"].client().get("/admin/accounts/")
     assert accounts.status_code == 403 and b"hidden-elsewhere" not in accounts.content
+
+
+def test_a_bulk_job_already_running_elsewhere_is_not_run_twice(people: dict[str, Person], tenant: Tenant) -> None:
+    from django.db import connections
+
+    from memory.bulk import _LOCK_CLASS, bulk_job_create
+
+    memory = add(tenant, "only once")
+    job = bulk_job_create(principal=people["writer"].principal, action="tags_add", memory_ids=[memory.id],
+                          params={"tags": ["x"]}, enqueue=False)  # fmt: skip
+    # Another worker holds the job's lock (a second database session, as another process would).
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [_LOCK_CLASS, str(job.id)])
+        assert bulk_job_run(str(job.id)) is None
+        job.refresh_from_db()
+        assert job.status == "queued" and job.done == 0
+    finally:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [_LOCK_CLASS, str(job.id)])
+        other.close()
+    assert bulk_job_run(str(job.id)).done == 1  # type: ignore[union-attr]
