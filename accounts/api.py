@@ -23,6 +23,9 @@ from accounts.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeySerializer,
+    InvitationCreatedSerializer,
+    InvitationCreateSerializer,
+    InvitationSerializer,
     MemberInviteSerializer,
     MemberRoleSerializer,
     MemberSerializer,
@@ -276,3 +279,66 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- invitations (issue 19): how people join a tenant ----------------------------------
+
+
+def _invitation_body(invitation: Any) -> dict[str, Any]:
+    from accounts.invitations import invitation_state
+
+    data = {name: getattr(invitation, name) for name in InvitationSerializer().fields if name != "state"}
+    return dict(InvitationSerializer({**data, "state": invitation_state(invitation)}).data)
+
+
+class InvitationCollectionApi(APIView):
+    required_scopes = ADMIN
+
+    @extend_schema(responses=InvitationSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        from accounts.invitations import invitation_list_for
+
+        principal = principal_of(request)
+        invitations = _listed(principal, "invitation", invitation_list_for(principal.tenant))
+        return Response([_invitation_body(invitation) for invitation in invitations])
+
+    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationCreatedSerializer})
+    def post(self, request: Request) -> Response:
+        from django.urls import reverse
+
+        from accounts.invitations import invitation_create
+
+        principal = principal_of(request)
+        data = _validated(InvitationCreateSerializer, request.data)
+        link_base = request.build_absolute_uri(reverse("dashboard:invitation-accept", args=["TOKEN"])).replace(
+            "TOKEN/", ""
+        )
+        created = invitation_create(
+            principal=principal,
+            role=data["role"],
+            email=data["email"],
+            expires_in_days=data["expires_in_days"],
+            link_base=link_base,
+        )
+        body = _invitation_body(created.invitation) | {"url": f"{link_base}{created.token}/"}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class InvitationDetailApi(APIView):
+    required_scopes = ADMIN
+
+    @extend_schema(responses=InvitationSerializer)
+    def get(self, request: Request, invitation_id: str) -> Response:
+        from accounts.models import Invitation
+
+        principal = principal_of(request)
+        return Response(_invitation_body(get_scoped_or_404(Invitation, principal.tenant, pk=invitation_id)))
+
+    @extend_schema(responses=InvitationSerializer, description="Revokes the invitation: its link stops working.")
+    def delete(self, request: Request, invitation_id: str) -> Response:
+        from accounts.invitations import invitation_revoke
+        from accounts.models import Invitation
+
+        principal = principal_of(request)
+        invitation = get_scoped_or_404(Invitation, principal.tenant, pk=invitation_id)
+        return Response(_invitation_body(invitation_revoke(principal=principal, invitation=invitation)))

@@ -143,3 +143,48 @@ class OAuthPolicy(models.Model):
     @classmethod
     def current(cls) -> OAuthPolicy:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+class Invitation(models.Model):
+    """An offer to join one tenant with one role, accepted by whoever holds its one-time link.
+
+    Only the SHA-256 of the link's token is kept; the link itself is shown (or mailed) once.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(blank=True, default="")
+    role = models.CharField(max_length=16, choices=ROLE_CHOICES, default=Role.READER.value)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="invitation_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"invitation {self.id} to {self.tenant_id} as {self.role}"
+
+
+class UserSession(models.Model):
+    """A signed-in browser session of a user, so the user can list them and sign out everywhere.
+
+    The session itself lives in Django's session store; this row names it and says where it came from.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tracked_sessions")
+    session_key = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    client_addr = models.CharField(max_length=64, blank=True, default="")
+    user_agent = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"], name="usersession_user_created")]

@@ -88,3 +88,27 @@ class TenantSerializer(serializers.ModelSerializer):
 class TenantCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     slug = serializers.SlugField(max_length=64, required=False, allow_blank=True, default="")
+
+
+# --- invitations (issue 19) -------------------------------------------------------------
+
+
+class InvitationSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    email = serializers.CharField(read_only=True, help_text="empty for a link-only invitation")
+    role = serializers.CharField(read_only=True)
+    state = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True)
+    accepted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    revoked_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class InvitationCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=ROLE_CHOICES, default="reader")
+    expires_in_days = serializers.IntegerField(min_value=1, max_value=30, default=7)
+
+
+class InvitationCreatedSerializer(InvitationSerializer):
+    url = serializers.CharField(help_text="the one-time link; shown once, only its hash is stored")

@@ -80,8 +80,24 @@ def tenant_create(*, name: str, slug: str | None = None, principal: Principal | 
 def tenant_delete(*, tenant: Tenant, principal: Principal) -> None:
     """Deletes the tenant and, by cascade, all its data. Its audit events stay (append-only)."""
     tenant_id, slug = tenant.pk, tenant.slug
-    tenant.delete()
-    _audit(principal, None, "tenant.delete", "tenant", tenant_id, slug=slug)
+    # Every tenant-owned row references the tenant with ON DELETE CASCADE in the model (memories
+    # and their history, embeddings, entities, relations, jobs, uploads, keys, OAuth applications
+    # and so their tokens and grants, invitations, memberships); audit events do not (append-only).
+    _, removed = tenant.delete()
+    _audit(principal, None, "tenant.delete", "tenant", tenant_id, slug=slug, rows=dict(sorted(removed.items())))
+
+
+@transaction.atomic
+def tenant_rename(*, tenant: Tenant, name: str, principal: Principal) -> Tenant:
+    """A new display name; the slug (used by tools and URLs) stays."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name", "a name of 1 to 200 characters is required")
+    old = tenant.name
+    tenant.name = name
+    tenant.save(update_fields=["name"])
+    _audit(principal, tenant, "tenant.rename", "tenant", tenant.pk, old=old, new=name)
+    return tenant
 
 
 # --- memberships ---------------------------------------------------------------------
@@ -106,9 +122,19 @@ def _other_admins(membership: Membership) -> bool:
     return scoped(Membership, membership.tenant).filter(role=Role.ADMIN.value).exclude(pk=membership.pk).exists()
 
 
+# What a tenant admin gets for any username, existing or not: accounts join by invitation.
+MEMBER_ADD_REFUSED = "people join a tenant by accepting an invitation (POST /v1/admin/invitations)"
+
+
 @transaction.atomic
 def member_invite(*, principal: Principal, username: str, role: str) -> Membership:
-    """Add an existing user to the principal's tenant."""
+    """Add an existing account to the principal's tenant by name: superusers (operators) only.
+
+    A tenant admin gets the same refusal whether the name exists or not, so no tenant's
+    admin learns which accounts exist on the server (or adds one without its consent).
+    """
+    if not principal.is_superuser:
+        raise InvalidInput("username", MEMBER_ADD_REFUSED)
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise InvalidInput("username", "no user with this name (create the user first)")

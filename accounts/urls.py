@@ -12,6 +12,8 @@ urlpatterns = [
     path("oauth-apps/<str:app_id>/rotate-secret", api.OAuthAppRotateSecretApi.as_view(), name="admin-oauth-app-rotate"),
     path("members", api.MemberCollectionApi.as_view(), name="admin-members"),
     path("members/<str:member_id>", api.MemberDetailApi.as_view(), name="admin-member"),
+    path("invitations", api.InvitationCollectionApi.as_view(), name="admin-invitations"),
+    path("invitations/<str:invitation_id>", api.InvitationDetailApi.as_view(), name="admin-invitation"),
     path("tenants", api.TenantCollectionApi.as_view(), name="admin-tenants"),
     path("tenants/<str:tenant_id>", api.TenantDetailApi.as_view(), name="admin-tenant"),
 ]

@@ -699,6 +699,39 @@ EASYMEMORY_API_KEY = _mcp.string(
     "EASYMEMORY_API_KEY", help="`easymemory mcp`: the API key to act as (as `--api-key`)."
 )
 
+# --- dashboard: invitation mail, reset links, bulk actions -------------------------------------------------
+_dashboard = SettingGroup(
+    "Dashboard",
+    "Invitation e-mails are sent only when an SMTP host is set; otherwise the admin copies the one-time link "
+    "from the page. Nothing else is ever mailed.",
+)
+EMAIL_HOST = _dashboard.string("EASYMEMORY_EMAIL_HOST", help="SMTP host for invitation e-mails (unset: none sent).")
+EMAIL_PORT = _dashboard.integer("EASYMEMORY_EMAIL_PORT", 587, minimum=1, maximum=65535, help="SMTP port.")
+EMAIL_HOST_USER = _dashboard.string("EASYMEMORY_EMAIL_USER", help="SMTP user name.")
+EMAIL_HOST_PASSWORD = _dashboard.string("EASYMEMORY_EMAIL_PASSWORD", help="SMTP password (or `_FILE`).")
+EMAIL_USE_TLS = _dashboard.boolean("EASYMEMORY_EMAIL_TLS", True, help="STARTTLS to the SMTP server.")
+DEFAULT_FROM_EMAIL = _dashboard.string(
+    "EASYMEMORY_EMAIL_FROM", "easymemory@localhost", help="Sender address of invitation e-mails."
+)
+EASYMEMORY_EMAIL_ENABLED = bool(EMAIL_HOST)
+PASSWORD_RESET_TIMEOUT = (
+    _dashboard.integer(
+        "EASYMEMORY_RESET_LINK_HOURS",
+        24,
+        minimum=1,
+        maximum=24 * 14,
+        help="How long an operator-issued set-password link works, in hours (it also stops once used).",
+    )
+    * 3600
+)
+EASYMEMORY_BULK_MAX = _dashboard.integer(
+    "EASYMEMORY_BULK_MAX",
+    100_000,
+    minimum=1,
+    maximum=1_000_000,
+    help="Most memories one bulk action may select.",
+)
+
 # --- login lockouts (django-axes, accounts/login_limits.py) -------------------------------------------------
 INSTALLED_APPS += ["axes"]
 AUTHENTICATION_BACKENDS = ["accounts.login_limits.LoginLimitBackend", "django.contrib.auth.backends.ModelBackend"]

@@ -55,8 +55,13 @@ class FilterForm(forms.Form):
             created_before=day_start(before + timedelta(days=1)) if before else None,
         )
 
+    # Fields that narrow the result set; the query text and the result count are not filters.
+    NOT_FILTERS = frozenset({"q", "k"})
+
     def active_count(self) -> int:
-        return sum(1 for name in self.fields if self.cleaned_data.get(name)) if self.is_bound else 0
+        if not self.is_bound or not hasattr(self, "cleaned_data"):
+            return 0
+        return sum(1 for name in self.fields if name not in self.NOT_FILTERS and self.cleaned_data.get(name))
 
 
 class SearchForm(FilterForm):
@@ -236,3 +241,102 @@ class RateLimitForm(forms.Form):
 
     rate_limit_per_min = forms.IntegerField(required=False, min_value=1, max_value=6_000_000, label="per minute")
     rate_limit_burst = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label="burst")
+# --- issue 19: invitations, accounts, tenants, bulk actions, graph controls ---------------
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(required=False, help_text="optional: the link is mailed when a mail server is set up")
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial="reader")
+    expires_in_days = forms.IntegerField(min_value=1, max_value=30, initial=7, label="Expires after (days)")
+
+
+class SignUpForm(forms.Form):
+    username = forms.CharField(max_length=150, widget=forms.TextInput({"autocomplete": "username"}))
+    email = forms.EmailField(required=False)
+    password = forms.CharField(widget=forms.PasswordInput({"autocomplete": "new-password"}), max_length=512)
+    password_again = forms.CharField(
+        widget=forms.PasswordInput({"autocomplete": "new-password"}), max_length=512, label="Password (again)"
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("password") and data.get("password") != data.get("password_again"):
+            self.add_error("password_again", "the two passwords differ")
+        return data
+
+
+class PasswordChangeForm(forms.Form):
+    old_password = forms.CharField(
+        widget=forms.PasswordInput({"autocomplete": "current-password"}), max_length=512, label="Current password"
+    )
+    new_password = forms.CharField(
+        widget=forms.PasswordInput({"autocomplete": "new-password"}), max_length=512, label="New password"
+    )
+    new_password_again = forms.CharField(
+        widget=forms.PasswordInput({"autocomplete": "new-password"}), max_length=512, label="New password (again)"
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("new_password") and data.get("new_password") != data.get("new_password_again"):
+            self.add_error("new_password_again", "the two passwords differ")
+        return data
+
+
+class AccountCreateForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+
+
+class AccountMembershipForm(forms.Form):
+    tenant = forms.UUIDField()
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+
+
+class TenantRenameForm(forms.Form):
+    name = forms.CharField(max_length=200)
+
+
+class TenantDeleteForm(forms.Form):
+    confirm = forms.CharField(max_length=64, label="Type the tenant's slug to confirm")
+
+
+BULK_ACTIONS = [
+    ("delete", "Delete"),
+    ("tags_add", "Add tags"),
+    ("tags_remove", "Remove tags"),
+    ("rescope", "Move to scope"),
+    ("export", "Export"),
+]
+
+
+class BulkForm(forms.Form):
+    """A bulk action over checked ids, or over everything the list's filters match (`all`)."""
+
+    action = forms.ChoiceField(choices=BULK_ACTIONS)
+    all = forms.BooleanField(required=False, label="All matching this filter")
+    tags = forms.CharField(required=False, max_length=5000)
+    user_ref = forms.CharField(required=False, max_length=200, strip=False)
+    agent_id = forms.CharField(required=False, max_length=200, strip=False)
+    session_id = forms.CharField(required=False, max_length=200, strip=False)
+    filters = forms.CharField(required=False, max_length=4000)  # the list's query string
+    confirmed = forms.BooleanField(required=False)
+    next = forms.CharField(required=False, max_length=2000)
+
+    def params(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        if data["action"] in ("tags_add", "tags_remove"):
+            return {"tags": split_tags(data.get("tags") or "")}
+        if data["action"] == "rescope":
+            # An empty box leaves that field as it is; "-" clears it.
+            scope = {name: data.get(name) or "" for name in ("user_ref", "agent_id", "session_id")}
+            return {name: ("" if value == "-" else value) for name, value in scope.items() if value}
+        return {}
+
+
+class GraphControlsForm(forms.Form):
+    q = forms.CharField(required=False, max_length=300)
+    entity = forms.IntegerField(required=False, min_value=1)
+    depth = forms.TypedChoiceField(choices=[(1, "1"), (2, "2"), (3, "3")], coerce=int, initial=1, required=False)
+    as_of = forms.DateField(required=False, label="As of", widget=forms.DateInput(attrs={"type": "date"}))
+    predicate = forms.CharField(required=False, max_length=100, label="Relation")

@@ -62,6 +62,10 @@ def history_rows(history: Any, actor_labels: dict[str, str]) -> list[HistoryRow]
     return rows
 
 
+def _xy(anchor: tuple[float, str], y: int) -> tuple[float, int, str]:
+    return anchor[0], y, anchor[1]
+
+
 def bar_chart(days: list[DayCount], *, width: int = 720, height: int = 160) -> SafeString:
     """Memories per day as an inline SVG (no script needed); each bar has a <title> tooltip."""
     if not days:
@@ -81,13 +85,20 @@ def bar_chart(days: list[DayCount], *, width: int = 720, height: int = 160) -> S
         '<rect class="bar" x="{}" y="{}" width="{}" height="{}" rx="2"><title>{}</title></rect>',
         bars,
     )
+    last = len(days) - 1
+
+    def anchored(i: int) -> tuple[float, str]:
+        # The last label ends at the chart's right edge instead of centring past it (it was cut off).
+        centre = round(pad_left + i * slot + slot / 2, 1)
+        return (float(width), "end") if i == last else (centre, "middle")
+
     labels = format_html_join(
         "",
-        '<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>',
+        '<text class="tick" x="{}" y="{}" text-anchor="{}">{}</text>',
         (
-            (round(pad_left + i * slot + slot / 2, 1), height - 5, f"{day.day:%d %b}")
+            (*_xy(anchored(i), height - 5), f"{day.day:%d %b}")
             for i, day in enumerate(days)
-            if (len(days) - 1 - i) % 7 == 0
+            if (last - i) % 7 == 0
         ),
     )
     return format_html(

@@ -92,3 +92,27 @@ def entities_mentioned_in(tenant: Tenant, memory: Memory) -> list[Any]:
 
     mentions = scoped(Mention, tenant).filter(memory=memory).select_related("entity")
     return sorted({m.entity for m in mentions}, key=lambda e: (-e.mention_count, e.name))
+
+
+def tenant_counts_for(tenant: Tenant) -> dict[str, int]:
+    """What deleting the tenant removes, counted, for the confirmation on its page."""
+    from accounts.models import Application, Invitation
+    from graph.models import Entity, Relation
+    from ingest.models import IngestJob
+
+    return {
+        "memories": scoped(Memory, tenant).count(),
+        "entities": scoped(Entity, tenant).count(),
+        "relations": scoped(Relation, tenant).count(),
+        "import jobs": scoped(IngestJob, tenant).count(),
+        "API keys": scoped(ApiKey, tenant).count(),
+        "OAuth applications": scoped(Application, tenant).count(),
+        "members": scoped(Membership, tenant).count(),
+        "invitations": scoped(Invitation, tenant).count(),
+    }
+
+
+def relation_predicates_for(tenant: Tenant) -> list[str]:
+    from graph.models import Relation
+
+    return list(scoped(Relation, tenant).order_by("predicate").values_list("predicate", flat=True).distinct()[:200])

@@ -1,7 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import graph_views, ingest_views, oauth_grant_views, security_views, views
+from dashboard import (
+    account_views,
+    bulk_views,
+    graph_views,
+    ingest_views,
+    oauth_grant_views,
+    security_views,
+    tenant_views,
+    views,
+)
 
 app_name = "dashboard"
 
@@ -36,7 +45,7 @@ urlpatterns = [
     path("admin/api-keys/", views.api_keys, name="api-keys"),
     path("admin/api-keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
     path("admin/api-keys/<uuid:key_id>/rate-limit/", security_views.api_key_rate_limit, name="api-key-rate-limit"),
-    path("admin/members/", views.members, name="members"),
+    path("admin/members/", account_views.members, name="members"),
     path("admin/members/<int:member_id>/", views.member_update, name="member-update"),
     path("admin/oauth-apps/", security_views.oauth_apps, name="oauth-apps"),
     path("admin/oauth-apps/<int:app_id>/rotate/", security_views.oauth_app_rotate, name="oauth-app-rotate"),
@@ -51,4 +60,26 @@ urlpatterns = [
         oauth_grant_views.oauth_grant_revoke,
         name="oauth-grant-revoke",
     ),
+    # --- issue 19: people, tenant life cycle, bulk actions, graph panel, audit, favicon ---
+    path("invite/<str:token>/", account_views.invitation_accept_view, name="invitation-accept"),
+    path(
+        "admin/invitations/<uuid:invitation_id>/revoke/",
+        account_views.invitation_revoke_view,
+        name="invitation-revoke",
+    ),
+    path("account/", account_views.account_page, name="account"),
+    path("account/sessions/end/", account_views.account_sessions_end, name="account-sessions-end"),
+    path("reset/<str:uidb64>/<str:token>/", account_views.PasswordResetConfirm.as_view(), name="password-reset"),
+    path("reset/done/", account_views.password_reset_done, name="password-reset-done"),
+    path("admin/accounts/", account_views.accounts, name="accounts"),
+    path("admin/accounts/<int:user_id>/", account_views.account_update, name="account-update"),
+    path("admin/tenants/<uuid:tenant_id>/", tenant_views.tenant_detail, name="tenant-detail"),
+    path("admin/tenants/<uuid:tenant_id>/export/", tenant_views.tenant_export, name="tenant-export"),
+    path("admin/tenants/<uuid:tenant_id>/delete/", tenant_views.tenant_delete, name="tenant-delete"),
+    path("admin/tenants/<uuid:tenant_id>/verify/", tenant_views.tenant_verify, name="tenant-verify"),
+    path("admin/audit/export/", tenant_views.audit_export, name="audit-export"),
+    path("memories/bulk/", bulk_views.bulk_start, name="bulk"),
+    path("memories/bulk/<uuid:job_id>/", bulk_views.bulk_job, name="bulk-job"),
+    path("graph/relations/<int:relation_id>.json", graph_views.relation_detail, name="relation-detail"),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

@@ -18,7 +18,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from accounts import services as account_services
 from accounts.authentication import SESSION_TENANT_KEY
 from accounts.models import ApiKey, Membership
-from accounts.roles import ROLE_CHOICES
 from accounts.scoping import get_scoped_or_404
 from accounts.selectors import api_key_list_for, membership_for
 from config.errors import InvalidInput
@@ -26,7 +25,6 @@ from dashboard import presenters
 from dashboard.access import dashboard_view, page
 from dashboard.forms import (
     ApiKeyForm,
-    MemberAddForm,
     MemberRoleForm,
     MemoryForm,
     MemoryListForm,
@@ -39,7 +37,6 @@ from dashboard.selectors import (
     all_tenants,
     entities_mentioned_in,
     failed_memories_for,
-    members_of,
     memories_per_day_for,
     tenant_storage_for,
 )
@@ -300,30 +297,6 @@ def api_key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
     return redirect("dashboard:api-keys")
 
 
-@dashboard_view(get="admin", post="admin")
-def members(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
-    form = MemberAddForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            membership = account_services.member_invite(
-                principal=principal, username=form.cleaned_data["username"], role=form.cleaned_data["role"]
-            )
-        except InvalidInput as exc:
-            form_error(form, exc)
-        else:
-            messages.success(request, f"{membership.user.get_username()} added as {membership.role}.")
-            return redirect("dashboard:members")
-    return page(
-        request,
-        "dashboard/admin/members.html",
-        form=form,
-        members=members_of(principal.tenant),
-        role_choices=ROLE_CHOICES,
-        section="members",
-    )
-
-
 @dashboard_view(post="admin")
 def member_update(request: HttpRequest, member_id: int) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
@@ -370,3 +343,15 @@ def tenants(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Tenant {created.name} created; you are its admin. Switch to it on the left.")
             return redirect("dashboard:tenants")
     return page(request, "dashboard/admin/tenants.html", form=form, tenants=all_tenants(), section="tenants")
+
+
+# --- the browser's /favicon.ico (issue 19) -------------------------------------------------
+
+FAVICON = settings.BASE_DIR / "static" / "dashboard" / "favicon.ico"
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says; public, no data."""
+    response = HttpResponse(FAVICON.read_bytes(), content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

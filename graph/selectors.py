@@ -8,13 +8,13 @@ PostgreSQL, and refuses (GraphLimitExceeded → HTTP 400) beyond the node cap.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import networkx as nx
 from django.conf import settings
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 from rest_framework import status
 
@@ -168,9 +168,13 @@ def entity_detail(principal: Principal, entity: Entity) -> dict[str, Any]:
 # --- traversal --------------------------------------------------------------------------
 
 
-def _edges_touching(tenant: Tenant, node_ids: Iterable[int], as_of: datetime | None) -> list[Relation]:
+def _edges_touching(
+    tenant: Tenant, node_ids: Iterable[int], as_of: datetime | None, predicates: Sequence[str] = ()
+) -> list[Relation]:
     ids = list(node_ids)
     qs = relations_valid_at(scoped(Relation, tenant), as_of).filter(Q(source_id__in=ids) | Q(target_id__in=ids))
+    if predicates:
+        qs = qs.filter(predicate__in=list(predicates))
     cap = settings.EASYMEMORY_GRAPH_MAX_NODES * 5
     edges = list(qs.only("id", "source_id", "target_id", "predicate", "fact", "valid_at", "invalid_at")[: cap + 1])
     if len(edges) > cap:
@@ -179,7 +183,12 @@ def _edges_touching(tenant: Tenant, node_ids: Iterable[int], as_of: datetime | N
 
 
 def _expand(
-    tenant: Tenant, start: list[int], depth: int, as_of: datetime | None, stop_at: int | None = None
+    tenant: Tenant,
+    start: list[int],
+    depth: int,
+    as_of: datetime | None,
+    stop_at: int | None = None,
+    predicates: Sequence[str] = (),
 ) -> tuple[nx.MultiDiGraph, dict[int, int]]:
     """Breadth-first from `start` over relations valid at `as_of`; returns the graph and each node's distance."""
     cap = settings.EASYMEMORY_GRAPH_MAX_NODES
@@ -191,7 +200,7 @@ def _expand(
         if not frontier:
             break
         next_frontier: set[int] = set()
-        for edge in _edges_touching(tenant, frontier, as_of):
+        for edge in _edges_touching(tenant, frontier, as_of, predicates):
             if not graph.has_edge(edge.source_id, edge.target_id, key=edge.pk):
                 graph.add_edge(edge.source_id, edge.target_id, key=edge.pk, relation=edge)
             for node in (edge.source_id, edge.target_id):
@@ -242,12 +251,18 @@ def _subgraph_data(tenant: Tenant, graph: nx.MultiDiGraph, distance: dict[int, i
 
 
 def graph_neighbors(
-    principal: Principal, entity: Entity, *, depth: Any = 1, as_of: datetime | None = None
+    principal: Principal,
+    entity: Entity,
+    *,
+    depth: Any = 1,
+    as_of: datetime | None = None,
+    predicates: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Entities within `depth` (1-3) relations of `entity`, over relations valid at `as_of`,
-    with each node's distance and degree centrality in the returned subgraph."""
+    """Entities within `depth` (1-3) relations of `entity`, over relations valid at `as_of`
+    (of the given `predicates` only, when some are given), with each node's distance and
+    degree centrality in the returned subgraph."""
     depth = _parse_depth(depth, MAX_DEPTH)
-    graph, distance = _expand(principal.tenant, [entity.pk], depth, as_of)
+    graph, distance = _expand(principal.tenant, [entity.pk], depth, as_of, predicates=predicates)
     return {"entity": entity.pk, "depth": depth, "as_of": as_of, **_subgraph_data(principal.tenant, graph, distance)}
 
 
@@ -390,3 +405,53 @@ def graph_candidates(
         created[memory_id] = created_at
     ranked = sorted(scores, key=lambda mid: (scores[mid], created[mid]), reverse=True)[:limit]
     return [(mid, scores[mid]) for mid in ranked]
+
+
+# --- the dashboard's graph viewer (issue 19) ---------------------------------------------
+
+
+def neighbourhood_summary(
+    principal: Principal, entity: Entity, *, as_of: datetime | None = None, predicates: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Counts instead of a drawing, for a neighbourhood too large to draw: the entity's direct
+    relations by predicate and its neighbours by type (two aggregate queries, no traversal)."""
+    relations = relations_valid_at(scoped(Relation, principal.tenant), as_of).filter(
+        Q(source=entity) | Q(target=entity)
+    )
+    if predicates:
+        relations = relations.filter(predicate__in=list(predicates))
+    by_predicate = relations.values("predicate").annotate(n=Count("id")).order_by("-n", "predicate")[:20]
+    outgoing = relations.filter(source=entity).values("target__type").annotate(n=Count("target", distinct=True))
+    incoming = relations.filter(target=entity).values("source__type").annotate(n=Count("source", distinct=True))
+    by_type: dict[str, int] = {}
+    for row in outgoing:
+        by_type[row["target__type"]] = by_type.get(row["target__type"], 0) + row["n"]
+    for row in incoming:
+        by_type[row["source__type"]] = by_type.get(row["source__type"], 0) + row["n"]
+    return {
+        "relations": relations.count(),
+        "by_predicate": [{"predicate": r["predicate"], "count": r["n"]} for r in by_predicate],
+        "by_type": [{"type": t, "count": n} for t, n in sorted(by_type.items(), key=lambda item: -item[1])[:20]],
+    }
+
+
+def relation_history(principal: Principal, relation: Relation) -> dict[str, Any]:
+    """A relation with its validity history (every relation of the same source and predicate,
+    oldest first: what was held true, from when until when, and what replaced it) and the
+    memories it was learned from."""
+    tenant = principal.tenant
+    same = (
+        scoped(Relation, tenant).filter(source_id=relation.source_id, predicate=relation.predicate)
+        .select_related("source", "target").prefetch_related("sources")
+        .order_by(F("valid_at").asc(nulls_first=True), "created_at", "id")[:DETAIL_RELATIONS]
+    )  # fmt: skip
+    memory_ids = [source.memory_id for source in relation.sources.all()][:DETAIL_MEMORIES]
+    memories = scoped(Memory, tenant).filter(pk__in=memory_ids).only("id", "content", "created_at", "occurred_at")
+    return {
+        **relation_data(relation),
+        "history": [relation_data(r) | {"selected": r.pk == relation.pk} for r in same],
+        "source_memories": [
+            {"id": str(m.id), "content": m.content[:300], "created_at": m.created_at, "occurred_at": m.occurred_at}
+            for m in memories.order_by("created_at")
+        ],
+    }

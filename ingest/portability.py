@@ -38,10 +38,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def export_lines(tenant: Tenant) -> Iterator[str]:
-    """The tenant's export, line by line (streamed: memory use stays flat)."""
+def export_lines(tenant: Tenant, memory_ids: list[uuid.UUID] | None = None) -> Iterator[str]:
+    """The tenant's export (or of the memories `memory_ids` only), line by line (streamed:
+    memory use stays flat)."""
     yield json.dumps({"type": "header", "format": FORMAT, "version": VERSION, "tenant": tenant.slug}) + "\n"
     memories = scoped(Memory, tenant).order_by("created_at", "content_hash", "id")
+    if memory_ids is not None:
+        memories = memories.filter(pk__in=memory_ids)
     # A server-side cursor (iterator) streams the rows; history is fetched per batch.
     for batch in chunked(memories.iterator(chunk_size=EXPORT_BATCH), EXPORT_BATCH):
         history: dict[uuid.UUID, list[dict[str, Any]]] = {}

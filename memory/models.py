@@ -141,3 +141,44 @@ class TermStat(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "lexeme"], name="termstat_unique_tenant_lexeme")]
+
+
+class BulkAction(models.TextChoices):
+    DELETE = "delete"
+    TAGS_ADD = "tags_add"
+    TAGS_REMOVE = "tags_remove"
+    RESCOPE = "rescope"
+
+
+class BulkStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class MemoryBulkJob(models.Model):
+    """One bulk action over a selection of memories, run in the background with progress.
+
+    The selection is resolved to ids when the job is created, so the count a person confirmed
+    is the set the job acts on; memories deleted meanwhile are skipped, never replaced.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=16, choices=BulkAction.choices)
+    params = models.JSONField(default=dict, blank=True)
+    memory_ids = ArrayField(models.UUIDField(), default=list, blank=True)
+    status = models.CharField(max_length=16, choices=BulkStatus.choices, default=BulkStatus.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    actor = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="bulkjob_tenant_created")]

@@ -565,3 +565,49 @@ def memory_reconcile(*, limit: int = 10_000) -> int:
         )
         _enqueue_enrichment(ids)
     return len(ids)
+
+
+@transaction.atomic
+def memory_rescope(*, principal: Principal, memory: Memory, scope: dict[str, str]) -> Memory:
+    """Move a memory to another scope (end user, agent, session), e.g. from a bulk action.
+
+    Refused when the target scope already holds the same content (the per-scope uniqueness
+    that de-duplication relies on). Recorded in the memory's history as an update.
+    """
+    unknown = set(scope) - set(SCOPE_FIELDS)
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "not a scope field")
+    for name, value in scope.items():
+        if not isinstance(value, str) or len(value) > MAX_SCOPE_LENGTH or "\x00" in value:
+            raise InvalidInput(name, f"{name} must be a string of at most {MAX_SCOPE_LENGTH} characters")
+    memory = scoped(Memory, principal.tenant).select_for_update().get(pk=memory.pk)
+    old = {name: getattr(memory, name) for name in SCOPE_FIELDS}
+    new = {**old, **scope}
+    if new == old:
+        return memory
+    clash = scoped(Memory, principal.tenant).filter(content_hash=memory.content_hash, **new).exclude(pk=memory.pk)
+    if clash.exists():
+        raise InvalidInput("scope", "the target scope already holds a memory with this content")
+    for name, value in new.items():
+        setattr(memory, name, value)
+    memory.version += 1
+    memory.save(update_fields=[*SCOPE_FIELDS, "version", "updated_at"])
+    MemoryHistory.objects.create(
+        tenant=principal.tenant,
+        memory_id=memory.id,
+        event=HistoryEvent.UPDATE,
+        old_content=memory.content,
+        new_content=memory.content,
+        old_metadata=memory.metadata,
+        new_metadata=memory.metadata,
+        user_ref=memory.user_ref,
+        actor=principal.actor,
+        version=memory.version,
+    )
+    changed = sorted(name for name in SCOPE_FIELDS if old[name] != new[name])
+    audit_record(
+        principal=principal, action="memory.rescope", target_type="memory", target_id=str(memory.id),
+        detail={"fields": changed},
+    )  # fmt: skip
+    publish_event(principal.tenant.pk, "memory.updated", {"ids": [str(memory.id)], "version": memory.version})
+    return memory

@@ -41,3 +41,17 @@ def term_stats_rebuild_task(tenant_id: str) -> int:
     if tenant is None:  # deleted since the request
         return 0
     return term_stats_rebuild(tenant).docs
+
+
+@app.task(acks_late=True)
+def memory_bulk_task(job_id: str) -> str:
+    """Run one bulk action job (memory/bulk.py); a redelivered task resumes or finds it done."""
+    from memory.bulk import bulk_job_mark_crashed, bulk_job_run
+
+    try:
+        job = bulk_job_run(job_id)
+    except Exception as exc:
+        logger.exception("bulk job %s crashed", job_id)
+        bulk_job_mark_crashed(job_id, f"{type(exc).__name__}: {exc}")
+        return "failed"
+    return job.status if job is not None else "skipped"

@@ -5,10 +5,22 @@
   "use strict";
 
   const palette = ["#4f46e5", "#0284c7", "#059669", "#d97706", "#db2777", "#7c3aed", "#0891b2", "#65a30d"];
-  const typeColour = {};
+  // The same type gets the same colour on every page (a hash of its name), so the legend holds.
   function colourFor(type) {
-    if (!(type in typeColour)) typeColour[type] = palette[Object.keys(typeColour).length % palette.length];
-    return typeColour[type];
+    let h = 0;
+    for (const ch of String(type)) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+    return palette[h % palette.length];
+  }
+
+  function make(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function day(value) {
+    return value ? String(value).slice(0, 10) : "";
   }
 
   function style(dark) {
@@ -34,20 +46,57 @@
 
   function init(el) {
     if (typeof cytoscape !== "function") return;
-    const dark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
+    const theme = document.documentElement.dataset.theme;
+    const dark = theme ? theme === "dark" : window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
     // URLs rendered by Django for entity 0; the id is substituted per node.
     const at = (template, id) => template.replace("/0/", "/" + encodeURIComponent(id) + "/");
     const src = el.dataset.src; // "/entities/0/neighbors.json?depth=1"
     const link = el.dataset.link; // "/entities/0/"
     const panel = document.getElementById(el.dataset.panel || "");
+    const legend = document.getElementById(el.dataset.legend || "");
+    const relationSrc = el.dataset.relation; // "/graph/relations/0.json"
     const cy = cytoscape({ container: el, style: style(dark), wheelSensitivity: 0.3, minZoom: 0.2, maxZoom: 3 });
     const expanded = new Set();
     el.cy = cy;
 
     function relayout() {
       cy.layout({ name: "cose", animate: false, fit: true, padding: 30, nodeRepulsion: 9000, idealEdgeLength: 90 }).run();
+      // A few nodes fitted to the box would be drawn huge and overlapping: cap the zoom.
+      if (cy.zoom() > 1.2) {
+        cy.zoom(1.2);
+        cy.center();
+      }
       el.dataset.nodes = String(cy.nodes().length);
       el.dataset.edges = String(cy.edges().length);
+      drawLegend();
+    }
+
+    function drawLegend() {
+      if (!legend) return;
+      const types = [...new Set(cy.nodes().map((n) => n.data("type")))].sort();
+      legend.replaceChildren(...types.map((type) => {
+        const item = make("span", "legend-item");
+        const swatch = make("span", "swatch");
+        swatch.style.background = colourFor(type);
+        item.append(swatch, document.createTextNode(type));
+        return item;
+      }));
+    }
+
+    function summarise(summary) {
+      // Too large to draw: counts instead, so a hub never hangs the page.
+      el.dataset.summary = "1";
+      if (!panel) return;
+      panel.replaceChildren();
+      panel.append(make("strong", "panel-title", "Too large to draw"));
+      panel.append(make("p", "", (summary.nodes ? summary.nodes + " entities, " : "") + summary.relations + " direct relations. Narrow it with a smaller depth, a relation type or an earlier date."));
+      const lists = [["By relation", summary.by_predicate, "predicate"], ["Neighbours by type", summary.by_type, "type"]];
+      for (const [title, rows, key] of lists) {
+        panel.append(make("div", "panel-sub", title));
+        const ul = make("ul", "summary-list");
+        for (const row of rows) ul.append(make("li", "", row[key] + ": " + row.count));
+        panel.append(ul);
+      }
     }
 
     async function expand(id) {
@@ -61,6 +110,7 @@
           return;
         }
         const data = await response.json();
+        if (data.summary) summarise(data.summary);
         const add = [];
         for (const node of data.nodes) {
           if (cy.getElementById("n" + node.id).length) continue;
@@ -69,8 +119,8 @@
         }
         for (const edge of data.edges) {
           if (cy.getElementById("e" + edge.id).length) continue;
-          add.push({ group: "edges", data: { id: "e" + edge.id, source: "n" + edge.source, target: "n" + edge.target,
-            label: edge.predicate, fact: edge.fact || "" } });
+          add.push({ group: "edges", data: { id: "e" + edge.id, relation: edge.id, source: "n" + edge.source,
+            target: "n" + edge.target, label: edge.predicate, fact: edge.fact || "" } });
         }
         cy.add(add);
         cy.getElementById("n" + id).addClass("expanded");
@@ -105,11 +155,39 @@
       expand(node.data("entity")).then(() => describe(node));
     });
     cy.on("dbltap", "node", (event) => { window.location.href = at(link, event.target.data("entity")); });
-    cy.on("tap", "edge", (event) => {
+    async function describeRelation(edge) {
       if (!panel) return;
-      const d = event.target.data();
-      panel.textContent = cy.getElementById(d.source).data("label") + " —" + d.label + "→ " + cy.getElementById(d.target).data("label") + (d.fact ? ": " + d.fact : "");
-    });
+      const d = edge.data();
+      panel.replaceChildren(make("strong", "panel-title", cy.getElementById(d.source).data("label") + " —" + d.label + "→ " + cy.getElementById(d.target).data("label")));
+      if (d.fact) panel.append(make("p", "", d.fact));
+      if (!relationSrc) return;
+      const response = await fetch(relationSrc.replace("/0.json", "/" + encodeURIComponent(d.relation) + ".json"), { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (!response.ok) return;
+      const data = await response.json();
+      panel.append(make("div", "panel-sub", "Validity history"));
+      const history = make("ol", "validity");
+      for (const r of data.history) {
+        const item = make("li", r.selected ? "selected" : "");
+        const span = (day(r.valid_at) || "always") + " → " + (day(r.invalid_at) || (r.expired_at ? "retired " + day(r.expired_at) : "now"));
+        item.append(make("span", "when", span), document.createTextNode(" " + r.target.name + (r.current ? " (current)" : "")));
+        history.append(item);
+      }
+      panel.append(history);
+      panel.append(make("div", "panel-sub", "Learned from"));
+      const sources = make("ul", "sources");
+      for (const m of data.source_memories) {
+        const item = make("li");
+        const a = make("a", "", m.content.length > 140 ? m.content.slice(0, 140) + "…" : m.content);
+        a.href = m.url;
+        item.append(a);
+        sources.append(item);
+      }
+      if (!data.source_memories.length) sources.append(make("li", "muted", "no source memory (added by hand)"));
+      panel.append(sources);
+      panel.dataset.relation = String(d.relation);
+    }
+
+    cy.on("tap", "edge", (event) => { describeRelation(event.target); });
 
     const root = el.dataset.entity;
     expand(root).then(() => cy.getElementById("n" + root).addClass("root"));

@@ -8,8 +8,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import ApiKey, Membership, Tenant
+from accounts.invitations import invitation_accept
+from accounts.models import ApiKey, Invitation, Membership, Tenant
 from audit.models import AuditEvent
+from config.errors import InvalidInput
 from tests.conftest import Persona
 from tests.factories import UserFactory
 
@@ -76,16 +78,37 @@ def test_key_admin_across_tenants_is_404(admin: Persona, outsider: Persona) -> N
     assert key_id not in {item["id"] for item in outsider.client().get("/v1/admin/api-keys").json()}
 
 
-def test_members_can_be_invited_changed_and_removed(admin: Persona) -> None:
-    user = UserFactory(username="dora")
-    invited = admin.client().post("/v1/admin/members", {"username": "dora", "role": "reader"}, format="json")
-    assert invited.status_code == 201
-    member_id = invited.json()["id"]
-    again = admin.client().post("/v1/admin/members", {"username": "dora"}, format="json")
-    assert again.status_code == 422
-    unknown = admin.client().post("/v1/admin/members", {"username": "nobody"}, format="json")
-    assert unknown.status_code == 422 and unknown.json()["field"] == "username"
+def test_a_tenant_admin_cannot_learn_of_or_add_accounts_by_name(admin: Persona, outsider: Persona) -> None:
+    """Issue 13 item 8: the same refusal for another tenant's account and for a name nobody has."""
+    otto = UserFactory(username="otto")
+    Membership.objects.create(tenant=outsider.tenant, user=otto, role="admin")
+    existing = admin.client().post("/v1/admin/members", {"username": "otto", "role": "reader"}, format="json")
+    missing = admin.client().post("/v1/admin/members", {"username": "nobody-at-all"}, format="json")
+    assert existing.status_code == missing.status_code == 422
+    assert existing.json() == missing.json() and existing.json()["field"] == "username"
+    assert not Membership.objects.filter(tenant=admin.tenant, user=otto).exists()
 
+
+def test_members_join_by_invitation_and_can_be_changed_and_removed(admin: Persona, outsider: Persona) -> None:
+    created = admin.client().post("/v1/admin/invitations", {"role": "reader"}, format="json")
+    assert created.status_code == 201
+    body = created.json()
+    assert body["state"] == "pending" and "/invite/emi_" in body["url"]
+    token = body["url"].rstrip("/").rsplit("/", 1)[1]
+    assert token not in str(Invitation.objects.values_list("token_hash", flat=True)[0])  # only a hash is kept
+    listed = admin.client().get("/v1/admin/invitations").json()
+    assert [item["id"] for item in listed] == [body["id"]] and "url" not in listed[0]
+    assert outsider.client().get(f"/v1/admin/invitations/{body['id']}").status_code == 404
+    assert outsider.client().delete(f"/v1/admin/invitations/{body['id']}").status_code == 404
+
+    user = UserFactory(username="dora")
+    membership = invitation_accept(token=token, user=user)
+    assert membership.tenant == admin.tenant and membership.role == "reader"
+    with pytest.raises(InvalidInput):
+        invitation_accept(token=token, user=UserFactory(username="eve"))  # one-time
+    assert admin.client().delete(f"/v1/admin/invitations/{body['id']}").status_code == 422  # already accepted
+
+    member_id = membership.pk
     changed = admin.client().patch(f"/v1/admin/members/{member_id}", {"role": "admin"}, format="json")
     assert changed.json()["role"] == "admin"
     # With dora the only admin member, she cannot be demoted or removed.
@@ -96,7 +119,33 @@ def test_members_can_be_invited_changed_and_removed(admin: Persona) -> None:
     assert admin.client().delete(f"/v1/admin/members/{member_id}").status_code == 204
     assert not Membership.objects.filter(user=user).exists()
     actions = set(AuditEvent.objects.filter(tenant=admin.tenant).values_list("action", flat=True))
-    assert {"member.invite", "member.role_change", "member.remove"} <= actions
+    assert {"invitation.create", "invitation.accept", "member.role_change", "member.remove"} <= actions
+
+
+def test_invitations_can_be_revoked_and_expire(admin: Persona) -> None:
+    created = admin.client().post("/v1/admin/invitations", {"role": "writer", "expires_in_days": 1}, format="json")
+    token = created.json()["url"].rstrip("/").rsplit("/", 1)[1]
+    revoked = admin.client().delete(f"/v1/admin/invitations/{created.json()['id']}")
+    assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
+    with pytest.raises(InvalidInput):
+        invitation_accept(token=token, user=UserFactory(username="late"))
+    second = admin.client().post("/v1/admin/invitations", {"role": "writer"}, format="json").json()
+    Invitation.objects.filter(pk=second["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(InvalidInput):
+        invitation_accept(token=second["url"].rstrip("/").rsplit("/", 1)[1], user=UserFactory(username="later"))
+    assert admin.client().get(f"/v1/admin/invitations/{second['id']}").json()["state"] == "expired"
+    bad = admin.client().post("/v1/admin/invitations", {"role": "owner", "expires_in_days": 99}, format="json")
+    assert bad.status_code == 400
+    assert not Membership.objects.filter(user__username__in=["late", "later"]).exists()
+
+
+def test_superusers_may_still_add_an_existing_account_by_name(settings, admin: Persona) -> None:
+    settings.EASYMEMORY_ADMIN_TOKEN = ADMIN_TOKEN
+    UserFactory(username="dora")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ADMIN_TOKEN}", HTTP_X_EASYMEMORY_TENANT="acme")
+    added = client.post("/v1/admin/members", {"username": "dora", "role": "reader"}, format="json")
+    assert added.status_code == 201 and added.json()["username"] == "dora"
 
 
 def test_tenants_are_for_superusers_only(admin: Persona) -> None:

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey, Membership
 from accounts.permissions import required_scope
 from accounts.services import api_key_create, oauth_app_create
+from graph.services import relation_add
 from tests.conftest import Persona
 from tests.factories import UserFactory
 
@@ -43,6 +44,10 @@ PUBLIC = {
     "oauth-authorization-server": "RFC 8414 discovery metadata, no data",
     "login": "the dashboard's login form",
     "logout": "ends the dashboard session (POST); nothing to protect",
+    "invitation-accept": "whoever holds the one-time invitation link signs in or creates an account there",
+    "password-reset": "whoever holds the one-time set-password link sets the password there",
+    "password-reset-done": "a confirmation without data",
+    "favicon": "the browser's icon",
 }
 # Django's admin site has its own staff login; it is walked, but as a whole.
 PUBLIC_PREFIXES = ("django-admin/",)
@@ -93,7 +98,12 @@ def acme_objects(cast: dict[str, Persona]) -> dict[str, str]:
         "app_id": str(app.pk),
         "member_id": str(member.pk),
         "tenant_id": str(admin.tenant.pk),
-    }
+        "user_id": str(member.user_id),
+        "relation_id": str(relation_add(
+            principal=admin.principal, source={"name": "Walk Source", "type": "thing"},
+            target={"name": "Walk Target", "type": "thing"}, predicate="relates_to",
+        ).pk),
+    }  # fmt: skip
 
 
 def concrete(path: str, objects: dict[str, str]) -> tuple[str, bool]:

@@ -5,24 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from accounts.models import ApiKey, Application, ConsentGrant, Membership, Tenant
+from accounts.invitations import invitation_create
+from accounts.models import ApiKey, Application, ConsentGrant, Invitation, Membership, Tenant
 from accounts.oauth_grants import consent_grant_approve
 from accounts.principal import Principal
 from accounts.services import api_key_create, oauth_app_create
+from graph.models import Relation
 from graph.services import relation_add
 from ingest.models import ImportRoot, IngestJob
 from ingest.services import job_create
-from memory.models import Memory
+from memory.bulk import bulk_job_create
+from memory.models import Memory, MemoryBulkJob
 from memory.services import MemoryInput, memory_create
 from tests.dashboard.conftest import Person
 
 pytestmark = pytest.mark.django_db
 
-ALLOW, DENY, MISSING = 200, 403, 404
+ALLOW, DENY, MISSING, BAD = 200, 403, 404, 400
 
 
 @pytest.fixture
@@ -46,6 +50,14 @@ def objects(people: dict[str, Person], tenant: Any) -> dict[str, str]:
     ids["root"] = root.pk
     ids["entity"] = entity.pk
     ids["grant"] = grant.pk
+    created = invitation_create(principal=Principal.system(tenant), role="reader")
+    ids["invitation"], ids["invite_token"] = created.invitation.pk, created.token
+    ids["relation"] = Relation.objects.get(tenant=tenant).pk
+    ids["bulk"] = bulk_job_create(
+        principal=Principal.system(tenant), action="tags_add", memory_ids=[memory.id], params={"tags": ["x"]},
+        enqueue=False,
+    ).pk  # fmt: skip
+    ids["tenant"], ids["user"] = tenant.pk, people["reader"].user.pk
     return {name: str(value) for name, value in ids.items()}
 
 
@@ -87,7 +99,37 @@ def urls(o: dict[str, str]) -> dict[str, str]:
         "tenant-switch": "/tenant/",
         "login": "/login/",
         "logout": "/logout/",
+        "invitation-accept": f"/invite/{o['invite_token']}/",
+        "invitation-revoke": f"/admin/invitations/{o['invitation']}/revoke/",
+        "account": "/account/",
+        "account-sessions-end": "/account/sessions/end/",
+        "password-reset": "/reset/MQ/set-password/",
+        "password-reset-done": "/reset/done/",
+        "accounts": "/admin/accounts/",
+        "account-update": f"/admin/accounts/{o['user']}/",
+        "tenant-detail": f"/admin/tenants/{o['tenant']}/",
+        "tenant-export": f"/admin/tenants/{o['tenant']}/export/",
+        "tenant-delete": f"/admin/tenants/{o['tenant']}/delete/",
+        "tenant-verify": f"/admin/tenants/{o['tenant']}/verify/",
+        "audit-export": "/admin/audit/export/",
+        "bulk": "/memories/bulk/",
+        "bulk-job": f"/memories/bulk/{o['bulk']}/",
+        "relation-detail": f"/graph/relations/{o['relation']}.json",
+        "favicon": "/favicon.ico",
     }
+
+
+# Reachable without signing in, each for a reason.
+PUBLIC = {
+    "login": "the login form",
+    "logout": "ends a session",
+    "invitation-accept": "whoever holds the one-time link signs in or creates an account there",
+    "password-reset": "whoever holds the one-time link sets the password there",
+    "password-reset-done": "a confirmation with no data",
+    "favicon": "the browser's icon",
+}
+# Every signed-in person may use these on their own account only (no tenant data).
+OWN_ACCOUNT = {"account", "account-sessions-end"}
 
 
 # What each role gets on GET. Outsider: another tenant's objects are 404, lists are its own (empty).
@@ -114,6 +156,13 @@ GET_RULES = {
     "tenants": {"reader": DENY, "writer": DENY, "admin": DENY, "outsider": DENY},  # superusers only
     # Everyone sees their own connected apps; admins also the tenant's (acme's never reach the outsider).
     "oauth-grants": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "accounts": {"reader": DENY, "writer": DENY, "admin": DENY, "outsider": DENY},  # superusers only
+    "account": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": ALLOW},
+    "tenant-detail": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": MISSING},
+    "tenant-export": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": MISSING},
+    "audit-export": {"reader": DENY, "writer": DENY, "admin": ALLOW, "outsider": ALLOW},
+    "bulk-job": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
+    "relation-detail": {"reader": ALLOW, "writer": ALLOW, "admin": ALLOW, "outsider": MISSING},
 }
 
 # Writes (POST) that must be refused, with a check that nothing changed.
@@ -137,6 +186,13 @@ POST_DENIED = {
     "oauth-app-delete": {"reader": DENY, "writer": DENY, "outsider": MISSING},
     # Another member's grant: only its member and the tenant's admins may revoke it; for others it does not exist.
     "oauth-grant-revoke": {"reader": MISSING, "writer": MISSING, "outsider": MISSING},
+    "invitation-revoke": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "accounts": {"reader": DENY, "writer": DENY, "outsider": DENY},
+    "account-update": {"reader": DENY, "writer": DENY, "outsider": DENY},
+    "tenant-detail": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "tenant-delete": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "tenant-verify": {"reader": DENY, "writer": DENY, "outsider": MISSING},
+    "bulk": {"reader": DENY, "outsider": BAD},  # the outsider's ids are acme's: none is theirs
 }
 
 
@@ -154,14 +210,14 @@ def test_it_covers_every_dashboard_url(objects: dict[str, str]) -> None:
 
     dashboard = next(r for r in get_resolver().url_patterns if getattr(r, "namespace", None) == "dashboard")
     assert names(dashboard) == set(urls(objects))
-    covered = set(GET_RULES) | set(POST_DENIED) | {"home", "tenant-switch", "login", "logout"}
+    covered = set(GET_RULES) | set(POST_DENIED) | {"home", "tenant-switch"} | set(PUBLIC) | OWN_ACCOUNT
     assert covered == set(urls(objects))
 
 
 def test_it_sends_anonymous_visitors_to_the_login_page(objects: dict[str, str]) -> None:
     client = Client()
     for name, url in urls(objects).items():
-        if name in {"login", "logout"}:
+        if name in PUBLIC:
             continue
         for method in ("get", "post"):
             response = getattr(client, method)(url)
@@ -179,11 +235,10 @@ def test_it_applies_role_rules_to_every_page(role: str, people: dict[str, Person
         response = client.get(table[name])
         assert response.status_code == expected[role], (name, response.status_code)
         if role == "outsider" and expected[role] == ALLOW:
-            assert b"acme plans" not in response.content, name
-            assert b"Acme" not in response.content, name
-            assert b"acme.json" not in response.content, name
-            assert b"Acme Rocket" not in response.content, name
-            assert b"acme-ci" not in response.content, name
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            markers = (b"acme plans", b"Acme", b"acme.json", b"Acme Rocket", b"acme-ci", objects["memory"].encode())
+            for marker in markers:
+                assert marker not in body, (name, marker)
 
 
 @pytest.mark.parametrize("role", ["reader", "writer", "outsider"])
@@ -205,6 +260,12 @@ def test_it_refuses_writes_the_role_does_not_allow(
         "ingest-root-add": {"path": "/tmp"},
         "api-key-rate-limit": {"rate_limit_per_min": "1", "rate_limit_burst": "1"},
         "oauth-app-rate-limit": {"rate_limit_per_min": "1", "rate_limit_burst": "1"},
+        "accounts": {"username": "sneaky"},
+        "account-update": {"action": "membership", "tenant": str(tenant.pk), "role": "admin"},
+        "tenant-detail": {"name": "Sneaky"},
+        "tenant-delete": {"confirm": tenant.slug},
+        "tenant-verify": {},
+        "bulk": {"action": "delete", "ids": [objects["memory"]], "confirmed": "on", "expected": "1"},
     }
     for name, rules in POST_DENIED.items():
         expected = rules.get(role)
@@ -219,6 +280,10 @@ def test_it_refuses_writes_the_role_does_not_allow(
     assert Membership.objects.get(pk=objects["membership"]).role == "reader"
     assert not Membership.objects.filter(tenant=tenant, user=people[role].user, role="admin").exists()
     assert not Tenant.objects.filter(name="Sneaky").exists()
+    assert Tenant.objects.filter(pk=tenant.pk, name="Acme").exists()
+    assert Invitation.objects.get(pk=objects["invitation"]).revoked_at is None
+    assert not MemoryBulkJob.objects.filter(action="delete").exists()
+    assert not get_user_model().objects.filter(username="sneaky").exists()
     assert IngestJob.objects.filter(tenant=tenant).count() == 1
     assert list(Application.objects.values_list("name", flat=True)) == ["acme-ci"]
     assert list(ImportRoot.objects.values_list("path", flat=True)) == ["/srv/acme-notes"]

@@ -134,13 +134,20 @@ def test_it_keeps_at_least_one_admin(people: dict[str, Person], tenant: Any) -> 
     assert own.role == Role.WRITER.value
 
 
-def test_it_adds_existing_users_as_members(people: dict[str, Person], tenant: Any) -> None:
+def test_it_never_adds_an_account_by_name_it_invites_instead(people: dict[str, Person], tenant: Any) -> None:
+    """Issue 13 item 8: an admin cannot discover or add another tenant's account by its name."""
     client = people["admin"].client()
-    response = client.post("/admin/members/", {"username": "otto", "role": "reader"})
+    existing = client.post("/admin/members/", {"username": "otto", "role": "reader"})
+    missing = client.post("/admin/members/", {"username": "nobody", "role": "reader"})
+    assert not Membership.objects.filter(tenant=tenant, user=people["outsider"].user).exists()
+    # The form has no username field at all: both answers are the same invitation form again.
+    assert existing.status_code == missing.status_code == 200
+    assert b"otto" not in existing.content
+    response = client.post("/admin/members/", {"role": "writer", "expires_in_days": "7"})
     assert response.status_code == 302
-    assert Membership.objects.get(tenant=tenant, user=people["outsider"].user).role == "reader"
-    response = client.post("/admin/members/", {"username": "nobody", "role": "reader"})
-    assert response.status_code == 200 and response.context["form"].errors["username"]
+    page = client.get("/admin/members/").content.decode()
+    assert "/invite/emi_" in page
+    assert "/invite/emi_" not in client.get("/admin/members/").content.decode()  # shown once
 
 
 def test_it_logs_in_and_out_with_the_login_page(people: dict[str, Person], settings: Any) -> None:

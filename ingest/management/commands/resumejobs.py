@@ -13,3 +13,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         ids = job_requeue_unfinished()
         self.stdout.write(f"re-queued {len(ids)} job(s)")
+        from memory.bulk import bulk_jobs_requeue_unfinished
+
+        bulk = bulk_jobs_requeue_unfinished()
+        self.stdout.write(f"re-queued {len(bulk)} bulk job(s)")
