@@ -387,3 +387,39 @@ EASYMEMORY_WS_RECHECK_SECONDS = env_float("EASYMEMORY_WS_RECHECK_SECONDS", 1.0)
 # Without Redis every process has its own in-memory channel layer, so events travel through
 # PostgreSQL NOTIFY (sent on commit by the database itself) and each web process relays them.
 EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL
+
+# --- team deployment: queues by kind of work, broker redelivery, pool checks (issue 12) ---------
+# Embeddings (and small maintenance tasks) stay on EASYMEMORY_QUEUE; LLM extraction and imports get
+# queues of their own, so a slow model or a large import never waits in front of an embedding.
+EASYMEMORY_QUEUE_EMBEDDINGS = CELERY_TASK_DEFAULT_QUEUE
+EASYMEMORY_QUEUE_LLM = env_str("EASYMEMORY_QUEUE_LLM", f"{CELERY_TASK_DEFAULT_QUEUE}.llm")
+EASYMEMORY_QUEUE_IMPORTS = env_str("EASYMEMORY_QUEUE_IMPORTS", f"{CELERY_TASK_DEFAULT_QUEUE}.imports")
+EASYMEMORY_QUEUES = {
+    "embeddings": EASYMEMORY_QUEUE_EMBEDDINGS,
+    "llm": EASYMEMORY_QUEUE_LLM,
+    "imports": EASYMEMORY_QUEUE_IMPORTS,
+}
+if len(set(EASYMEMORY_QUEUES.values())) != len(EASYMEMORY_QUEUES):
+    raise ConfigError("EASYMEMORY_QUEUE, EASYMEMORY_QUEUE_LLM and EASYMEMORY_QUEUE_IMPORTS must differ")
+CELERY_TASK_ROUTES = {
+    "memory.tasks.memory_enrich_task": {"queue": EASYMEMORY_QUEUE_EMBEDDINGS},
+    "memory.tasks.term_stats_rebuild_task": {"queue": EASYMEMORY_QUEUE_EMBEDDINGS},
+    "memory.tasks.memory_extract_task": {"queue": EASYMEMORY_QUEUE_LLM},
+    "ingest.tasks.ingest_job_task": {"queue": EASYMEMORY_QUEUE_IMPORTS},
+}
+# Redis keeps a delivered, not yet acknowledged task aside; a worker killed while running it (kill -9,
+# OOM, power loss) never acknowledges, and any worker puts the task back on its queue once it has been
+# out this long. It must exceed the longest task (a large import), or a task still running is handed
+# to a second worker.
+EASYMEMORY_TASK_VISIBILITY_TIMEOUT = env_int("EASYMEMORY_TASK_VISIBILITY_TIMEOUT", 3600, minimum=5)
+if EASYMEMORY_REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": EASYMEMORY_TASK_VISIBILITY_TIMEOUT,
+        # Look for abandoned tasks every few seconds (a cheap sorted-set range), not every 100 s.
+        "unacked_restore_interval": max(1, min(10, EASYMEMORY_TASK_VISIBILITY_TIMEOUT // 3)),
+        "unacked_restore_throttle": 1,
+    }
+# A pooled connection is checked before it is handed out, so a PostgreSQL restart costs the next
+# request nothing: the pool drops the dead connection and opens a new one.
+for _database in DATABASES.values():
+    _database["CONN_HEALTH_CHECKS"] = env_bool("EASYMEMORY_DB_HEALTH_CHECKS", True)
