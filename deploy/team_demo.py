@@ -300,13 +300,14 @@ class TeamDemo:
         if process.wait(timeout=600) != 0:
             raise RuntimeError(f"migrate failed; see {self.logs / 'migrate.log'}")
 
-    def start_web(self, index: int) -> subprocess.Popen[bytes]:
+    def start_web(self, index: int, *, wait: bool = True) -> subprocess.Popen[bytes]:
         port = self.web_ports[index]
         process = self._spawn(
             f"web{index}", ["serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
         )
         self.webs[index] = process
-        wait_for_http(f"{self.web_url(index)}/readyz", process, timeout=240)
+        if wait:
+            wait_for_http(f"{self.web_url(index)}/readyz", process, timeout=240)
         return process
 
     def start_worker(self, kind: str) -> subprocess.Popen[bytes]:
@@ -333,20 +334,30 @@ class TeamDemo:
         self.migrate()
         self.start_worker("embeddings")
         self.start_worker("llm")
-        # One after the other: the first web process creates the first tenant and its admin key.
-        self.start_web(0)
-        self.start_web(1)
-        credentials = (self.root / "data" / "first-run-credentials.txt").read_text(encoding="utf-8")
+        # The first web process creates the first tenant and its admin key; the second starts once
+        # that is written, so the two never both see an empty database.
+        credentials_file = self.root / "data" / "first-run-credentials.txt"
+        first = self.start_web(0, wait=False)
+        deadline = time.monotonic() + 240
+        while not credentials_file.exists() or "API key" not in credentials_file.read_text(encoding="utf-8"):
+            if first.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the first web process created no credentials; see {self.logs / 'web0.log'}")
+            time.sleep(0.2)
+        self.start_web(1, wait=False)
+        for index in (0, 1):
+            wait_for_http(f"{self.web_url(index)}/readyz", self.webs[index], timeout=240)
+        credentials = credentials_file.read_text(encoding="utf-8")
         found = re.search(r"API key\s*:\s*(\S+)", credentials)
         if found is None:
             raise RuntimeError("the first web process did not create an admin API key")
         self.admin_key = found.group(1)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop everything; `graceful=False` kills the app processes at once (a test's throw-away data)."""
         for process in [*self.webs.values(), *self.workers.values()]:
             if process.poll() is None:
-                process.terminate()
+                process.terminate() if graceful else process.kill()
         for process in [*self.webs.values(), *self.workers.values()]:
             try:
                 process.wait(timeout=20)
