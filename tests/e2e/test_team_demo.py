@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,23 @@ def test_writes_through_either_web_process_are_embedded_and_searchable(team: Tea
     assert team.llm is not None and team.llm.calls >= 2
 
 
+def test_a_stalled_llm_worker_never_delays_embeddings(team: TeamDemo) -> None:
+    key = team.api_key("stalled-llm")
+    llm_worker = team.workers["llm"]
+    llm_worker.send_signal(signal.SIGSTOP)  # the model hangs: its worker takes nothing more
+    try:
+        created = write(team, 0, key, {"content": "The Geneva contract renews in June"})
+        assert created.status_code == 201
+        memory_id = created.json()["id"]
+        wait_until(lambda: embedded_count(team, [memory_id]) == 1, "the embedding, with the LLM worker stalled")
+        assert search(team, 1, key, "when is the Swiss agreement up for renewal")[0]["memory"]["id"] == memory_id
+        extracted = "SELECT count(*) FROM graph_graphextraction WHERE memory_id = %s::uuid"
+        assert team.sql(extracted, (memory_id,))[0][0] == 0  # extraction waits on its own queue
+    finally:
+        llm_worker.send_signal(signal.SIGCONT)
+    wait_until(lambda: team.sql(extracted, (memory_id,))[0][0] == 1, "the extraction once the LLM worker runs")
+
+
 def test_a_websocket_on_one_web_process_receives_the_events_of_writes_through_the_other(team: TeamDemo) -> None:
     key = team.api_key("websocket")
     url = team.web_url(0).replace("http://", "ws://") + "/ws/events"
@@ -105,10 +124,14 @@ def test_a_websocket_on_one_web_process_receives_the_events_of_writes_through_th
 def test_the_rate_limit_is_shared_by_the_web_processes(team: TeamDemo) -> None:
     key = team.api_key("rate-limited", role="reader")
     statuses: dict[int, list[int]] = {0: [], 1: []}
+
+    def get(web: int) -> None:
+        response = httpx.get(f"{team.web_url(web)}/v1/memories", headers=auth(key), timeout=60)
+        statuses[web].append(response.status_code)
+
     started = time.monotonic()
-    for i in range(3 * BURST):
-        web = i % 2
-        statuses[web].append(httpx.get(f"{team.web_url(web)}/v1/memories", headers=auth(key), timeout=60).status_code)
+    with ThreadPoolExecutor(max_workers=BURST) as pool:  # at once, so little refills meanwhile
+        list(pool.map(get, [i % 2 for i in range(3 * BURST)]))
     elapsed = time.monotonic() - started
     allowed = sum(code == 200 for codes in statuses.values() for code in codes)
     # One bucket for both processes: the burst plus what refilled meanwhile (1/s). Two buckets would
