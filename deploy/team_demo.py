@@ -60,11 +60,14 @@ def postgres_bin_dir() -> Path:
 
 class FakeOllama:
     """A local stand-in for an Ollama server: `/api/chat` answers with an extraction of the
-    capitalised words of the last message (as `concept` entities), after `delay` seconds."""
+    capitalised words of the last message (as `concept` entities), after `delay` seconds.
+    `hold()` makes it hang like an overloaded model until `release()`."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.calls = 0
+        self._running = threading.Event()
+        self._running.set()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -78,6 +81,7 @@ class FakeOllama:
                 length = min(int(self.headers.get("content-length") or 0), 10_000_000)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 fake.calls += 1
+                fake._running.wait(timeout=600)
                 if fake.delay:
                     time.sleep(fake.delay)
                 text = str((body.get("messages") or [{}])[-1].get("content", ""))
@@ -108,7 +112,14 @@ class FakeOllama:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, name="fake-ollama", daemon=True).start()
 
+    def hold(self) -> None:
+        self._running.clear()
+
+    def release(self) -> None:
+        self._running.set()
+
     def close(self) -> None:
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
 
