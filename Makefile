@@ -50,3 +50,9 @@ lint: $(VENV)/.stamp-dev
 
 bench-write: $(VENV)/.stamp-runtime
 	$(BIN)/python bench/write_latency.py
+
+# Team topology on this machine without containers (external PostgreSQL over TCP, own Redis, two
+# web processes, an embeddings worker and an LLM worker); Ctrl-C stops it. See docs/team-deployment.md.
+.PHONY: team-demo
+team-demo: $(VENV)/.stamp-runtime
+	$(BIN)/python deploy/team_demo.py

@@ -23,10 +23,16 @@ def _setup() -> None:
     django.setup()
 
 
-def worker_command(concurrency: int) -> list[str]:
-    """The Celery worker that `serve` starts (tests start the same one)."""
+def worker_command(concurrency: int, kinds: list[str] | None = None, name: str = "") -> list[str]:
+    """The Celery worker that `serve` starts (tests start the same one): every queue unless
+    `kinds` names some of EASYMEMORY_QUEUES (embeddings, llm, imports)."""
     from django.conf import settings
 
+    queues = settings.EASYMEMORY_QUEUES
+    unknown = sorted(set(kinds or []) - set(queues))
+    if unknown:
+        raise ValueError(f"unknown queue kind(s) {', '.join(unknown)}; use {', '.join(queues)}")
+    chosen = [queues[kind] for kind in (kinds or list(queues))]
     return [
         sys.executable,
         "-m",
@@ -38,7 +44,8 @@ def worker_command(concurrency: int) -> list[str]:
         "--pool=threads",
         f"--concurrency={concurrency}",
         "-Q",
-        settings.CELERY_TASK_DEFAULT_QUEUE,
+        ",".join(chosen),
+        *([f"--hostname={name}@%h"] if name else []),
         "--loglevel=WARNING",
         "--without-gossip",
         "--without-mingle",

@@ -64,7 +64,11 @@ EASYMEMORY_REDIS_URL = _mode.string(
     "and events travel through PostgreSQL NOTIFY. Required in team mode.",
     shown_default="unset",
 )
-CELERY_TASK_DEFAULT_QUEUE = _mode.string("EASYMEMORY_QUEUE", "easymemory", help="Name of the background-task queue.")
+CELERY_TASK_DEFAULT_QUEUE = _mode.string(
+    "EASYMEMORY_QUEUE",
+    "easymemory",
+    help="Name of the embeddings queue (and small maintenance tasks); the LLM and import queues are named after it.",
+)
 
 # --- web server and security --------------------------------------------------------------
 _web = SettingGroup(
@@ -245,6 +249,12 @@ if EMBEDDED_DATABASE:
     }
 else:
     DATABASES = {"default": _database_from_url(DATABASE_URL)}
+# A pooled connection is checked before it is handed out, so a PostgreSQL restart costs the next
+# request nothing: the pool drops the dead connection and opens a new one.
+for _database in DATABASES.values():
+    _database["CONN_HEALTH_CHECKS"] = _db.boolean(
+        "EASYMEMORY_DB_HEALTH_CHECKS", True, help="Check a pooled connection before handing it out."
+    )
 
 # --- background work and live events ----------------------------------------------------------
 if EASYMEMORY_REDIS_URL:
@@ -262,6 +272,55 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queues by kind of work: embeddings (and small maintenance tasks) stay on EASYMEMORY_QUEUE; LLM
+# extraction and imports get queues of their own, so a slow model or a large import never waits
+# in front of an embedding.
+_work = SettingGroup("Background work", "Celery queues by kind of work, and task redelivery.")
+EASYMEMORY_QUEUE_EMBEDDINGS = CELERY_TASK_DEFAULT_QUEUE
+EASYMEMORY_QUEUE_LLM = _work.string(
+    "EASYMEMORY_QUEUE_LLM",
+    f"{CELERY_TASK_DEFAULT_QUEUE}.llm",
+    help="Queue of LLM entity extraction.",
+    shown_default="EASYMEMORY_QUEUE + `.llm`",
+)
+EASYMEMORY_QUEUE_IMPORTS = _work.string(
+    "EASYMEMORY_QUEUE_IMPORTS",
+    f"{CELERY_TASK_DEFAULT_QUEUE}.imports",
+    help="Queue of import jobs.",
+    shown_default="EASYMEMORY_QUEUE + `.imports`",
+)
+EASYMEMORY_QUEUES = {
+    "embeddings": EASYMEMORY_QUEUE_EMBEDDINGS,
+    "llm": EASYMEMORY_QUEUE_LLM,
+    "imports": EASYMEMORY_QUEUE_IMPORTS,
+}
+if len(set(EASYMEMORY_QUEUES.values())) != len(EASYMEMORY_QUEUES):
+    raise ConfigError("EASYMEMORY_QUEUE, EASYMEMORY_QUEUE_LLM and EASYMEMORY_QUEUE_IMPORTS must differ")
+CELERY_TASK_ROUTES = {
+    "memory.tasks.memory_enrich_task": {"queue": EASYMEMORY_QUEUE_EMBEDDINGS},
+    "memory.tasks.term_stats_rebuild_task": {"queue": EASYMEMORY_QUEUE_EMBEDDINGS},
+    "memory.tasks.memory_extract_task": {"queue": EASYMEMORY_QUEUE_LLM},
+    "ingest.tasks.ingest_job_task": {"queue": EASYMEMORY_QUEUE_IMPORTS},
+    # Bulk actions over many memories are long, like imports: never in front of an embedding.
+    "memory.tasks.memory_bulk_task": {"queue": EASYMEMORY_QUEUE_IMPORTS},
+}
+# Redis keeps a delivered, not yet acknowledged task aside; a worker killed while running it (kill -9,
+# OOM, power loss) never acknowledges, and any worker puts the task back on its queue once it has been
+# out this long. It must exceed the longest task (a large import), or a task still running is handed
+# to a second worker.
+EASYMEMORY_TASK_VISIBILITY_TIMEOUT = _work.integer(
+    "EASYMEMORY_TASK_VISIBILITY_TIMEOUT",
+    3600,
+    minimum=5,
+    help="Seconds after which a task a dead worker held is delivered again (Redis); longer than the longest task.",
+)
+if EASYMEMORY_REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": EASYMEMORY_TASK_VISIBILITY_TIMEOUT,
+        # Look for abandoned tasks every few seconds (a cheap sorted-set range), not every 100 s.
+        "unacked_restore_interval": max(1, min(10, EASYMEMORY_TASK_VISIBILITY_TIMEOUT // 3)),
+        "unacked_restore_throttle": 1,
+    }
 
 if EASYMEMORY_REDIS_URL:
     CHANNEL_LAYERS = {

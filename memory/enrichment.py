@@ -1,7 +1,7 @@
 """Extension point for enrichment steps beyond embedding (graph extraction, ...).
 
-Other apps register a callable taking memory ids; the enrichment task runs them
-after embedding. Each hook must be idempotent.
+Other apps register a callable taking memory ids; `memory_extract_task` runs them
+on the LLM queue once the memories are embedded. Each hook must be idempotent.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ def register_enrichment_hook(hook: Hook) -> Hook:
     if hook not in _hooks:
         _hooks.append(hook)
     return hook
+
+
+def has_enrichment_hooks() -> bool:
+    return bool(_hooks)
 
 
 def run_enrichment_hooks(memory_ids: Sequence[str]) -> None:

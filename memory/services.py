@@ -116,17 +116,21 @@ def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
     return replace(data, tags=_clean_tags(data.tags, prefix), content=content, metadata=metadata)
 
 
-def _enqueue_enrichment(memory_ids: list[str]) -> None:
-    """Send ids to the worker now (writes go through memory.dispatch, which batches). A broker outage loses nothing: the
-    memories stay `pending` and `easymemory reconcile` re-queues them."""
+def _enqueue_enrichment(memory_ids: list[str]) -> list[str]:
+    """Send ids to the worker now (writes go through memory.dispatch, which batches). Returns the ids the
+    broker did not take: a broker outage loses nothing, the dispatcher sends them again, and the memories
+    stay `pending` for `easymemory reconcile` meanwhile."""
     from memory.tasks import ENRICH_BATCH, memory_enrich_task
 
+    unsent: list[str] = []
     for start in range(0, len(memory_ids), ENRICH_BATCH):
         chunk = memory_ids[start : start + ENRICH_BATCH]
         try:
             memory_enrich_task.delay(chunk)
-        except Exception:  # noqa: BLE001 - any broker failure; reconcile recovers
-            logger.warning("could not enqueue enrichment for %d memories; reconcile will retry", len(chunk))
+        except Exception:  # noqa: BLE001 - any broker failure; sent again later
+            logger.warning("could not enqueue enrichment for %d memories; will retry", len(chunk))
+            unsent.extend(chunk)
+    return unsent
 
 
 enqueue_enrichment = _enqueue_enrichment  # for importers that write rows themselves

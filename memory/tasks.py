@@ -1,4 +1,10 @@
-"""Enrichment tasks: thin, idempotent, keyed by memory ids."""
+"""Enrichment tasks: thin, idempotent, keyed by memory ids.
+
+Every task here may run twice without harm (each computes only what is missing), so each
+acknowledges after the work (`acks_late`) and is handed back to the queue when its worker dies
+(`reject_on_worker_lost`): a worker killed mid-batch loses nothing. Queues: config/settings.py
+(CELERY_TASK_ROUTES) sends embeddings and LLM extraction to different queues.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +19,18 @@ ENRICH_BATCH = 64  # measured: batches of 32-64 embed fastest on 2 cores
 MAX_RETRIES = 5
 
 
-@app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+@app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
 def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-untyped-def]
-    """Embed (and, when the graph app provides it, extract from) the given memories."""
+    """Embed the given memories, announce them, then hand the LLM steps to their own queue."""
     try:
         count = memory_embed_batch(memory_ids=memory_ids)
-        from memory.enrichment import run_enrichment_hooks
-
-        run_enrichment_hooks(memory_ids)
         memory_announce_enriched(memory_ids=memory_ids)
+        from memory.enrichment import has_enrichment_hooks
+
+        if has_enrichment_hooks():
+            # After the embedding: a slow model never delays searchability. Sent again if this
+            # task is re-run; the steps skip what they already did.
+            memory_extract_task.delay(memory_ids)
         return count
     except Exception as exc:
         if self.request.retries >= MAX_RETRIES:
@@ -31,7 +40,26 @@ def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-u
         raise self.retry(exc=exc, countdown=min(300, 2**self.request.retries * 5)) from exc
 
 
-@app.task(acks_late=True)
+@app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
+def memory_extract_task(self, memory_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """The enrichment steps beyond embedding (graph extraction, often through an LLM).
+
+    The steps record a provider's failure on the memory themselves; what reaches here is an
+    infrastructure error (database, broker), retried with backoff.
+    """
+    from memory.enrichment import run_enrichment_hooks
+
+    try:
+        run_enrichment_hooks(memory_ids)
+    except Exception as exc:
+        if self.request.retries >= MAX_RETRIES:
+            memory_mark_failed(memory_ids=memory_ids, error=f"graph: {type(exc).__name__}: {exc}")
+            logger.exception("extraction failed for good for %d memories", len(memory_ids))
+            return
+        raise self.retry(exc=exc, countdown=min(300, 2**self.request.retries * 5)) from exc
+
+
+@app.task(acks_late=True, reject_on_worker_lost=True)
 def term_stats_rebuild_task(tenant_id: str) -> int:
     """Rebuild one tenant's full-text statistics (see memory/term_stats.py); returns its document count."""
     from accounts.models import Tenant
@@ -43,9 +71,10 @@ def term_stats_rebuild_task(tenant_id: str) -> int:
     return term_stats_rebuild(tenant).docs
 
 
-@app.task(acks_late=True)
+@app.task(acks_late=True, reject_on_worker_lost=True)
 def memory_bulk_task(job_id: str) -> str:
-    """Run one bulk action job (memory/bulk.py); a redelivered task resumes or finds it done."""
+    """Run one bulk action job (memory/bulk.py); a redelivered task resumes or finds it done (a job
+    lock keeps a second delivery from running it twice), so it is acknowledged after the work."""
     from memory.bulk import bulk_job_mark_crashed, bulk_job_run
 
     try:

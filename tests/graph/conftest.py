@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -21,17 +20,15 @@ def fake_llm() -> Iterator[FakeLLMServer]:
 
 @pytest.fixture
 def start_worker(transactional_db: object) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start a real Celery worker on this session's queue, with extra environment (provider settings)."""
-    from django.conf import settings
+    """Start a real Celery worker on this session's queues, with extra environment (provider settings)."""
 
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(**env: str) -> subprocess.Popen[bytes]:
-        command = [
-            sys.executable, "-m", "celery", "-A", "config.celery", "worker", "--pool=threads", "--concurrency=1",
-            "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--loglevel=WARNING", "--without-gossip", "--without-mingle",
-            "--without-heartbeat",
-        ]  # fmt: skip
+        from config.cli import worker_command
+
+        # Every queue: extraction runs on the LLM queue once the embedding is stored.
+        command = [*worker_command(concurrency=1), "--without-heartbeat"]
         process = subprocess.Popen(command, cwd=REPO, env=subprocess_env(**env))
         processes.append(process)
         return process

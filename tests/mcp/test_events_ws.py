@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -173,8 +172,9 @@ def test_it_publishes_only_after_commit(writer: Persona) -> None:
 def test_it_relays_worker_events_without_redis(writer: Persona, outsider: Persona) -> None:
     """Single-user mode: in-memory channel layer, the worker in another process, events through PostgreSQL."""
     server = start_uvicorn(EASYMEMORY_REDIS_URL="")
-    worker_command = [sys.executable, "-m", "celery", "-A", "config.celery", "worker", "--pool=threads"]
-    worker_command += ["--concurrency=1", "-Q", _queue(), "--loglevel=WARNING", "--without-gossip", "--without-mingle"]
+    from config.cli import worker_command as every_queue_worker
+
+    worker_command = every_queue_worker(concurrency=1)
     worker_env = subprocess_env()
     worker_env.pop("EASYMEMORY_REDIS_URL", None)
     worker = subprocess.Popen(worker_command + ["--without-heartbeat"], cwd=REPO, env=worker_env)
@@ -192,9 +192,3 @@ def test_it_relays_worker_events_without_redis(writer: Persona, outsider: Person
     finally:
         stop(worker, timeout=20)
         stop(server.process)
-
-
-def _queue() -> str:
-    from django.conf import settings
-
-    return str(settings.CELERY_TASK_DEFAULT_QUEUE)

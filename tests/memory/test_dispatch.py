@@ -47,3 +47,22 @@ def test_a_failing_send_does_not_stop_later_sends() -> None:
     wait_for(calls.is_set)
     dispatcher.submit(["later"])
     wait_for(lambda: sent == [["later"]])
+
+
+def test_ids_the_broker_refused_are_sent_again_once_it_is_back() -> None:
+    sent: list[list[str]] = []
+    refused = threading.Event()
+
+    def send(ids: list[str]) -> list[str]:
+        if not refused.is_set():  # the first attempt: the broker is restarting
+            refused.set()
+            return ids
+        sent.append(ids)
+        return []
+
+    dispatcher = Dispatcher(send, delay=0.01)
+    dispatcher.submit(["a", "b"])
+    wait_for(refused.is_set)
+    dispatcher.submit(["c"])
+    wait_for(lambda: sorted(i for batch in sent for i in batch) == ["a", "b", "c"])
+    assert sent[0][:2] == ["a", "b"]  # the oldest go first
