@@ -46,6 +46,14 @@ def assert_known_variable(name: str) -> None:
 
 @cache
 def _reads_through_env_helpers(name: str) -> bool:
+    """Declared settings (config.env's registry) and direct `env_*` reads both honour NAME_FILE."""
+    from django.conf import settings
+
+    from config.env import REGISTRY
+
+    settings.INSTALLED_APPS  # noqa: B018 - loads the settings module, which fills the registry
+    if name in REGISTRY:
+        return True
     pattern = re.compile(r"env_(?:str|bool|int|float|list|choice)\(\s*\"" + re.escape(name) + "\"")
     return any(pattern.search(path.read_text(encoding="utf-8")) for path in (REPO / "config").glob("*.py"))
 
