@@ -162,9 +162,7 @@ def test_the_graph_endpoints_answer_typed_entities_relations_and_paths(sdk_serve
         assert refused.value.field == "predicate"
 
 
-def test_an_upload_becomes_a_job_that_the_wait_helper_follows_to_the_end(
-    sdk_server: SdkServer, tmp_path: Path
-) -> None:
+def test_an_upload_becomes_a_job_that_the_wait_helper_follows_to_the_end(sdk_server: SdkServer, tmp_path: Path) -> None:
     notes = write_file(tmp_path, "notes.md", "# Trip\n\nThe ferry to Elba leaves at 08:40 from Piombino.\n")
     seen: list[str] = []
     with client(sdk_server, "writer") as em:
