@@ -390,3 +390,8 @@ EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL
 
 # --- sdk-clients: the `easymemory chat` terminal agent ---
 INSTALLED_APPS += ["agent"]
+# sdk-clients: stable enum names in the OpenAPI schema (the SDK types are generated from it).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "MemoryKindEnum": "memory.models.Kind",
+    "MemoryKindInputEnum": ["note", "message", "document", "fact"],
+}
