@@ -394,4 +394,6 @@ INSTALLED_APPS += ["agent"]
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "MemoryKindEnum": "memory.models.Kind",
     "MemoryKindInputEnum": ["note", "message", "document", "fact"],
+    "ChatMessageRoleEnum": ["system", "user", "assistant"],
+    "RoleEnum": "accounts.roles.ROLE_CHOICES",
 }

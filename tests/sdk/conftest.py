@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, free_port, subprocess_env, wait_for_http
+from tests.sdk.fake_chat import FakeChatServer
 
 SDK_SRC = REPO / "clients" / "python" / "src"
 if str(SDK_SRC) not in sys.path:
@@ -30,7 +31,8 @@ class SdkServer:
     url: str
     keys: dict[str, str]  # persona name → API key secret
     tenant_slug: str
-    env: dict[str, str]
+    env: dict[str, str]  # the worker's (offline extractor), for subprocesses such as `easymemory chat`
+    llm: FakeChatServer  # the provider the server's chat proxy talks to
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -64,22 +66,28 @@ def sdk_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[SdkServ
                 ("burst", tenant, Role.READER),
                 ("chat", tenant, Role.WRITER),
                 ("langgraph", tenant, Role.WRITER),
+                ("proxy", tenant, Role.WRITER),
             ]
         }
         env = subprocess_env(PYTHONPATH=str(SDK_SRC))
+        llm = FakeChatServer()
+        # The web process's chat proxy talks to the fake provider; the worker keeps the offline extractor.
+        server_env = {**env, "EASYMEMORY_PROVIDER": "openai", "EASYMEMORY_MODEL": "fake-chat"}
+        server_env |= {"EASYMEMORY_LLM_BASE_URL": llm.url, "EASYMEMORY_LLM_MAX_RETRIES": "0"}
         port = free_port()
         command = [
             sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
             "--port", str(port), "--lifespan", "on", "--log-level", "warning",
         ]  # fmt: skip
-        server = subprocess.Popen(command, cwd=REPO, env=env)
+        server = subprocess.Popen(command, cwd=REPO, env=server_env)
         worker = subprocess.Popen([*worker_command(concurrency=1), "--without-heartbeat"], cwd=REPO, env=env)
         try:
             wait_for_http(f"http://127.0.0.1:{port}/healthz", process=server)
-            yield SdkServer(url=f"http://127.0.0.1:{port}", keys=keys, tenant_slug=tenant.slug, env=env)
+            yield SdkServer(url=f"http://127.0.0.1:{port}", keys=keys, tenant_slug=tenant.slug, env=env, llm=llm)
         finally:
             _stop(server, 10)
             _stop(worker, 20)
+            llm.close()
             call_command("flush", interactive=False, verbosity=0)
 
 

@@ -55,6 +55,23 @@ export interface AuditPage {
   next_cursor: string | null;
 }
 
+/** OpenAI's request body; other OpenAI options (temperature, ...) are accepted and not forwarded. */
+export interface ChatCompletionRequest {
+  model?: string;
+  messages: Array<ChatMessage>;
+  stream?: boolean;
+  /** the end user (user_ref) whose memories are used and written */
+  user?: string;
+}
+
+export interface ChatMessage {
+  role: ChatMessageRoleEnum;
+  content: string;
+}
+
+/** * `system` - system * `user` - user * `assistant` - assistant */
+export type ChatMessageRoleEnum = "system" | "user" | "assistant";
+
 /** * `pending` - Pending * `done` - Done * `failed` - Failed */
 export type EnrichmentStateEnum = "pending" | "done" | "failed";
 
