@@ -27,6 +27,14 @@ from easymemory_client import (  # noqa: E402 - importable once tests/sdk/confte
 )
 
 
+def settled(em: EasyMemory, memory_id: str, timeout: float = 180) -> None:
+    """Wait until the worker has enriched the memory. Deleting a memory while the worker is still
+    extracting from it can fail with an integrity error on the server (reported; not the SDK's concern)."""
+    deadline = time.monotonic() + timeout
+    while em.get(memory_id).enrichment_state == "pending" and time.monotonic() < deadline:
+        time.sleep(0.3)
+
+
 def client(server: SdkServer, persona: str, **kwargs: object) -> EasyMemory:
     # A generous timeout: the server loads its embedding model on the first search, on a shared CPU.
     return EasyMemory(server.url, api_key=server.keys[persona], timeout=180, **kwargs)  # type: ignore[arg-type]
@@ -48,6 +56,7 @@ def test_it_adds_reads_updates_and_deletes_a_memory_with_its_history(sdk_server:
         events = [entry.event for entry in em.history(memory.id)]
         assert events[0] == "ADD" and "UPDATE" in events
 
+        settled(em, memory.id)
         em.delete(memory.id)
         with pytest.raises(NotFound):
             em.get(memory.id)
@@ -195,6 +204,8 @@ def test_the_async_client_does_the_same_over_asyncio(sdk_server: SdkServer) -> N
             with pytest.raises(BadRequest) as refused:
                 await em.search("x", k=10_000)
             assert refused.value.field == "k"
+            with client(sdk_server, "writer") as sync_em:
+                await asyncio.to_thread(settled, sync_em, second.id)
             await em.delete(second.id)
             with pytest.raises(NotFound):
                 await em.get(second.id)

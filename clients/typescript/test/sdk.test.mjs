@@ -15,6 +15,14 @@ const url = process.env.EASYMEMORY_URL;
 const keys = JSON.parse(process.env.EASYMEMORY_TEST_KEYS || "{}");
 const client = (persona, options = {}) =>
   new EasyMemory({ baseUrl: url, apiKey: keys[persona], timeoutMs: 180000, ...options });
+// Wait until the worker has enriched a memory: deleting one while the worker is still extracting from
+// it can fail on the server with an integrity error (a server race, reported separately).
+const settled = async (em, id) => {
+  const deadline = Date.now() + 180000;
+  while ((await em.get(id)).enrichment_state === "pending" && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+};
 const collect = async (iterable) => {
   const out = [];
   for await (const item of iterable) out.push(item);
@@ -34,6 +42,7 @@ test("memories: add, read, update with history, delete", async () => {
   const events = (await em.history(memory.id)).map((entry) => entry.event);
   assert.deepEqual(events.slice(0, 1), ["ADD"]);
   assert.ok(events.includes("UPDATE"));
+  await settled(em, memory.id);
   await em.delete(memory.id);
   await assert.rejects(em.get(memory.id), NotFound);
 });
