@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "graph",
     "ingest",
     "dashboard",
+    "agent",
 ]
 
 MIDDLEWARE = [
@@ -420,6 +421,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Stable enum names: the TypeScript SDK's types are generated from the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "MemoryKindEnum": "memory.models.Kind",
+        "MemoryKindInputEnum": ["note", "message", "document", "fact"],
+        "ChatMessageRoleEnum": ["system", "user", "assistant"],
+        "RoleEnum": "accounts.roles.ROLE_CHOICES",
+    },
 }
 # Only config/bench_settings.py turns this on (bench/auth_overhead.py); never an environment switch.
 EASYMEMORY_SECURITY_DISABLED_FOR_BENCH = False
@@ -635,7 +643,8 @@ EASYMEMORY_PROVIDER = _graph.choice(
     "EASYMEMORY_PROVIDER",
     "offline",
     {"offline", "ollama", "openai", "anthropic"},
-    help="Entity extractor: `offline`, `ollama`, `openai` (any OpenAI-compatible server) or `anthropic`.",
+    help="Entity extractor: `offline`, `ollama`, `openai` (any OpenAI-compatible server) or `anthropic`; "
+    "`easymemory chat` and `POST /v1/chat/completions` use the same provider.",
 )
 EASYMEMORY_MODEL = _graph.string("EASYMEMORY_MODEL", help="Model name for the LLM providers (required for them).")
 EASYMEMORY_LLM_BASE_URL = _graph.string(

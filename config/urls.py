@@ -11,6 +11,7 @@ urlpatterns = [
     path("v1/", include("memory.urls")),
     path("v1/", include("ingest.urls")),
     path("v1/", include("graph.urls")),
+    path("v1/", include("agent.urls")),  # sdk-clients: the OpenAI-compatible memory proxy
     path("v1/admin/", include("accounts.urls")),
     path("v1/audit", include("audit.urls")),
     path("oauth/", include("accounts.oauth_urls")),

@@ -19,6 +19,14 @@ from accounts.permissions import principal_of
 from audit.services import audit_record
 from config.pagination import StrictLimitOffsetPagination
 from graph import selectors, services
+from graph.schema import (
+    EntityDetailSerializer,
+    EntityPageSerializer,
+    GraphExportSerializer,
+    GraphPathSerializer,
+    NeighborsSerializer,
+    RelationSerializer,
+)
 from graph.serializers import (
     EntityListParams,
     EntityMergeSerializer,
@@ -46,7 +54,7 @@ class EntityPagination(StrictLimitOffsetPagination):
 class EntityListApi(APIView):
     required_scopes = {"GET": READ}
 
-    @extend_schema(parameters=[EntityListParams], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[EntityListParams], responses=EntityPageSerializer, operation_id="entities_list")
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         params = _params(EntityListParams, request)
@@ -60,7 +68,7 @@ class EntityListApi(APIView):
 class EntityDetailApi(APIView):
     required_scopes = {"GET": READ, "DELETE": WRITE}
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=EntityDetailSerializer, operation_id="entity_retrieve")
     def get(self, request: Request, entity_id: str) -> Response:
         principal = principal_of(request)
         entity = selectors.entity_get(principal, entity_id)
@@ -78,7 +86,7 @@ class EntityDetailApi(APIView):
 class EntityNeighborsApi(APIView):
     required_scopes = {"GET": READ}
 
-    @extend_schema(parameters=[NeighborParams], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[NeighborParams], responses=NeighborsSerializer)
     def get(self, request: Request, entity_id: str) -> Response:
         principal = principal_of(request)
         entity = selectors.entity_get(principal, entity_id)
@@ -91,7 +99,7 @@ class EntityNeighborsApi(APIView):
 class EntityMergeApi(APIView):
     required_scopes = {"POST": WRITE}
 
-    @extend_schema(request=EntityMergeSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=EntityMergeSerializer, responses=EntityDetailSerializer)
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         serializer = EntityMergeSerializer(data=request.data)
@@ -105,7 +113,7 @@ class EntityMergeApi(APIView):
 class GraphPathApi(APIView):
     required_scopes = {"GET": READ}
 
-    @extend_schema(parameters=[PathParams], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[PathParams], responses=GraphPathSerializer)
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         params = _params(PathParams, request)
@@ -119,7 +127,7 @@ class GraphPathApi(APIView):
 class RelationCollectionApi(APIView):
     required_scopes = {"POST": WRITE}
 
-    @extend_schema(request=RelationCreateSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=RelationCreateSerializer, responses={201: RelationSerializer})
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         serializer = RelationCreateSerializer(data=request.data)
@@ -132,7 +140,7 @@ class RelationCollectionApi(APIView):
 class RelationDetailApi(APIView):
     required_scopes = {"GET": READ, "DELETE": WRITE}
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=RelationSerializer)
     def get(self, request: Request, relation_id: str) -> Response:
         principal = principal_of(request)
         relation = selectors.relation_get(principal, relation_id)
@@ -159,7 +167,10 @@ class GraphExportApi(APIView):
 
     @extend_schema(
         parameters=[ExportParams],
-        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "application/graphml+xml"): OpenApiTypes.STR},
+        responses={
+            (200, "application/json"): GraphExportSerializer,
+            (200, "application/graphml+xml"): OpenApiTypes.STR,
+        },
     )
     def get(self, request: Request) -> Response | HttpResponse:
         principal = principal_of(request)

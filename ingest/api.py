@@ -54,7 +54,7 @@ def _accepted(job: services.IngestJob) -> Response:
 class JobListApi(APIView):
     required_scopes = {"GET": "memory:read"}
 
-    @extend_schema(responses=paginated(JobSerializer(many=True), "PaginatedJobList"))
+    @extend_schema(responses=paginated(JobSerializer(many=True), "PaginatedJobList"), operation_id="jobs_list")
     def get(self, request: Request) -> Response:
         paginator = JobCursorPagination()
         page = paginator.paginate_queryset(job_list_for(principal_of(request)), request, view=self)
@@ -64,7 +64,7 @@ class JobListApi(APIView):
 class JobDetailApi(APIView):
     required_scopes = {"GET": "memory:read"}
 
-    @extend_schema(responses=JobSerializer)
+    @extend_schema(responses=JobSerializer, operation_id="job_retrieve")
     def get(self, request: Request, job_id: str) -> Response:
         return Response(JobSerializer(get_job_for(principal_of(request), job_id)).data)
 

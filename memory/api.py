@@ -22,12 +22,16 @@ from memory.search import memory_search_for
 from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for
 from memory.serializers import (
     FiltersSerializer,
+    ForgetUserParams,
     HitSerializer,
+    MemoryCreatedSerializer,
     MemoryHistorySerializer,
     MemoryInputSerializer,
+    MemoryListParams,
     MemorySerializer,
     MemoryUpdateSerializer,
     SearchRequestSerializer,
+    StatsSerializer,
 )
 
 
@@ -44,7 +48,12 @@ LIST_PARAMS = {"cursor", "limit"}
 class MemoryCollectionApi(APIView):
     required_scopes = {"GET": "memory:read", "POST": "memory:write", "DELETE": "memory:write"}
 
-    @extend_schema(request=MemoryInputSerializer, responses={201: MemorySerializer})
+    @extend_schema(
+        request=MemoryInputSerializer,
+        responses={201: MemoryCreatedSerializer, 200: MemoryCreatedSerializer},
+        description="One memory, or a JSON array of them (a batch, all or nothing) answered by an array. "
+        "200 when nothing new was stored (identical memory already present, or skipped by the memory policy).",
+    )
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         payload: Any = request.data
@@ -71,7 +80,11 @@ class MemoryCollectionApi(APIView):
         code = status.HTTP_201_CREATED if any_created else status.HTTP_200_OK
         return Response(body if many else body[0], status=code)
 
-    @extend_schema(responses=paginated(MemorySerializer(many=True), "PaginatedMemoryList"))
+    @extend_schema(
+        parameters=[FiltersSerializer, MemoryListParams],
+        responses=paginated(MemorySerializer(many=True), "PaginatedMemoryList"),
+        operation_id="memories_list",
+    )
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         params = {key: value for key, value in request.query_params.items() if key not in LIST_PARAMS}
@@ -82,11 +95,18 @@ class MemoryCollectionApi(APIView):
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(MemorySerializer(page, many=True).data)
 
+    @extend_schema(
+        parameters=[ForgetUserParams],
+        responses=inline_serializer("ForgetUserResponse", {"deleted": serializers.IntegerField()}),
+        operation_id="memories_forget_user",
+    )
     def delete(self, request: Request) -> Response:
         principal = principal_of(request)
         user_ref = request.query_params.get("user_ref", "")
         if not user_ref:
             raise InvalidInput("user_ref", "DELETE /v1/memories needs ?user_ref=… (the end user to forget)")
+        # Length and NUL characters (which PostgreSQL text cannot hold) are refused as a 400 naming the field.
+        ForgetUserParams(data={"user_ref": user_ref}).is_valid(raise_exception=True)
         deleted = services.memory_forget_user(principal=principal, user_ref=user_ref)
         return Response({"deleted": deleted})
 
@@ -94,7 +114,7 @@ class MemoryCollectionApi(APIView):
 class MemoryDetailApi(APIView):
     required_scopes = {"GET": "memory:read", "PATCH": "memory:write", "DELETE": "memory:write"}
 
-    @extend_schema(responses=MemorySerializer)
+    @extend_schema(responses=MemorySerializer, operation_id="memory_retrieve")
     def get(self, request: Request, memory_id: str) -> Response:
         principal = principal_of(request)
         return Response(MemorySerializer(memory_read_for(principal, memory_id)).data)
@@ -108,6 +128,7 @@ class MemoryDetailApi(APIView):
         updated = services.memory_update(principal=principal, memory=memory, changes=dict(serializer.validated_data))
         return Response(MemorySerializer(updated).data)
 
+    @extend_schema(responses={204: None}, operation_id="memory_destroy")
     def delete(self, request: Request, memory_id: str) -> Response:
         principal = principal_of(request)
         memory = get_memory_for(principal, memory_id)
@@ -118,7 +139,9 @@ class MemoryDetailApi(APIView):
 class MemoryHistoryApi(APIView):
     required_scopes = {"GET": "memory:read"}
 
-    @extend_schema(responses=MemoryHistorySerializer(many=True))
+    @extend_schema(
+        responses=inline_serializer("MemoryHistoryResponse", {"results": MemoryHistorySerializer(many=True)})
+    )
     def get(self, request: Request, memory_id: str) -> Response:
         principal = principal_of(request)
         history = memory_history_for(principal, memory_id)
@@ -150,6 +173,7 @@ class SearchApi(APIView):
 class StatsApi(APIView):
     required_scopes = {"GET": "memory:read"}
 
+    @extend_schema(responses=StatsSerializer)
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         return Response(memory_stats_for(principal.tenant))

@@ -202,3 +202,34 @@ class HitSerializer(serializers.Serializer):
 def _memory_representation() -> Any:
     # A read-only serializer without per-call state: its bound fields can be shared across requests.
     return MemorySerializer().to_representation
+
+
+# --- Shapes for the OpenAPI schema only (the SDKs are generated from it) ---
+
+
+class MemoryCreatedSerializer(MemorySerializer):
+    created = serializers.BooleanField(help_text="false when an identical memory already existed in the scope")
+    skipped = serializers.CharField(required=False, help_text="why the memory policy stored nothing (id is null)")
+
+    class Meta(MemorySerializer.Meta):
+        fields = [*MemorySerializer.Meta.fields, "created", "skipped"]
+        read_only_fields = fields
+
+
+class MemoryListParams(serializers.Serializer):
+    cursor = serializers.CharField(required=False, help_text="from the previous page's `next` link")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
+
+
+class ForgetUserParams(serializers.Serializer):
+    user_ref = serializers.CharField(max_length=200, help_text="the end user whose memories are all deleted")
+
+
+class StatsSerializer(serializers.Serializer):
+    memories = serializers.IntegerField()
+    by_kind = serializers.DictField(child=serializers.IntegerField())
+    enrichment = serializers.DictField(child=serializers.IntegerField())
+    pending_embeddings = serializers.IntegerField()
+    embedding_model = serializers.CharField()
+    database_bytes = serializers.IntegerField()
+    graph = serializers.DictField()
