@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Value
+from django.db.models import QuerySet, Value
 from django.utils import timezone
 
 from accounts.principal import Principal
@@ -460,8 +460,18 @@ def memory_update(*, principal: Principal, memory: Memory, changes: dict[str, An
     return memory
 
 
+def _lock_for_delete(memories: QuerySet[Memory]) -> list[Any]:
+    """Lock the rows before Django collects what cascades from them: the worker writes derived rows
+    (embeddings, graph extraction) under the same row lock, so they are either committed and
+    collected, or written after the delete, when the worker finds the memory gone. Without it a
+    derived row committed between the collection and the DELETE fails the foreign key at commit."""
+    return list(memories.select_for_update().order_by("pk").values_list("pk", flat=True))
+
+
 @transaction.atomic
 def memory_delete(*, principal: Principal, memory: Memory) -> None:
+    if not _lock_for_delete(scoped(Memory, principal.tenant).filter(pk=memory.pk)):
+        return  # deleted meanwhile by another request
     MemoryHistory.objects.create(
         tenant=principal.tenant,
         memory_id=memory.id,
@@ -484,8 +494,9 @@ def memory_forget_user(*, principal: Principal, user_ref: str) -> int:
     if not user_ref:
         raise InvalidInput("user_ref", "user_ref is required")
     memories = scoped(Memory, principal.tenant).filter(user_ref=user_ref)
-    count = memories.count()
-    run_deletion_hooks(tenant=principal.tenant, memory_ids=list(memories.values_list("id", flat=True)))
+    ids = _lock_for_delete(memories)
+    count = len(ids)
+    run_deletion_hooks(tenant=principal.tenant, memory_ids=ids)
     memories.delete()
     scoped(MemoryHistory, principal.tenant).filter(user_ref=user_ref).delete()
     if count:
