@@ -21,7 +21,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 EASYMEMORY_MODE = env_choice("EASYMEMORY_MODE", "single", {"single", "team"})
 TEAM_MODE = EASYMEMORY_MODE == "team"
 EASYMEMORY_DATA_DIR = Path(env_str("EASYMEMORY_DATA_DIR", "~/.easymemory/data")).expanduser().resolve()
-EASYMEMORY_DATA_DIR.mkdir(parents=True, exist_ok=True)
+# `easymemory --help` and commands that only read set EASYMEMORY_NO_CREATE (config/cli.py):
+# they must not leave an empty installation behind.
+EASYMEMORY_NO_CREATE = env_bool("EASYMEMORY_NO_CREATE", False)
+if not EASYMEMORY_NO_CREATE:
+    EASYMEMORY_DATA_DIR.mkdir(parents=True, exist_ok=True)
+if TEAM_MODE:
+    from config.team_settings import team_settings_check
+
+    team_settings_check()  # every missing setting in one message
 
 
 def _secret_key() -> str:
@@ -32,6 +40,8 @@ def _secret_key() -> str:
         raise ConfigError("EASYMEMORY_SECRET_KEY (or EASYMEMORY_SECRET_KEY_FILE) is required in team mode")
     # Single-user mode: generated once and kept beside the data.
     key_file = EASYMEMORY_DATA_DIR / "secret_key"
+    if not key_file.exists() and EASYMEMORY_NO_CREATE:
+        return secrets.token_urlsafe(50)  # nothing this process signs outlives it
     if not key_file.exists():
         key_file.touch(mode=0o600)
         key_file.write_text(secrets.token_urlsafe(50), encoding="utf-8")
@@ -161,7 +171,8 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = EASYMEMORY_DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+if EASYMEMORY_DATA_DIR.is_dir() and not EASYMEMORY_NO_CREATE:
+    STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -387,3 +398,62 @@ EASYMEMORY_WS_RECHECK_SECONDS = env_float("EASYMEMORY_WS_RECHECK_SECONDS", 1.0)
 # Without Redis every process has its own in-memory channel layer, so events travel through
 # PostgreSQL NOTIFY (sent on commit by the database itself) and each web process relays them.
 EASYMEMORY_EVENTS_VIA_POSTGRES = not EASYMEMORY_REDIS_URL
+
+# --- operations: metrics, structured logs, graceful stop, PgBouncer, read replica (issue 12) ----------
+import ipaddress  # noqa: E402
+import os  # noqa: E402
+
+# prometheus-client's multiprocess files; every process of one machine must share the directory.
+EASYMEMORY_METRICS_DIR = Path(
+    env_str("PROMETHEUS_MULTIPROC_DIR") or env_str("EASYMEMORY_METRICS_DIR") or str(EASYMEMORY_DATA_DIR / "metrics")
+).resolve()
+if not EASYMEMORY_NO_CREATE:
+    EASYMEMORY_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+if EASYMEMORY_METRICS_DIR.is_dir():
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(EASYMEMORY_METRICS_DIR)  # read by the library on import
+else:  # a read-only command without an installation: count in memory, share nothing
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+EASYMEMORY_METRICS_TOKEN = env_str("EASYMEMORY_METRICS_TOKEN").strip()
+if EASYMEMORY_METRICS_TOKEN and len(EASYMEMORY_METRICS_TOKEN) < 32:
+    raise ConfigError("EASYMEMORY_METRICS_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+
+
+def _networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, default)]
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc} (give addresses or networks, e.g. 10.0.0.5,192.168.1.0/24)") from exc
+
+
+# Who may read /metrics without the token: loopback on a single-user machine, nobody in team mode.
+EASYMEMORY_METRICS_ALLOW = _networks("EASYMEMORY_METRICS_ALLOW", [] if TEAM_MODE else ["127.0.0.1/32", "::1/128"])
+MIDDLEWARE.insert(0, "config.middleware.RequestObservationMiddleware")
+
+EASYMEMORY_LOG_FORMAT = env_choice("EASYMEMORY_LOG_FORMAT", "text", {"text", "json"})
+if EASYMEMORY_LOG_FORMAT == "json":
+    LOGGING["formatters"] = {"json": {"()": "config.logs.JsonFormatter"}}
+    LOGGING["handlers"]["console"]["formatter"] = "json"  # type: ignore[index]
+
+# Set by `easymemory serve` for its web processes: while this file exists /readyz answers "draining".
+EASYMEMORY_DRAIN_FILE = env_str("EASYMEMORY_DRAIN_FILE")
+
+# Behind PgBouncer in transaction mode a client's next transaction may run on another server
+# connection: no prepared statements (psycopg prepares after 5 runs of a query) and no
+# server-side cursors (they live in a session). Session SETs are avoided in the code itself.
+EASYMEMORY_PGBOUNCER = env_bool("EASYMEMORY_PGBOUNCER", False)
+
+
+def _pgbouncer_safe(database: dict[str, object]) -> dict[str, object]:
+    if EASYMEMORY_PGBOUNCER:
+        database["DISABLE_SERVER_SIDE_CURSORS"] = True
+        database["OPTIONS"] = {**database["OPTIONS"], "prepare_threshold": None}  # type: ignore[dict-item]
+    return database
+
+
+_pgbouncer_safe(DATABASES["default"])
+# Search reads go to a streaming replica when one is configured (config/db_routing.py).
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = _pgbouncer_safe(_database_from_url(DATABASE_REPLICA_URL))
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["config.db_routing.ReplicaRouter"]

@@ -31,6 +31,7 @@ from pgvector.django import CosineDistance
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from config.errors import InvalidInput
+from config.metrics import timed_candidate_list
 from memory import embeddings
 from memory.fulltext import fulltext_candidates
 from memory.models import Memory, MemoryEmbedding
@@ -72,7 +73,7 @@ CANDIDATE_LISTS: dict[str, CandidateFn] = {}
 
 
 def register_candidate_list(name: str, fn: CandidateFn) -> CandidateFn:
-    CANDIDATE_LISTS[name] = fn
+    CANDIDATE_LISTS[name] = timed_candidate_list(name, fn)  # per-list latency for /metrics
     return fn
 
 
