@@ -47,6 +47,7 @@ auth_type = any
 admin_users = postgres
 pool_mode = transaction
 default_pool_size = 2
+min_pool_size = 2
 max_client_conn = 200
 server_round_robin = 1
 ignore_startup_parameters = extra_float_digits
