@@ -204,10 +204,8 @@ class _ScrapeTimeCollector:
         from django.db.models import Count, Min
         from django.utils import timezone
 
-        # unscoped: an operator's aggregate over every tenant; counts and a timestamp, no content.
-        row = Memory.objects.filter(enrichment_state=EnrichmentState.PENDING).aggregate(
-            count=Count("id"), first=Min("created_at")
-        )
+        pending_rows = Memory.objects.filter(enrichment_state=EnrichmentState.PENDING)  # unscoped: operator total
+        row = pending_rows.aggregate(count=Count("id"), first=Min("created_at"))  # counts and a time, no content
         pending.add_metric([], float(row["count"] or 0))
         age = (timezone.now() - row["first"]).total_seconds() if row["first"] else 0.0
         oldest.add_metric([], max(age, 0.0))

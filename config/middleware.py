@@ -66,6 +66,9 @@ def principal_labels(principal: object) -> tuple[str, str]:
     from accounts.principal import Principal
 
     if not isinstance(principal, Principal):
+        # A dashboard page sees the signed-in Django user; its tenant is chosen per view.
+        if getattr(principal, "is_authenticated", False) and getattr(principal, "pk", None) is not None:
+            return "", f"user:{principal.pk}"  # type: ignore[attr-defined]
         return "", ""
     tenant = principal.tenant.slug if principal.tenant is not None else ""
     return tenant, principal.actor
