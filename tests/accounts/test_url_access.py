@@ -39,6 +39,8 @@ PUBLIC = {
     "oauth-introspect": "clients authenticate with their own id and secret",
     "login": "the dashboard's login form",
     "logout": "ends the dashboard session (POST); nothing to protect",
+    # Token or address allowlist, not API keys: loopback in single-user mode, nobody by default in team mode.
+    "metrics": "Prometheus scrape; its own access rules are tested in tests/ops/test_metrics_and_logs.py",
 }
 # Django's admin site has its own staff login; it is walked, but as a whole.
 PUBLIC_PREFIXES = ("django-admin/",)
