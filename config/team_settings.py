@@ -26,7 +26,7 @@ def team_settings_problems(environ: dict[str, str] | None = None) -> list[str]:
             problems.append(f"{name} (or {name}_FILE) is not set: {purpose}")
     secret = env_str("EASYMEMORY_SECRET_KEY", environ=environ).strip()
     if secret and len(secret) < 32:
-        problems.append("EASYMEMORY_SECRET_KEY is shorter than 32 characters")
+        problems.append("EASYMEMORY_SECRET_KEY must be at least 32 characters")
     if env_str("EASYMEMORY_ALLOWED_HOSTS", environ=environ).strip() and not env_list(
         "EASYMEMORY_ALLOWED_HOSTS", environ=environ
     ):

@@ -136,13 +136,17 @@ def test_stop_drains_readiness_finishes_in_flight_requests_and_stops_everything(
         result: dict[str, object] = {}
         sending = threading.Event()
 
-        parts = [b'{"content": "written while the server was stopping', *([b" ."] * 10), b'"}']
+        # The body keeps arriving until the web server has closed its listening socket (the stop is
+        # under way), then the rest comes at once: the request was in flight through the shutdown.
+        parts = [b'{"content": "written while the server was stopping', *([b" ."] * 200), b'"}']
+        listener_closed = threading.Event()
 
         def slow_body() -> Iterator[bytes]:
             yield parts[0]
             sending.set()
             for part in parts[1:]:
-                time.sleep(0.5)
+                if not listener_closed.is_set():
+                    time.sleep(0.2)
                 yield part
 
         def upload() -> None:
@@ -150,6 +154,7 @@ def test_stop_drains_readiness_finishes_in_flight_requests_and_stops_everything(
             response = httpx.post(f"{base}/v1/memories", content=slow_body(), headers=headers | length, timeout=120)
             result["status"] = response.status_code
             result["body"] = response.text
+            result["closed_before_done"] = listener_closed.is_set()
 
         uploader = threading.Thread(target=upload)
         uploader.start()
@@ -160,12 +165,21 @@ def test_stop_drains_readiness_finishes_in_flight_requests_and_stops_everything(
         stopping = subprocess.Popen(  # `easymemory stop` sends serve SIGTERM and waits for it
             [sys.executable, "-m", "config.cli", "stop"], cwd=REPO, env=cli_env(installed), stdout=subprocess.PIPE
         )
-        time.sleep(1)
-        ready = httpx.get(f"{base}/readyz", timeout=30)
+        deadline = time.monotonic() + 60
+        while (ready := httpx.get(f"{base}/readyz", timeout=30)).status_code == 200:
+            assert time.monotonic() < deadline, "readiness never reported draining"
+            time.sleep(0.1)
         assert ready.status_code == 503 and ready.json()["status"] == "draining"
         assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200  # still serving while draining
+        while not listener_closed.is_set() and uploader.is_alive():
+            try:
+                httpx.get(f"{base}/healthz", timeout=5)
+                time.sleep(0.2)
+            except httpx.ConnectError:
+                listener_closed.set()
         uploader.join(120)
         assert result.get("status") == 201, result
+        assert result["closed_before_done"], "the stop did not begin while the request was in flight"
         assert wait_gone(serve) == 0
         out, _ = stopping.communicate(timeout=120)
         assert stopping.returncode == 0 and f"stopped EasyMemory (pid {serve.pid}" in out.decode()
