@@ -92,7 +92,7 @@ def test_team_mode_names_every_missing_setting_at_once(tmp_path: Path) -> None:
         "DATABASE_URL",
         "EASYMEMORY_REDIS_URL",
         "EASYMEMORY_ALLOWED_HOSTS",
-        "EASYMEMORY_SECRET_KEY is shorter",
+        "SECRET_KEY must be at least 32",
     ):
         assert name in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
