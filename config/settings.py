@@ -13,13 +13,15 @@ data directory and the single-user secret key are created by the start-up step
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import warnings
 from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from config.env import ConfigError, SettingGroup
-from config.startup import DEFAULT_DATA_DIR, secret_key_read
+from config.startup import DEFAULT_DATA_DIR, metrics_dir_from_env, secret_key_read
 
 # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); the /tmp fallback is fine.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -39,6 +41,10 @@ EASYMEMORY_MODE = _mode.choice(
     help="`single` (one user, embedded database, no Redis) or `team` (a LAN server; refuses insecure defaults).",
 )
 TEAM_MODE = EASYMEMORY_MODE == "team"
+if TEAM_MODE:
+    from config.team_settings import team_settings_check
+
+    team_settings_check()  # every missing team setting in one message; the checks at the end stay
 EASYMEMORY_DATA_DIR = (
     Path(
         _mode.string(
@@ -80,7 +86,12 @@ EASYMEMORY_PORT = _web.integer(
     "EASYMEMORY_PORT", 8100, minimum=1, maximum=65535, help="Port `easymemory serve` listens on."
 )
 EASYMEMORY_WEB_WORKERS = _web.integer(
-    "EASYMEMORY_WEB_WORKERS", 1, minimum=1, maximum=64, help="Web server (uvicorn) processes."
+    "EASYMEMORY_WEB_WORKERS",
+    2 if TEAM_MODE else 1,
+    minimum=1,
+    maximum=64,
+    help="Web server (uvicorn) processes `easymemory serve` starts.",
+    shown_default="1; 2 in team mode",
 )
 EASYMEMORY_LOG_LEVEL = _web.string(
     "EASYMEMORY_LOG_LEVEL", "INFO", help="Log level of the server and the worker (`DEBUG`, `INFO`, `WARNING`, …)."
@@ -799,6 +810,91 @@ EASYMEMORY_BULK_MAX = _dashboard.integer(
     maximum=1_000_000,
     help="Most memories one bulk action may select.",
 )
+
+# --- operations: metrics, structured logs, graceful stop, PgBouncer, read replica -------------------------
+_ops = SettingGroup("Operations", "Metrics, request logs, graceful stop, PgBouncer and a read replica; see "
+                    "[Operations](operations.md) and [Scaling](scaling.md).")
+EASYMEMORY_NO_CREATE = _ops.boolean(
+    "EASYMEMORY_NO_CREATE",
+    help="Set by `easymemory` for commands that only read: they never create a data directory or a database.",
+)
+_ops.string(
+    "PROMETHEUS_MULTIPROC_DIR",
+    help="Where prometheus-client keeps its multiprocess files (takes precedence over `EASYMEMORY_METRICS_DIR`).",
+)
+_ops.string(
+    "EASYMEMORY_METRICS_DIR",
+    help="Directory shared by every process of one machine for the metrics files.",
+    shown_default="`metrics/` in the data directory",
+)
+# Created by the start-up step (config/startup.py); a read-only command without an installation
+# counts in its own memory and shares nothing.
+EASYMEMORY_METRICS_DIR = metrics_dir_from_env(EASYMEMORY_DATA_DIR)
+if EASYMEMORY_METRICS_DIR.is_dir():
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(EASYMEMORY_METRICS_DIR)  # read by the library on import
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+EASYMEMORY_METRICS_TOKEN = _ops.string(
+    "EASYMEMORY_METRICS_TOKEN",
+    help="Bearer token for `/metrics` (at least 32 characters); compared in constant time.",
+    shown_default="unset",
+).strip()
+if EASYMEMORY_METRICS_TOKEN and len(EASYMEMORY_METRICS_TOKEN) < 32:
+    raise ConfigError("EASYMEMORY_METRICS_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+
+
+def _networks(name: str, default: list[str], help: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in _ops.csv(name, default, help=help)]
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc} (give addresses or networks, e.g. 10.0.0.5,192.168.1.0/24)") from exc
+
+
+# Who may read /metrics without the token: loopback on a single-user machine, nobody in team mode.
+EASYMEMORY_METRICS_ALLOW = _networks(
+    "EASYMEMORY_METRICS_ALLOW",
+    [] if TEAM_MODE else ["127.0.0.1/32", "::1/128"],
+    "Addresses or networks that may read `/metrics` without the token (default: loopback in single-user mode, "
+    "none in team mode).",
+)
+MIDDLEWARE.insert(0, "config.middleware.RequestObservationMiddleware")
+EASYMEMORY_LOG_FORMAT = _ops.choice(
+    "EASYMEMORY_LOG_FORMAT",
+    "text",
+    {"text", "json"},
+    help="`json`: one JSON line per request (request id, tenant, principal, route, status, duration; no content).",
+)
+if EASYMEMORY_LOG_FORMAT == "json":
+    LOGGING["formatters"] = {"json": {"()": "config.logs.JsonFormatter"}}
+    LOGGING["handlers"]["console"]["formatter"] = "json"  # type: ignore[index]
+# Set by `easymemory serve` for its web processes: while this file exists /readyz answers "draining".
+EASYMEMORY_DRAIN_FILE = _ops.string(
+    "EASYMEMORY_DRAIN_FILE", help="Set by `easymemory serve` for its web processes (graceful stop)."
+)
+# Behind PgBouncer in transaction mode a client's next transaction may run on another server
+# connection: no prepared statements (psycopg prepares after 5 runs of a query) and no
+# server-side cursors (they live in a session). Session SETs are avoided in the code itself.
+EASYMEMORY_PGBOUNCER = _ops.boolean(
+    "EASYMEMORY_PGBOUNCER", help="The database is reached through PgBouncer in transaction mode."
+)
+
+
+def _pgbouncer_safe(database: dict[str, object]) -> dict[str, object]:
+    if EASYMEMORY_PGBOUNCER:
+        database["DISABLE_SERVER_SIDE_CURSORS"] = True
+        database["OPTIONS"] = {**database["OPTIONS"], "prepare_threshold": None}  # type: ignore[dict-item]
+    return database
+
+
+_pgbouncer_safe(DATABASES["default"])
+# Search reads go to a streaming replica when one is configured (config/db_routing.py).
+DATABASE_REPLICA_URL = _ops.string(
+    "DATABASE_REPLICA_URL", help="A streaming replica that search reads go to.", shown_default="unset"
+)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = _pgbouncer_safe(_database_from_url(DATABASE_REPLICA_URL))
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["config.db_routing.ReplicaRouter"]
 
 # --- login lockouts (django-axes, accounts/login_limits.py) -------------------------------------------------
 INSTALLED_APPS += ["axes"]

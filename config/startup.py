@@ -23,6 +23,12 @@ def data_dir_from_env() -> Path:
     return Path(env_str("EASYMEMORY_DATA_DIR", DEFAULT_DATA_DIR)).expanduser().resolve()
 
 
+def metrics_dir_from_env(data_dir: Path) -> Path:
+    """prometheus-client's multiprocess directory: every process of one machine shares it."""
+    chosen = env_str("PROMETHEUS_MULTIPROC_DIR") or env_str("EASYMEMORY_METRICS_DIR")
+    return Path(chosen or data_dir / "metrics").expanduser().resolve()
+
+
 def secret_key_read(data_dir: Path) -> str:
     """The single-user secret key written by `data_dir_prepare`, or "" before the first start."""
     try:
@@ -38,6 +44,7 @@ def data_dir_prepare() -> Path:
     no process ever reads a half-written key and the first writer wins."""
     data_dir = data_dir_from_env()
     (data_dir / "static").mkdir(parents=True, exist_ok=True)
+    metrics_dir_from_env(data_dir).mkdir(parents=True, exist_ok=True)
     single_user = env_choice("EASYMEMORY_MODE", "single", {"single", "team"}) == "single"
     key_file = data_dir / SECRET_KEY_FILE
     if single_user and not env_str("EASYMEMORY_SECRET_KEY") and not key_file.exists():

@@ -4,10 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import oauth_server
 from config import health
+from config.metrics import metrics_view
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("v1/", include("memory.urls")),
     path("v1/", include("ingest.urls")),
     path("v1/", include("graph.urls")),

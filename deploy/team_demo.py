@@ -300,10 +300,14 @@ class TeamDemo:
 
     # --- application processes -----------------------------------------------------------------
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         return subprocess.Popen(  # noqa: S603 - our own interpreter and CLI
-            [sys.executable, "-m", "config.cli", *args], cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "config.cli", *args],
+            cwd=REPO,
+            env={**self.env(), **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def migrate(self) -> None:
@@ -313,8 +317,13 @@ class TeamDemo:
 
     def start_web(self, index: int, *, wait: bool = True) -> subprocess.Popen[bytes]:
         port = self.web_ports[index]
+        # Each `serve` holds its data directory (one instance per directory), as each web
+        # container has its own; the metrics directory stays shared by the machine's processes.
         process = self._spawn(
-            f"web{index}", ["serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+            f"web{index}",
+            ["serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            EASYMEMORY_DATA_DIR=str(self.root / f"data-web{index}"),
+            EASYMEMORY_METRICS_DIR=str(self.root / "data" / "metrics"),
         )
         self.webs[index] = process
         if wait:

@@ -31,11 +31,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
+from config.db_routing import read_connection as connection  # search reads: replica when configured
 from memory.models import Memory
 from memory.selectors import MemoryFilters, cached_count
 from memory.term_stats import TermStats, is_stale, request_rebuild, term_stats_for_text
@@ -299,7 +300,7 @@ def _tiered(
         return probe(index).found <= want
 
     nested = connection.in_atomic_block
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         # With LIMIT the planner may pick a sequential scan that walks other tenants' rows first.
         cursor.execute("SET LOCAL enable_seqscan = off")
         found = dict(_tier_rows(levels, probe, complete))

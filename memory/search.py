@@ -23,15 +23,18 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
+from config.db_routing import read_connection as connection
+from config.db_routing import reads_from_replica
 from config.errors import InvalidInput
 from config.inputs import InputRefused, text_check
+from config.metrics import timed_candidate_list
 from memory import embeddings
 from memory.fulltext import fulltext_candidates, query_term_count
 from memory.models import Memory, MemoryEmbedding
@@ -76,7 +79,7 @@ CANDIDATE_LISTS: dict[str, CandidateFn] = {}
 
 
 def register_candidate_list(name: str, fn: CandidateFn) -> CandidateFn:
-    CANDIDATE_LISTS[name] = fn
+    CANDIDATE_LISTS[name] = timed_candidate_list(name, fn)  # per-list latency for /metrics
     return fn
 
 
@@ -162,7 +165,7 @@ def _exact_vector(
             .annotate(distance=CosineDistance("embedding", vector))
             .order_by("distance", "memory_id")
         )
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             # Parallel workers only slowed this down on two cores.
             cursor.execute(
                 "SELECT set_config('enable_nestloop', 'off', true),"
@@ -208,7 +211,7 @@ def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: in
             LIMIT %s
         ) s ORDER BY distance, memory_id
     """  # noqa: S608
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         ef_search = str(max(40, min(limit * 2, 1000)))
         if pgvector_version() >= (0, 8):
             cursor.execute(
@@ -314,6 +317,7 @@ def _adjustment(importance: float, when: datetime | None, now: datetime) -> tupl
     return importance_part, recency_part
 
 
+@reads_from_replica  # search reads go to DATABASE_REPLICA_URL when set; writes stay on the primary
 def search(
     principal: Principal,
     query: str,

@@ -48,6 +48,8 @@ PUBLIC = {
     "password-reset": "whoever holds the one-time set-password link sets the password there",
     "password-reset-done": "a confirmation without data",
     "favicon": "the browser's icon",
+    # Token or address allowlist, not API keys: loopback in single-user mode, nobody by default in team mode.
+    "metrics": "Prometheus scrape; its own access rules are tested in tests/ops/test_metrics_and_logs.py",
 }
 # Django's admin site has its own staff login; it is walked, but as a whole.
 PUBLIC_PREFIXES = ("django-admin/",)
