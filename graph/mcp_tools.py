@@ -8,8 +8,10 @@ from typing import Any
 from accounts.principal import Principal
 from audit.services import audit_record
 from graph import selectors, services
+from graph.models import Origin
 from graph.serializers import NeighborParams, RelationCreateSerializer
-from memory.mcp.registry import tool, validated
+from memory.mcp.registry import NULLABLE_TIME_OUT, TIME_OUT, out_object, tool, validated
+from memory.models import Kind
 
 READ = "graph:read"
 WRITE = "graph:write"
@@ -37,14 +39,110 @@ _AS_OF = {
     "description": "Look at the graph as it was at this time (ISO 8601); default now.",
 }
 
+# --- output schemas (graph.selectors' entity_data, relation_data, entity_detail, graph_neighbors) ---
+
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+_ORIGIN = {"type": "string", "enum": list(Origin.values)}
+ENTITY_OUT = out_object(
+    {
+        "id": _INT,
+        "name": _STR,
+        "type": _STR,
+        "aliases": {"type": "array", "items": _STR},
+        "summary": _STR,
+        "origin": _ORIGIN,
+        "mention_count": _INT,
+        "first_seen_at": TIME_OUT,
+        "last_seen_at": TIME_OUT,
+    },
+    ["id", "name", "type", "aliases", "summary", "origin", "mention_count", "first_seen_at", "last_seen_at"],
+)
+_END = out_object({"id": _INT, "name": _STR, "type": _STR}, ["id", "name", "type"])
+RELATION_OUT = out_object(
+    {
+        "id": _INT,
+        "source": _END,
+        "target": _END,
+        "predicate": _STR,
+        "fact": _STR,
+        "confidence": {"type": "number"},
+        "origin": _ORIGIN,
+        "valid_at": NULLABLE_TIME_OUT,
+        "invalid_at": NULLABLE_TIME_OUT,
+        "created_at": TIME_OUT,
+        "expired_at": NULLABLE_TIME_OUT,
+        "invalidated_by": {"type": ["integer", "null"], "description": "The relation that closed this one."},
+        "current": {"type": "boolean", "description": "True now."},
+        "memories": {"type": "array", "items": _STR, "description": "Ids of the memories it was found in."},
+    },
+    ["id", "source", "target", "predicate", "fact", "confidence", "origin", "valid_at", "invalid_at",
+     "created_at", "expired_at", "invalidated_by", "current", "memories"],
+)  # fmt: skip
+_RELATIONS = {"type": "array", "items": RELATION_OUT}
+_MENTION = out_object(
+    {
+        "id": {"type": "string", "description": "The memory's id."},
+        "matched": _STR,
+        "kind": {"type": "string", "enum": list(Kind.values)},
+        "content": {"type": "string", "description": "Its first 300 characters."},
+        "created_at": TIME_OUT,
+    },
+    ["id", "matched", "kind", "content", "created_at"],
+)
+_MERGE = out_object(
+    {
+        "merged_entity_id": _INT,
+        "merged_name": _STR,
+        "merged_type": _STR,
+        "reason": _STR,
+        "actor": _STR,
+        "created_at": TIME_OUT,
+    },
+    ["merged_entity_id", "merged_name", "merged_type", "reason", "actor", "created_at"],
+)
+
+
+def _entity_with(extra: dict[str, Any]) -> dict[str, Any]:
+    """ENTITY_OUT plus these (required) keys."""
+    return out_object({**ENTITY_OUT["properties"], **extra}, [*ENTITY_OUT["required"], *extra])
+
+
+ENTITY_DETAIL_OUT = _entity_with(
+    {
+        "relations": out_object({"current": _RELATIONS, "past": _RELATIONS}, ["current", "past"]),
+        "memories": {"type": "array", "items": _MENTION},
+        "merges": {"type": "array", "items": _MERGE},
+    }
+)
+_NODE = _entity_with({"distance": _INT, "centrality": {"type": "number"}})
+_EDGE = out_object(
+    {
+        "id": _INT,
+        "source": {"type": "integer", "description": "Entity id."},
+        "target": {"type": "integer", "description": "Entity id."},
+        "predicate": _STR,
+        "fact": _STR,
+        "valid_at": NULLABLE_TIME_OUT,
+        "invalid_at": NULLABLE_TIME_OUT,
+    },
+    ["id", "source", "target", "predicate", "fact", "valid_at", "invalid_at"],
+)
+NEIGHBORS_OUT = out_object(
+    {
+        "entity": _INT,
+        "depth": _INT,
+        "as_of": NULLABLE_TIME_OUT,
+        "nodes": {"type": "array", "items": _NODE},
+        "edges": {"type": "array", "items": _EDGE},
+    },
+    ["entity", "depth", "as_of", "nodes", "edges"],
+)
+
 
 @tool(
     "entity_search",
-    output_schema={
-        "type": "object",
-        "required": ["results"],
-        "properties": {"results": {"type": "array", "items": {"type": "object"}}},
-    },
+    output_schema=out_object({"results": {"type": "array", "items": ENTITY_OUT}}, ["results"]),
     scope=READ,
     subject="entity",
     description=(
@@ -70,6 +168,7 @@ def entity_search(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 
 @tool(
     "entity_get",
+    output_schema=ENTITY_DETAIL_OUT,
     scope=READ,
     subject="entity",
     description=(
@@ -86,6 +185,7 @@ def entity_get(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 
 @tool(
     "graph_neighbors",
+    output_schema=NEIGHBORS_OUT,
     scope=READ,
     subject="entity",
     description=(
@@ -113,6 +213,7 @@ def graph_neighbors(principal: Principal, args: dict[str, Any]) -> dict[str, Any
 
 @tool(
     "relation_add",
+    output_schema=RELATION_OUT,
     scope=WRITE,
     subject="entity",
     read_only=False,

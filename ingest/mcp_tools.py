@@ -14,15 +14,44 @@ from accounts.principal import Principal
 from audit.services import audit_record
 from config.errors import InvalidInput, PayloadTooLarge
 from ingest import services
-from ingest.models import JobKind
+from ingest.models import JobKind, JobStatus
 from ingest.roots import PathRefused, import_path_check
 from ingest.selectors import get_job_for
 from ingest.serializers import IndexRequestSerializer, JobSerializer
 from ingest.sources.files import SUPPORTED, extension_of
-from memory.mcp.registry import ToolError, tool
+from memory.mcp.registry import NULLABLE_TIME_OUT, TIME_OUT, ToolError, out_object, tool
 
 WRITE = "memory:write"
 READ = "memory:read"
+
+_COUNT = {"type": "integer", "minimum": 0}
+# JobSerializer's fields.
+JOB_OUT = out_object(
+    {
+        "id": {"type": "string", "description": "UUID; pass it to ingest_job_get."},
+        "kind": {"type": "string", "enum": list(JobKind.values)},
+        "status": {"type": "string", "enum": list(JobStatus.values)},
+        "params": {"type": "object"},
+        "total": {"type": ["integer", "null"], "minimum": 0, "description": "Items to read, once known."},
+        "done": _COUNT,
+        "skipped": _COUNT,
+        "failed": _COUNT,
+        "memories_created": _COUNT,
+        "memories_deleted": _COUNT,
+        "stats": {"type": "object", "description": "Skip counts by reason."},
+        "errors": {
+            "type": "array",
+            "items": out_object({"item": {"type": "string"}, "error": {"type": "string"}}, ["item", "error"]),
+        },
+        "error": {"type": "string"},
+        "created_at": TIME_OUT,
+        "started_at": NULLABLE_TIME_OUT,
+        "finished_at": NULLABLE_TIME_OUT,
+    },
+    ["id", "kind", "status", "params", "total", "done", "skipped", "failed", "memories_created",
+     "memories_deleted", "stats", "errors", "error", "created_at", "started_at", "finished_at"],
+)  # fmt: skip
+JOB_RESULT_OUT = out_object({"job": JOB_OUT}, ["job"])
 
 
 def _refused(exc: PathRefused) -> ToolError:
@@ -58,6 +87,7 @@ def _file_bytes(principal: Principal, args: dict[str, Any]) -> tuple[str, bytes]
 
 @tool(
     "memory_add_file",
+    output_schema=JOB_RESULT_OUT,
     scope=WRITE,
     read_only=False,
     subject="job",
@@ -91,6 +121,7 @@ def memory_add_file(principal: Principal, args: dict[str, Any]) -> dict[str, Any
 
 @tool(
     "memory_index_path",
+    output_schema=JOB_RESULT_OUT,
     scope=WRITE,
     read_only=False,
     subject="job",
@@ -125,6 +156,7 @@ def memory_index_path(principal: Principal, args: dict[str, Any]) -> dict[str, A
 
 @tool(
     "ingest_job_get",
+    output_schema=JOB_RESULT_OUT,
     scope=READ,
     subject="job",
     description="The state of an ingest job started by memory_add_file or memory_index_path: status and counts.",

@@ -61,6 +61,15 @@ class ToolSpec:
 
 TOOLS: dict[str, ToolSpec] = {}
 
+# Output schema pieces shared by every app's tools.
+TIME_OUT: dict[str, Any] = {"type": "string", "format": "date-time"}
+NULLABLE_TIME_OUT: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
+
+
+def out_object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """An output schema object (extra keys allowed, so adding a field never breaks a client)."""
+    return {"type": "object", "properties": properties, "required": required}
+
 
 def register_tool(spec: ToolSpec) -> ToolSpec:
     if spec.name in TOOLS and TOOLS[spec.name].handler is not spec.handler:

@@ -21,7 +21,7 @@ from rest_framework.exceptions import ValidationError
 from accounts.principal import Principal
 from config.errors import InvalidInput
 from memory import services
-from memory.mcp.registry import tool, validated
+from memory.mcp.registry import NULLABLE_TIME_OUT, TIME_OUT, out_object, tool, validated
 from memory.models import Kind
 from memory.search import MAX_K, memory_search_for
 from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for
@@ -109,7 +109,6 @@ SEARCH_TYPES = {
 
 # --- output schemas (MCP outputSchema: clients validate structured results against them) ---
 
-_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 MEMORY_OUT: dict[str, Any] = {
     "type": "object",
     "description": "A stored memory.",
@@ -124,10 +123,10 @@ MEMORY_OUT: dict[str, Any] = {
         "agent_id": {"type": "string"},
         "session_id": {"type": "string"},
         "importance": {"type": "number"},
-        "occurred_at": _NULLABLE_TIME,
-        "created_at": {"type": "string", "format": "date-time"},
-        "updated_at": {"type": "string", "format": "date-time"},
-        "expires_at": _NULLABLE_TIME,
+        "occurred_at": NULLABLE_TIME_OUT,
+        "created_at": TIME_OUT,
+        "updated_at": TIME_OUT,
+        "expires_at": NULLABLE_TIME_OUT,
         "enrichment_state": {"type": "string"},
         "enrichment_error": {"type": "string"},
         "version": {"type": "integer"},
@@ -142,10 +141,6 @@ HIT_OUT: dict[str, Any] = {
         "evidence": {"type": "object", "description": "Which signals found it and at what rank."},
     },
 }
-
-
-def _out(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required}
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -173,7 +168,7 @@ def _memory(memory: Any) -> dict[str, Any]:
     "memory_add",
     idempotent=True,
     title="Remember",
-    output_schema=_out(
+    output_schema=out_object(
         {
             "created": {"type": "boolean"},
             "memory": {"oneOf": [MEMORY_OUT, {"type": "null"}]},
@@ -225,7 +220,7 @@ def memory_add(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 @tool(
     "memory_update",
     idempotent=True,
-    output_schema=_out({"memory": MEMORY_OUT}, ["memory"]),
+    output_schema=out_object({"memory": MEMORY_OUT}, ["memory"]),
     scope=WRITE,
     read_only=False,
     description=(
@@ -262,7 +257,7 @@ def memory_update(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 @tool(
     "memory_delete",
     idempotent=True,
-    output_schema=_out({"deleted": {"type": "string"}}, ["deleted"]),
+    output_schema=out_object({"deleted": {"type": "string"}}, ["deleted"]),
     scope=WRITE,
     read_only=False,
     destructive=True,
@@ -284,7 +279,9 @@ def memory_delete(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 @tool(
     "memory_search",
     title="Recall",
-    output_schema=_out({"results": {"type": "array", "items": HIT_OUT}, "took_ms": {"type": "number"}}, ["results"]),
+    output_schema=out_object(
+        {"results": {"type": "array", "items": HIT_OUT}, "took_ms": {"type": "number"}}, ["results"]
+    ),
     scope=READ,
     description=(
         "Find memories relevant to a question or topic, by meaning and by keyword at once (hybrid search). "
@@ -324,7 +321,7 @@ def memory_search(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 
 @tool(
     "memory_get",
-    output_schema=_out({"memory": MEMORY_OUT}, ["memory"]),
+    output_schema=out_object({"memory": MEMORY_OUT}, ["memory"]),
     scope=READ,
     description="Read one memory in full by its id (content, kind, tags, metadata, scope, timestamps, version).",
     schema=_object({"id": _ID}, required=["id"]),
@@ -350,7 +347,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 @tool(
     "memory_list",
-    output_schema=_out(
+    output_schema=out_object(
         {"results": {"type": "array", "items": MEMORY_OUT}, "next_cursor": {"type": ["string", "null"]}},
         ["results", "next_cursor"],
     ),
@@ -387,7 +384,7 @@ def memory_list(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
 
 @tool(
     "memory_history",
-    output_schema=_out(
+    output_schema=out_object(
         {
             "results": {
                 "type": "array",
@@ -420,7 +417,7 @@ def memory_history(principal: Principal, args: dict[str, Any]) -> dict[str, Any]
 
 @tool(
     "memory_stats",
-    output_schema=_out(
+    output_schema=out_object(
         {
             "memories": {"type": "integer"},
             "by_kind": {"type": "object"},

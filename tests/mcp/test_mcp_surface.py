@@ -3,22 +3,31 @@ and prompts, through the official client against the live server."""
 
 from __future__ import annotations
 
+import base64
 import json
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from mcp import MCPError
 
 from graph import services as graph_services
+from graph.models import Mention
+from ingest.models import ImportRoot
+from ingest.services import job_run
+from memory.mcp.registry import autodiscover
 from memory.mcp.surface import ENTITY_URI, MEMORY_URI, resource_target
+from memory.services import MemoryInput, memory_create
 from tests.conftest import Persona
 from tests.mcp.conftest import mcp_client, payload, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_every_tool_carries_all_four_hints_and_memory_tools_an_output_schema(live: Any, reader: Persona) -> None:
+def test_every_tool_carries_all_four_hints_and_an_output_schema(live: Any, reader: Persona) -> None:
     async def scenario() -> Any:
         async with mcp_client(live.url, reader.key) as client:
             return await client.list_tools()
@@ -35,8 +44,15 @@ def test_every_tool_carries_all_four_hints_and_memory_tools_an_output_schema(liv
     assert tools["memory_delete"].annotations.destructive_hint is True
     assert tools["memory_add"].annotations.idempotent_hint is True  # same content, same scope: nothing new
     assert tools["memory_add_file"].annotations.idempotent_hint is False  # a new job each time
-    for name in ("memory_add", "memory_search", "memory_get", "memory_list", "memory_stats", "entity_search"):
-        assert tools[name].output_schema and tools[name].output_schema["type"] == "object", name
+    assert set(tools) == set(autodiscover())
+    for name, tool in tools.items():
+        assert tool.output_schema and tool.output_schema["type"] == "object", name
+        Draft202012Validator.check_schema(tool.output_schema)
+
+
+def test_every_registered_tool_declares_an_output_schema() -> None:
+    missing = [name for name, spec in autodiscover().items() if spec.output_schema is None]
+    assert missing == []
 
 
 def test_structured_results_match_their_output_schemas(live: Any, writer: Persona) -> None:
@@ -60,6 +76,62 @@ def test_structured_results_match_their_output_schemas(live: Any, writer: Person
     assert out["history"]["results"][0]["event"]
     assert out["stats"]["memories"] >= 1 and out["updated"]["memory"]["tags"] == ["team"]
     assert out["deleted"]["deleted"] == out["memory_id"]
+
+
+def test_graph_and_ingest_results_match_their_output_schemas(live: Any, writer: Persona) -> None:
+    # The schemas are checked here too, with every optional part filled: past relations, mentions, merges, a run job.
+    tenant = writer.tenant
+    alice = graph_services.entity_resolve(tenant=tenant, name="Dana Okafor", type_="person", use_similarity=False)
+    dup = graph_services.entity_resolve(tenant=tenant, name="D. Okafor", type_="person", use_similarity=False)
+    graph_services.entity_merge(principal=writer.principal, target=alice, sources=[dup])
+    memory = memory_create(principal=writer.principal, data=MemoryInput(content="Dana Okafor joined the team")).memory
+    Mention.objects.get_or_create(tenant=tenant, entity=alice, memory=memory, defaults={"text": "Dana Okafor"})
+    root = Path(live.import_root)
+    ImportRoot.objects.get_or_create(tenant=tenant, path=str(root.resolve()))
+    folder = Path(tempfile.mkdtemp(dir=root))
+    (folder / "plan.md").write_text("# Plan\nShip the importer in June.", encoding="utf-8")
+    upload = base64.b64encode(b"# Log\nDana moved to Globex.").decode()
+
+    async def scenario() -> dict[str, Any]:
+        async with mcp_client(live.url, writer.key) as client:
+            schemas = {tool.name: tool.output_schema for tool in (await client.list_tools()).tools}
+            out: dict[str, Any] = {}
+            for employer in ("Initech", "Globex"):  # works_at is single-valued: Initech becomes past
+                out["relation_add"] = payload(
+                    await client.call_tool(
+                        "relation_add",
+                        {"source": alice.pk, "predicate": "works_at", "target": {"name": employer, "type": "org"}},
+                    )
+                )
+            out["entity_search"] = payload(await client.call_tool("entity_search", {"query": "Okafor"}))
+            out["entity_get"] = payload(await client.call_tool("entity_get", {"id": alice.pk}))
+            out["graph_neighbors"] = payload(
+                await client.call_tool("graph_neighbors", {"id": alice.pk, "depth": 2, "as_of": "2030-01-01T00:00:00Z"})
+            )
+            out["memory_add_file"] = payload(
+                await client.call_tool("memory_add_file", {"content_base64": upload, "filename": "log.md"})
+            )
+            out["memory_index_path"] = payload(await client.call_tool("memory_index_path", {"path": str(folder)}))
+            return {"schemas": schemas, "out": out}
+
+    result = run(scenario)
+    out = result["out"]
+    job_id = out["memory_index_path"]["job"]["id"]
+    job_run(job_id)  # here, not in the event loop: a finished job has every field set
+
+    async def finished() -> dict[str, Any]:
+        async with mcp_client(live.url, writer.key) as client:
+            return payload(await client.call_tool("ingest_job_get", {"id": job_id}))
+
+    out["ingest_job_get"] = run(finished)
+    for name, data in out.items():
+        Draft202012Validator(result["schemas"][name]).validate(data)
+    detail = out["entity_get"]
+    assert detail["relations"]["current"] and detail["relations"]["past"][0]["invalidated_by"]
+    assert detail["memories"][0]["id"] == str(memory.pk) and detail["merges"][0]["merged_name"] == "D. Okafor"
+    assert out["graph_neighbors"]["as_of"] and len(out["graph_neighbors"]["nodes"]) == 2
+    assert out["relation_add"]["current"] is True and out["entity_search"]["results"][0]["id"] == alice.pk
+    assert out["ingest_job_get"]["job"]["status"] == "done" and out["ingest_job_get"]["job"]["finished_at"]
 
 
 def test_memories_and_entities_are_resources_with_templates(live: Any, writer: Persona, outsider: Persona) -> None:
