@@ -10,9 +10,16 @@ export interface ApiKey {
   last_used_at?: string | null;
   expires_at?: string | null;
   revoked_at?: string | null;
+  rate_limit_per_min?: number | null;
+  rate_limit_burst?: number | null;
 }
 
+/** A credential's own rate limit; null (or absent on create) means the installation's default. */
 export interface ApiKeyCreate {
+  /** sustained requests per minute (bucket refill rate); null: EASYMEMORY_RATE_LIMIT_PER_MIN */
+  rate_limit_per_min?: number | null;
+  /** requests allowed at once (bucket capacity); null: EASYMEMORY_RATE_LIMIT_BURST */
+  rate_limit_burst?: number | null;
   name: string;
   role?: RoleEnum;
   expires_at?: string | null;
@@ -27,6 +34,8 @@ export interface ApiKeyCreated {
   last_used_at?: string | null;
   expires_at?: string | null;
   revoked_at?: string | null;
+  rate_limit_per_min?: number | null;
+  rate_limit_burst?: number | null;
   /** shown once; only its hash is stored */
   secret: string;
 }
@@ -113,7 +122,7 @@ export interface EntityMention {
   created_at: string;
 }
 
-/** Rejects keys it does not know, naming the first one. */
+/** Rejects keys it does not know, naming the first one, and values nested beyond EASYMEMORY_MAX_JSON_DEPTH or holding text the database cannot store (NUL, lone surrogates), naming their path. REST and MCP both validate through these serializers. */
 export interface EntityMerge {
   target: number;
   sources: Array<number>;
@@ -166,11 +175,56 @@ export interface Hit {
   };
 }
 
-/** Rejects keys it does not know, naming the first one. */
+export interface ImportRoot {
+  readonly id: string;
+  readonly path: string;
+  readonly created_by: string;
+  readonly created_at: string;
+}
+
+/** Rejects keys it does not know, naming the first one, and values nested beyond EASYMEMORY_MAX_JSON_DEPTH or holding text the database cannot store (NUL, lone surrogates), naming their path. REST and MCP both validate through these serializers. */
+export interface ImportRootCreate {
+  /** an absolute directory inside EASYMEMORY_IMPORT_ROOTS */
+  path: string;
+}
+
+/** Rejects keys it does not know, naming the first one, and values nested beyond EASYMEMORY_MAX_JSON_DEPTH or holding text the database cannot store (NUL, lone surrogates), naming their path. REST and MCP both validate through these serializers. */
 export interface IndexRequest {
   path: string;
   pattern?: string;
   recursive?: boolean;
+}
+
+export interface Invitation {
+  readonly id: string;
+  /** empty for a link-only invitation */
+  readonly email: string;
+  readonly role: string;
+  readonly state: string;
+  readonly created_at: string;
+  readonly expires_at: string;
+  readonly accepted_at: string | null;
+  readonly revoked_at: string | null;
+}
+
+export interface InvitationCreate {
+  email?: string | string;
+  role?: RoleEnum;
+  expires_in_days?: number;
+}
+
+export interface InvitationCreated {
+  readonly id: string;
+  /** empty for a link-only invitation */
+  readonly email: string;
+  readonly role: string;
+  readonly state: string;
+  readonly created_at: string;
+  readonly expires_at: string;
+  readonly accepted_at: string | null;
+  readonly revoked_at: string | null;
+  /** the one-time link; shown once, only its hash is stored */
+  url: string;
 }
 
 export interface Job {
@@ -265,7 +319,7 @@ export interface MemoryHistoryResponse {
   results: Array<MemoryHistory>;
 }
 
-/** Rejects keys it does not know, naming the first one. */
+/** Rejects keys it does not know, naming the first one, and values nested beyond EASYMEMORY_MAX_JSON_DEPTH or holding text the database cannot store (NUL, lone surrogates), naming their path. REST and MCP both validate through these serializers. */
 export interface MemoryInput {
   content: string;
   kind?: MemoryKindInputEnum;
@@ -302,9 +356,16 @@ export interface OAuthApp {
   client_id?: string;
   readonly created: string;
   readonly updated: string;
+  rate_limit_per_min?: number | null;
+  rate_limit_burst?: number | null;
 }
 
+/** A credential's own rate limit; null (or absent on create) means the installation's default. */
 export interface OAuthAppCreate {
+  /** sustained requests per minute (bucket refill rate); null: EASYMEMORY_RATE_LIMIT_PER_MIN */
+  rate_limit_per_min?: number | null;
+  /** requests allowed at once (bucket capacity); null: EASYMEMORY_RATE_LIMIT_BURST */
+  rate_limit_burst?: number | null;
   name: string;
   role?: RoleEnum;
 }
@@ -316,6 +377,8 @@ export interface OAuthAppWithSecret {
   client_id?: string;
   readonly created: string;
   readonly updated: string;
+  rate_limit_per_min?: number | null;
+  rate_limit_burst?: number | null;
   /** shown once; only its hash is stored */
   client_secret: string;
 }
@@ -336,7 +399,7 @@ export interface PatchedMemberRole {
   role?: RoleEnum;
 }
 
-/** Rejects keys it does not know, naming the first one. */
+/** Rejects keys it does not know, naming the first one, and values nested beyond EASYMEMORY_MAX_JSON_DEPTH or holding text the database cannot store (NUL, lone surrogates), naming their path. REST and MCP both validate through these serializers. */
 export interface PatchedMemoryUpdate {
   content?: string;
   kind?: MemoryKindInputEnum;
@@ -347,6 +410,14 @@ export interface PatchedMemoryUpdate {
   occurred_at?: string | null;
   expires_at?: string | null;
   importance?: number;
+}
+
+/** A credential's own rate limit; null (or absent on create) means the installation's default. */
+export interface PatchedRateLimit {
+  /** sustained requests per minute (bucket refill rate); null: EASYMEMORY_RATE_LIMIT_PER_MIN */
+  rate_limit_per_min?: number | null;
+  /** requests allowed at once (bucket capacity); null: EASYMEMORY_RATE_LIMIT_BURST */
+  rate_limit_burst?: number | null;
 }
 
 export interface PathEdge {
@@ -376,7 +447,7 @@ export interface Relation {
   memories: Array<string>;
 }
 
-/** Rejects keys it does not know, naming the first one. */
+/** Rejects keys it does not know, naming the first one, and values nested beyond EASYMEMORY_MAX_JSON_DEPTH or holding text the database cannot store (NUL, lone surrogates), naming their path. REST and MCP both validate through these serializers. */
 export interface RelationCreate {
   source: number | {
     name: string;
@@ -396,7 +467,7 @@ export interface RelationCreate {
 /** * `reader` - reader * `writer` - writer * `admin` - admin */
 export type RoleEnum = "reader" | "writer" | "admin";
 
-/** Rejects keys it does not know, naming the first one. */
+/** Rejects keys it does not know, naming the first one, and values nested beyond EASYMEMORY_MAX_JSON_DEPTH or holding text the database cannot store (NUL, lone surrogates), naming their path. REST and MCP both validate through these serializers. */
 export interface SearchRequest {
   query: string;
   k?: number;
