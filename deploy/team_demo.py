@@ -315,6 +315,9 @@ class TeamDemo:
         if process.wait(timeout=600) != 0:
             raise RuntimeError(f"migrate failed; see {self.logs / 'migrate.log'}")
 
+    def web_data_dir(self, index: int) -> Path:
+        return self.root / f"data-web{index}"
+
     def start_web(self, index: int, *, wait: bool = True) -> subprocess.Popen[bytes]:
         port = self.web_ports[index]
         # Each `serve` holds its data directory (one instance per directory), as each web
@@ -322,7 +325,7 @@ class TeamDemo:
         process = self._spawn(
             f"web{index}",
             ["serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            EASYMEMORY_DATA_DIR=str(self.root / f"data-web{index}"),
+            EASYMEMORY_DATA_DIR=str(self.web_data_dir(index)),
             EASYMEMORY_METRICS_DIR=str(self.root / "data" / "metrics"),
         )
         self.webs[index] = process
@@ -356,7 +359,7 @@ class TeamDemo:
         self.start_worker("llm")
         # The first web process creates the first tenant and its admin key; the second starts once
         # that is written, so the two never both see an empty database.
-        credentials_file = self.root / "data" / "first-run-credentials.txt"
+        credentials_file = self.web_data_dir(0) / "first-run-credentials.txt"
         first = self.start_web(0, wait=False)
         deadline = time.monotonic() + 240
         while not credentials_file.exists() or "API key" not in credentials_file.read_text(encoding="utf-8"):
