@@ -327,7 +327,9 @@ def _run_command(argv: list[str]) -> int:
     from config.instance import data_dir_from_env, embedded_postgres_pid, embedded_postgres_stop, instance_running
 
     data_dir = data_dir_from_env()
-    embedded = not os.environ.get("DATABASE_URL") and not os.environ.get("DATABASE_URL_FILE")
+    from config.env import env_str
+
+    embedded = not env_str("DATABASE_URL")
     was_running = embedded_postgres_pid(data_dir) is not None
     try:
         from django.core.management import execute_from_command_line

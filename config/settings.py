@@ -814,6 +814,20 @@ EASYMEMORY_BULK_MAX = _dashboard.integer(
 # --- operations: metrics, structured logs, graceful stop, PgBouncer, read replica -------------------------
 _ops = SettingGroup("Operations", "Metrics, request logs, graceful stop, PgBouncer and a read replica; see "
                     "[Operations](operations.md) and [Scaling](scaling.md).")
+# Read by `easymemory serve` before the settings load (config/cli.py); declared here for the docs.
+_ops.number(
+    "EASYMEMORY_DRAIN_SECONDS",
+    5.0 if TEAM_MODE else 0.0,
+    minimum=0.0,
+    help="On SIGTERM, `serve` keeps serving this long while `/readyz` says draining (`--drain-seconds`); "
+    "the default is 0 in single-user mode and 5 in team mode.",
+)
+_ops.number(
+    "EASYMEMORY_SHUTDOWN_TIMEOUT",
+    30.0,
+    minimum=0.0,
+    help="How long in-flight requests get to finish when `serve` stops (`--shutdown-timeout`).",
+)
 EASYMEMORY_NO_CREATE = _ops.boolean(
     "EASYMEMORY_NO_CREATE",
     help="Set by `easymemory` for commands that only read: they never create a data directory or a database.",
