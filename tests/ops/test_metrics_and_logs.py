@@ -142,10 +142,15 @@ def test_metrics_add_up_across_processes_and_count_worker_tasks(
     while Memory.objects.filter(pk__in=[memory_id, created.json()["id"]], enrichment_state="pending").exists():
         assert time.monotonic() < deadline, "the worker did not embed"
         time.sleep(0.3)
-    time.sleep(0.5)  # task_postrun runs after the state change
-    after = scrape.get(f"{asgi_server.url}/metrics").text
+    tasks = "easymemory_task_duration_seconds_count"
+    # task_postrun runs after the state change, and a loaded worker may take a moment more.
+    deadline = time.monotonic() + 60
+    while True:
+        after = scrape.get(f"{asgi_server.url}/metrics").text
+        if sample(after, tasks, outcome="success") > sample(before, tasks, outcome="success"):
+            break
+        assert time.monotonic() < deadline, "the worker's finished task was never counted"
+        time.sleep(0.5)
     count = "easymemory_http_request_duration_seconds_count"
     labels = {"route": "v1/memories", "method": "POST", "status": "201"}
     assert sample(after, count, **labels) - sample(before, count, **labels) == 2  # one here, one there
-    tasks = "easymemory_task_duration_seconds_count"
-    assert sample(after, tasks, outcome="success") > sample(before, tasks, outcome="success")
