@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from graph.models import Entity, EntityMerge, GraphExtraction, Mention, Origin, 
 from graph.providers import Extraction, ExtractionError, Extractor, TransientProviderError, extractor_from_settings
 from graph.providers.base import SINGLE_VALUED_PREDICATES, clean_name, normalise_key, normalise_predicate
 from memory.models import EnrichmentState, Memory
+from memory.redaction import is_placeholder
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +235,18 @@ def _candidate_names(extraction: Extraction) -> dict[str, str]:
     return names
 
 
+def without_placeholders(extraction: Extraction) -> Extraction:
+    """The extraction minus every entity, alias and relation with a redaction marker for a name:
+    whatever the provider, a secret's placeholder never becomes a node of the graph."""
+    entities = [
+        replace(e, aliases=tuple(a for a in e.aliases if not is_placeholder(a)))
+        for e in extraction.entities
+        if not is_placeholder(e.name)
+    ]
+    relations = [r for r in extraction.relations if not (is_placeholder(r.source) or is_placeholder(r.target))]
+    return Extraction(entities=entities, relations=relations)
+
+
 def _apply(
     memory: Memory,
     extraction: Extraction,
@@ -348,7 +361,7 @@ def graph_extract_memories(memory_ids: Sequence[str], *, extractor: Extractor | 
     errors: dict[Any, str] = {}
     for mid, content, _ in todo:
         try:
-            results[mid] = extractor.extract(content)
+            results[mid] = without_placeholders(extractor.extract(content))
         except (ExtractionError, TransientProviderError) as exc:
             errors[mid] = str(exc)
     precomputed = _embed_new_names(results, tenant_of)

@@ -47,6 +47,23 @@ KEY_VALUE = re.compile(
     """
 )
 CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+# The markers the rules above leave, and any a model might echo back ("[REDACTED CARD]", "REDACTED").
+PLACEHOLDER = re.compile(r"\[REDACTED(?: [A-Z]{1,12}){0,3}\]")
+_PLACEHOLDER_NAME = re.compile(
+    r"\W{0,3}redacted(?:\W{1,3}(?:card|private|key|secret|token|password|credentials?|number|value)){0,3}\W{0,3}",
+    re.IGNORECASE,
+)
+
+
+def mask_placeholders(text: str, replacement: str = ";") -> str:
+    """`text` with each redaction marker replaced by `replacement` (a clause break by default), so an
+    extractor reading it finds neither a name nor a participant of a relation in a marker."""
+    return PLACEHOLDER.sub(replacement, text) if "[REDACTED" in text else text
+
+
+def is_placeholder(name: str) -> bool:
+    """True for a name that is a redaction marker or holds one: never an entity of its own."""
+    return "[redacted" in name.casefold() or _PLACEHOLDER_NAME.fullmatch(name) is not None
 
 
 def luhn_valid(digits: str) -> bool:

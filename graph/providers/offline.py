@@ -29,6 +29,7 @@ from graph.providers.base import (
     normalise_key,
     parse_when,
 )
+from memory.redaction import mask_placeholders
 
 # Linear time on up to EASYMEMORY_MAX_CONTENT_BYTES of text: every repetition is bounded, and a token
 # starts only where a run of its characters starts (tests/memory/test_regex_linear.py).
@@ -245,6 +246,8 @@ class OfflineExtractor:
     remote = False
 
     def extract(self, text: str) -> Extraction:
+        # A redaction marker ("[REDACTED CARD]") is neither a name nor a participant: a clause break.
+        text = mask_placeholders(text)
         entities: dict[str, ExtractedEntity] = {}
 
         def add(name: str, type_: str, matched: str) -> None:
