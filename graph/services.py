@@ -38,6 +38,7 @@ GRAPH_ERROR_PREFIX = "graph: "
 LITERAL_TYPES = frozenset({"url", "email", "topic"})
 GENERIC_TYPE = "entity"
 MAX_MERGE_SOURCES = 100
+SYMMETRIC_PREDICATES = ("married_to", "knows")
 
 
 def release_db_connection() -> None:
@@ -176,6 +177,26 @@ def _close_contradicted(relation: Relation) -> None:
             relation.save(update_fields=["invalid_at", "invalidated_by"])
 
 
+def _close_ended(ending: Relation, predicates: Sequence[str]) -> None:
+    """`ending` ("Marco left Acme") closes the current relations of these predicates between the
+    same two entities (works_at Marco → Acme) when it began, without naming a successor. Nothing
+    current, nothing closed: an ending alone records no fact of the ended kind. Closed relations
+    point at `ending`, so withdrawing its memory re-opens them."""
+    moment = ending.valid_at or ending.created_at
+    pair = Q(source_id=ending.source_id, target_id=ending.target_id)
+    # A marriage ends whichever of the two it was recorded from.
+    reverse = Q(source_id=ending.target_id, target_id=ending.source_id, predicate__in=SYMMETRIC_PREDICATES)
+    current = _relation_current(
+        scoped(Relation, ending.tenant).filter(pair | reverse).filter(predicate__in=list(predicates))
+    ).exclude(pk=ending.pk)
+    for other in current.select_for_update():
+        if other.valid_at is not None and other.valid_at > moment:
+            continue  # it began after this ending: a later return, not what ended
+        other.invalid_at = moment
+        other.invalidated_by = ending
+        other.save(update_fields=["invalid_at", "invalidated_by"])
+
+
 def _drop_orphans(tenant: Tenant, relation_ids: Iterable[int], entity_ids: Iterable[int]) -> None:
     """Remove extracted relations no memory supports any more (reopening facts they had closed),
     and extracted entities left with neither mentions nor relations."""
@@ -311,6 +332,8 @@ def _apply(
         elif item.confidence > existing.confidence:
             existing.confidence = item.confidence
             existing.save(update_fields=["confidence"])
+        if item.ends:
+            _close_ended(existing, [normalise_predicate(p) for p in item.ends])
         RelationSource.objects.get_or_create(tenant=tenant, relation=existing, memory=memory)
         relations += 1
     Mention.objects.bulk_create(

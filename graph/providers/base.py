@@ -51,6 +51,7 @@ EXTRACTION_SCHEMA: dict[str, Any] = {
                     "valid_at": {"type": ["string", "null"]},
                     "invalid_at": {"type": ["string", "null"]},
                     "replaces_previous": {"type": "boolean"},
+                    "ends": {"type": "array", "items": {"type": "string"}},
                 },
                 "required": ["source", "target", "predicate"],
             },
@@ -66,7 +67,9 @@ SYSTEM_PROMPT = (
     "(source and target entity names, predicate as a short snake_case verb phrase such as works_at, "
     "lives_in, works_on, knows, uses, likes, role; fact as one sentence; confidence; valid_at / invalid_at "
     "as ISO dates when the text says when the fact started or ended, else null; replaces_previous=true "
-    "when the fact supersedes an earlier value of the same predicate, e.g. a move or a new job). "
+    "when the fact supersedes an earlier value of the same predicate, e.g. a move or a new job; "
+    "ends = predicates the fact ends between the same two entities, e.g. [\"works_at\"] for "
+    "`left`/`retired_from` a company). "
     "Write names in the language of the text. Do not explain. No markdown."
 )
 
@@ -110,6 +113,9 @@ class ExtractedRelation:
     valid_at: datetime | None = None
     invalid_at: datetime | None = None
     replaces_previous: bool = False
+    # Predicates this fact ends between the same source and target: "Marco left Acme" (predicate
+    # `left`) ends a current works_at(Marco, Acme) without naming a new employer.
+    ends: tuple[str, ...] = ()
 
 
 @dataclass
@@ -281,6 +287,7 @@ def validate_extraction(data: Any) -> Extraction:
                 valid_at=parse_when(item.get("valid_at")),
                 invalid_at=parse_when(item.get("invalid_at")),
                 replaces_previous=bool(item.get("replaces_previous", False)),
+                ends=tuple(normalise_predicate(p) for p in item.get("ends", []) if p.strip())[:10],
             )
         )
     return Extraction(entities=entities, relations=relations)

@@ -70,24 +70,69 @@ class Pattern:
     replaces_previous: bool = False
     # Chinese patterns: the part after the subject, matched on its own (see zh_matches).
     middle: re.Pattern[str] | None = None
+    # English patterns: the same verbs with no subject of their own, after "and" or a comma
+    # ("Marco Rossi moved to Berlin and joined Siemens"); the subject is the clause's before it.
+    continued: re.Pattern[str] | None = None
+    # Predicates this fact ends between the same two entities ("left Acme" ends works_at).
+    ends: tuple[str, ...] = ()
 
 
-def _en(verbs: str, predicate: str, source_type: str, target_type: str, *, phrase: bool = False, **kw: bool) -> Pattern:
+# What joins a second verb to the first clause's subject: "and", ", and", "," (then an adverb or two).
+CONTINUE = r"(?:(?<![\w'’-])and|,)\s{1,5}(?:(?:and|then|later|also|recently|just|eventually|finally|soon)\s{1,5}){0,2}"
+
+
+def _en(
+    verbs: str,
+    predicate: str,
+    source_type: str,
+    target_type: str,
+    *,
+    phrase: bool = False,
+    replaces_previous: bool = False,
+    ends: tuple[str, ...] = (),
+) -> Pattern:
     # A capitalised name ends by itself; a lower-case phrase needs a clause boundary after it.
     obj = rf"(?:(?P<o>{NAME})(?!\w)(?!\s+[A-Z])|(?P<p>{PHRASE}){END})" if phrase else rf"(?P<o>{NAME})(?!\w)"
     # A subject starts where a word starts: inside a run of capitals or name characters no attempt
     # begins at every position (which made these patterns quadratic on such runs).
     regex = re.compile(rf"(?<![\w'’&@.\[-])(?P<s>{NAME})\s{{1,5}}(?:{verbs})\s{{1,5}}{obj}")
-    return Pattern(regex, predicate, source_type, target_type, **kw)
+    continued = re.compile(rf"{CONTINUE}(?:{verbs})\s{{1,5}}{obj}")
+    return Pattern(
+        regex, predicate, source_type, target_type, replaces_previous=replaces_previous, continued=continued, ends=ends
+    )
 
 
 EN_PATTERNS: list[Pattern] = [
     _en(
         r"(?:works|worked|is working|has worked) (?:at|for)|is employed (?:at|by)", "works_at", "person", "organisation"
     ),
-    _en(r"joined|has joined|started working (?:at|for)", "works_at", "person", "organisation", replaces_previous=True),
+    # Changes of state: a new employer, home or partner replaces the current one; leaving ends it.
+    _en(
+        r"(?:has |have )?(?:joined|rejoined)|(?:started|began) (?:working |a (?:new )?job )?(?:at|for|with)"
+        r"|(?:took|got|accepted) a (?:new )?(?:job|position|role) (?:at|with)|(?:was|has been|got) hired (?:by|at)",
+        "works_at",
+        "person",
+        "organisation",
+        replaces_previous=True,
+    ),  # fmt: skip
+    _en(
+        r"(?:has |have )?(?:left|quit)(?: (?:his|her|their|my) job at)?|resigned from|stepped down from"
+        r"|(?:was|got) (?:laid off|fired) (?:from|by)|stopped working (?:at|for)",
+        "left",
+        "person",
+        "organisation",
+        ends=("works_at", "member_of", "lives_in"),
+    ),  # fmt: skip
+    _en(r"(?:has )?retired from", "retired_from", "person", "organisation", ends=("works_at", "role")),
     _en(r"(?:lives|lived|is living|has lived|resides) in", "lives_in", "person", "place"),
-    _en(r"(?:moved|relocated|has moved) to", "lives_in", "person", "place", replaces_previous=True),
+    _en(
+        r"(?:moved|relocated|has moved|moved back|has relocated) to|settled in|now lives in",
+        "lives_in",
+        "person",
+        "place",
+        replaces_previous=True,
+    ),  # fmt: skip
+    _en(r"moved (?:out of|away from)", "left", "person", "place", ends=("lives_in",)),
     _en(r"(?:works|worked|is working) on|contributes to", "works_on", "person", "project", phrase=True),
     _en(r"(?:is|was|became) (?:the |a |an )?[A-Za-z -]{2,40}? (?:of|at)", "role", "person", "organisation"),
     _en(r"manages|leads|runs", "manages", "person", "project", phrase=True),
@@ -95,7 +140,9 @@ EN_PATTERNS: list[Pattern] = [
     _en(r"knows|met|has met", "knows", "person", "person"),
     _en(r"uses|is using|prefers|switched to", "uses", "person", "tool", phrase=True),
     _en(r"likes|loves|enjoys", "likes", "person", "concept", phrase=True),
-    _en(r"is married to|married", "married_to", "person", "person"),
+    _en(r"is married to|(?:got |has )?married(?: to)?|wed", "married_to", "person", "person"),
+    _en(r"(?:is |got )?divorced(?: from)?|separated from", "divorced", "person", "person", ends=("married_to",)),
+    _en(r"became|has become|was promoted to", "status", "person", "concept", phrase=True, replaces_previous=True),
     _en(r"founded|co-founded|created", "founded", "person", "organisation"),
     _en(r"(?:is|was) (?:located|based|headquartered) in", "located_in", "organisation", "place"),
     _en(r"(?:is|was) born in", "born_in", "person", "place"),
@@ -240,6 +287,36 @@ def _time_hints(sentence: str) -> tuple[datetime | None, datetime | None]:
     return valid_at, invalid_at
 
 
+# The subject of a sentence that starts with a name and a lower-case verb ("Marco Rossi flew to Rome").
+LEADING_SUBJECT = re.compile(rf"\s{{0,5}}(?P<s>{NAME})\s{{1,5}}(?=[a-z])")
+
+
+def _en_matches(sentence: str) -> list[tuple[Pattern, str, str]]:
+    """(pattern, subject, object) of the English patterns in one sentence, with the clauses that
+    continue a subject after "and" or a comma: such a clause takes the subject of the last relation
+    found before it, else the name the sentence starts with. No pronoun is resolved."""
+    found: list[tuple[int, Pattern, str, str]] = []
+    for pattern in EN_PATTERNS:
+        for m in pattern.regex.finditer(sentence):
+            found.append((m.start(), pattern, m.group("s"), m.group("o") or m.group("p")))
+    headless: list[tuple[int, Pattern, str]] = []
+    if "and" in sentence or "," in sentence:
+        for pattern in EN_PATTERNS:
+            assert pattern.continued is not None
+            for m in pattern.continued.finditer(sentence):
+                headless.append((m.start(), pattern, m.group("o") or m.group("p")))
+    if headless:
+        leading = LEADING_SUBJECT.match(sentence)
+        subjects = sorted((start, subject) for start, _, subject, _ in found)
+        starts = [start for start, _ in subjects]
+        for start, pattern, obj in headless:
+            before = bisect.bisect_left(starts, start)
+            subject = subjects[before - 1][1] if before else (leading.group("s") if leading else "")
+            if subject and _participant(subject)[0]:
+                found.append((start, pattern, subject, obj))
+    return [(pattern, subject, obj) for _, pattern, subject, obj in sorted(found, key=lambda item: item[0])]
+
+
 class OfflineExtractor:
     name = "offline"
     model = ""
@@ -286,9 +363,7 @@ class OfflineExtractor:
                 continue
             candidates: list[tuple[Pattern, str, str]] = []
             if any("A" <= c <= "Z" for c in sentence) or "@" in sentence or "[[" in sentence:
-                for pattern in EN_PATTERNS:
-                    for m in pattern.regex.finditer(sentence):
-                        candidates.append((pattern, m.group("s"), m.group("o") or m.group("p")))
+                candidates += _en_matches(sentence)
             if has_cjk and ZH_ANCHORS.search(sentence):
                 for pattern in ZH_PATTERNS:
                     candidates += [(pattern, subject, obj) for subject, obj in zh_matches(pattern, sentence)]
@@ -315,6 +390,7 @@ class OfflineExtractor:
                         valid_at=valid_at,
                         invalid_at=invalid_at,
                         replaces_previous=pattern.replaces_previous or pattern.predicate in SINGLE_VALUED_PREDICATES,
+                        ends=pattern.ends,
                     )
                 )
         return Extraction(entities=list(entities.values()), relations=relations)

@@ -91,3 +91,67 @@ def test_moves_and_single_valued_predicates_replace_the_previous_value() -> None
     assert moved.replaces_previous
     [uses] = extract("Alice uses vim.").relations
     assert not uses.replaces_previous
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Marco Rossi moved to Berlin in 2024 and joined Siemens.",
+            [("Marco Rossi", "lives_in", "Berlin"), ("Marco Rossi", "works_at", "Siemens")],
+        ),
+        (
+            "Yesterday Marco Rossi flew to Rome, then started working at Fiat.",
+            [("Marco Rossi", "works_at", "Fiat")],
+        ),
+        (
+            "Marco Rossi met Anna Bianchi and later joined Acme Robotics.",
+            [("Marco Rossi", "knows", "Anna Bianchi"), ("Marco Rossi", "works_at", "Acme Robotics")],
+        ),
+        (
+            "Alice was hired by Google and moved to Zurich.",
+            [("Alice", "works_at", "Google"), ("Alice", "lives_in", "Zurich")],
+        ),
+        ("Marco Rossi took a new job at Siemens.", [("Marco Rossi", "works_at", "Siemens")]),
+        ("Marco Rossi started at Siemens in March.", [("Marco Rossi", "works_at", "Siemens")]),
+        ("Anna Bianchi got married to Marco Rossi.", [("Anna Bianchi", "married_to", "Marco Rossi")]),
+        ("Alice became a teacher.", [("Alice", "status", "teacher")]),
+        # The subject of the second clause is its own: nothing is carried over.
+        (
+            "Marco Rossi works at Acme and Anna Bianchi joined Siemens.",
+            [("Marco Rossi", "works_at", "Acme"), ("Anna Bianchi", "works_at", "Siemens")],
+        ),
+        # A pronoun is never resolved, so "I" starts no relation, not even in the second clause.
+        ("I moved to Berlin and joined Siemens.", []),
+    ],
+)
+def test_it_reads_changes_of_state_and_coordinated_verbs(text: str, expected: list[tuple[str, str, str]]) -> None:
+    assert triples(text) == expected
+    assert all(r.replaces_previous for r in extract(text).relations if r.predicate in {"works_at", "lives_in"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "ends"),
+    [
+        ("Marco Rossi left Acme Robotics.", ("Marco Rossi", "left", "Acme Robotics"), {"works_at", "lives_in"}),
+        ("Marco Rossi quit his job at Acme.", ("Marco Rossi", "left", "Acme"), {"works_at"}),
+        ("Marco Rossi resigned from Acme.", ("Marco Rossi", "left", "Acme"), {"works_at"}),
+        ("Marco Rossi was laid off by Acme.", ("Marco Rossi", "left", "Acme"), {"works_at"}),
+        ("Marco Rossi retired from Siemens in 2030.", ("Marco Rossi", "retired_from", "Siemens"), {"works_at"}),
+        ("Carol moved out of Paris.", ("Carol", "left", "Paris"), {"lives_in"}),
+        ("Anna Bianchi divorced Marco Rossi.", ("Anna Bianchi", "divorced", "Marco Rossi"), {"married_to"}),
+    ],
+)
+def test_leaving_ends_a_fact_without_naming_a_successor(
+    text: str, expected: tuple[str, str, str], ends: set[str]
+) -> None:
+    [relation] = extract(text).relations
+    assert (relation.source, relation.predicate, relation.target) == expected
+    assert ends <= set(relation.ends)
+    assert not relation.replaces_previous
+
+
+def test_left_and_joined_in_one_sentence() -> None:
+    relations = extract("Marco Rossi left Acme Robotics and joined Siemens.").relations
+    assert [(r.predicate, r.target) for r in relations] == [("left", "Acme Robotics"), ("works_at", "Siemens")]
+    assert "works_at" in relations[0].ends and relations[1].replaces_previous

@@ -47,6 +47,7 @@ UNITS = [
     "password", "token", "x=", 'password="', "Bearer ", "sk-", "eyJ-", "-----BEGIN A ",
     "[[", "[[a|", "<@A|", "<#A|", "<http:", "<!here|", "#a", "http://", "张伟在", "在谷歌", "1234年",
     "<think>", "```", ",  ",
+    "and ", ", and ", "Aa and joined ", "A, left ", "Aa joined Bb and joined ", "[REDACTED ", "[REDACTED A", "redacted card ",
 ]  # fmt: skip
 LIMIT_SECONDS = 1.0
 
@@ -58,12 +59,15 @@ def user_text_patterns() -> Iterator[tuple[str, Callable[[str], object]]]:
                 yield f"{module.__name__}.{name}", lambda s, p=value: sum(1 for _ in p.finditer(s))
     for pattern in offline.EN_PATTERNS:
         yield f"offline.EN.{pattern.predicate}", lambda s, p=pattern.regex: sum(1 for _ in p.finditer(s))
+        assert pattern.continued is not None
+        yield f"offline.EN.{pattern.predicate}.continued", lambda s, p=pattern.continued: sum(1 for _ in p.finditer(s))
     for pattern in offline.ZH_PATTERNS:
         yield f"offline.ZH.{pattern.predicate}", lambda s, p=pattern: offline.zh_matches(p, s)
     # Whole functions that hold a loop of their own over user text.
     yield "redaction.redact_secrets", redaction.redact_secrets
     yield "provider_base.strip_reasoning", provider_base.strip_reasoning
     yield "markdown.sections", markdown._sections
+    yield "redaction.is_placeholder", redaction.is_placeholder
 
 
 PATTERNS = list(user_text_patterns())
