@@ -613,6 +613,15 @@ EASYMEMORY_SEARCH_TIME_WEIGHT = _search.number(
     help="Fraction a memory's score rises when its time falls in a time expression of the query "
     "(\"in May 2023\", \"last week\"); a boost, never a filter (0 turns it off).",
 )
+EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT = _search.number(
+    "EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT",
+    0.3,
+    minimum=0.0,
+    maximum=0.9,
+    help="Fraction a memory's score falls, for a question in the present tense, when every graph fact it "
+    "states was superseded by a newer one (\"works at Acme\" after \"joined Siemens\"); never hidden "
+    "(0 turns it off).",
+)
 EASYMEMORY_SEARCH_EMBED_THREADS = _search.integer(
     "EASYMEMORY_SEARCH_EMBED_THREADS",
     1,

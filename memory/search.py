@@ -36,6 +36,7 @@ from config.errors import InvalidInput
 from config.inputs import InputRefused, text_check
 from config.metrics import timed_candidate_list
 from memory import embeddings
+from memory.adjustments import score_adjustments
 from memory.fulltext import fulltext_candidates, query_term_count
 from memory.models import Memory, MemoryEmbedding
 from memory.selectors import MemoryFilters, apply_filters, cached_count
@@ -380,17 +381,21 @@ def search(
     cutoff = scores[ranked[min(k, len(ranked)) - 1]] * (1 - margin) / (1 + margin + lift)
     shortlist = [mid for mid in ranked if scores[mid] >= cutoff]
     memories = base.in_bulk(shortlist)
+    # Penalties other apps register (the graph's for superseded facts), see memory/adjustments.py.
+    registered = score_adjustments(principal, query, list(memories), filters)
     final: dict[Any, float] = {}
     for memory_id, memory in memories.items():
         when = memory.occurred_at or memory.created_at
         importance_part, recency_part = _adjustment(memory.importance, when, now)
         time_part = lift if lift and any(window.contains(when) for window in windows) else 0.0
-        final[memory_id] = scores[memory_id] * (1.0 + importance_part + recency_part + time_part)
-        if importance_part or recency_part or time_part:
+        extra = registered.get(memory_id, {})
+        final[memory_id] = scores[memory_id] * (1.0 + importance_part + recency_part + time_part + sum(extra.values()))
+        if importance_part or recency_part or time_part or extra:
             evidence[memory_id]["adjustment"] = {
                 "importance": round(importance_part, 4),
                 "recency": round(recency_part, 4),
                 **({"time": round(time_part, 4)} if time_part else {}),
+                **{name: round(part, 4) for name, part in extra.items()},
             }
     top = sorted(final, key=lambda mid: (-final[mid], str(mid)))[:k]
     return [

@@ -19,6 +19,7 @@ import pytest
 from django.conf import settings
 
 from dashboard import presenters
+from graph import ranking as graph_ranking
 from graph import selectors as graph_selectors
 from graph.providers import base as provider_base
 from graph.providers import offline
@@ -35,6 +36,7 @@ MODULES: list[ModuleType] = [
     offline,
     provider_base,
     graph_selectors,
+    graph_ranking,
     markdown,
     slack,
     files,
@@ -47,7 +49,8 @@ UNITS = [
     "password", "token", "x=", 'password="', "Bearer ", "sk-", "eyJ-", "-----BEGIN A ",
     "[[", "[[a|", "<@A|", "<#A|", "<http:", "<!here|", "#a", "http://", "张伟在", "在谷歌", "1234年",
     "<think>", "```", ",  ",
-    "and ", ", and ", "Aa and joined ", "A, left ", "Aa joined Bb and joined ", "[REDACTED ", "[REDACTED A", "redacted card ",
+    "and ", ", and ", "Aa and joined ", "A, left ", "Aa joined Bb and joined ",
+    "[REDACTED ", "[REDACTED A", "redacted card ", "used to ", "back ",
 ]  # fmt: skip
 LIMIT_SECONDS = 1.0
 
