@@ -32,6 +32,7 @@ from accounts.principal import Principal
 from accounts.scoping import scoped
 from accounts.services import tenant_create
 from memory import embeddings
+from memory.answer_judge import AnswerJudge
 from memory.enrichment import run_enrichment_hooks
 from memory.models import Kind, MemoryEmbedding
 from memory.search import search
@@ -91,6 +92,7 @@ class Question:
     question: str
     evidence: tuple[str, ...]
     category: int
+    answer: str = ""  # the gold answer, for the optional answer-and-judge step
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def load_locomo(path: Path) -> list[Conversation]:
                 question=str(qa["question"]),
                 evidence=tuple(str(e) for e in qa["evidence"]),
                 category=int(qa["category"]),
+                answer=str(qa.get("answer", "")),
             )
             for qa in sample.get("qa", [])
             if isinstance(qa, dict) and qa.get("category") in ANSWERABLE and qa.get("evidence") and qa.get("question")
@@ -295,7 +298,12 @@ def _evaluate_conversation(
 
 
 def run_locomo(
-    path: Path, *, ks: Sequence[int] = (5, 10, 20), progress: Progress = print, keep_tenants: bool = False
+    path: Path,
+    *,
+    ks: Sequence[int] = (5, 10, 20),
+    progress: Progress = print,
+    keep_tenants: bool = False,
+    answering: AnswerJudge | None = None,
 ) -> dict[str, Any]:
     """Evaluate retrieval on a LoCoMo file; returns the figures as a JSON-ready dict."""
     conversations = load_locomo(path)
@@ -313,6 +321,8 @@ def run_locomo(
         )
         try:
             _evaluate_conversation(Principal.system(tenant), conversation, ks, scores, progress)
+            if answering is not None:
+                _answer_conversation(Principal.system(tenant), conversation, answering, progress)
         finally:
             if not keep_tenants:
                 _remove_eval_tenant(tenant)
@@ -338,7 +348,39 @@ def run_locomo(
                 for k in ks
             },
         }
+    if answering is not None:
+        report["answers"] = answering.report()
     return report
+
+
+def _answer_conversation(
+    principal: Principal, conversation: Conversation, answering: AnswerJudge, progress: Progress
+) -> None:
+    """The answer-and-judge step over one conversation's questions (those with a gold answer)."""
+    questions = [q for q in conversation.questions if q.answer]
+    for number, question in enumerate(questions, start=1):
+        answering.run(principal, question.question, question.answer, question.category)
+        if number % 25 == 0 or number == len(questions):
+            progress(f"  {conversation.sample_id}: {number}/{len(questions)} answered and judged")
+
+
+def format_answers(report: dict[str, Any]) -> str:
+    """The LLM-judge accuracy table of a run with `--answer-model`."""
+    answers = report.get("answers")
+    if not answers:
+        return ""
+    lines = [
+        "",
+        f"LLM-judge accuracy (answers by {answers['answer_model']} from the top {answers['k']} memories,"
+        f" judged by {answers['judge_model']})",
+        f"{'all categories':<28}{answers['accuracy']:>9.3f}   ({answers['questions']} questions)",
+    ]
+    for category, value in sorted(answers["accuracy_by_category"].items(), key=lambda item: int(item[0])):
+        label = f"  category {category} ({CATEGORY_NAMES.get(int(category), '?')})"
+        lines.append(f"{label:<28}{value:>9.3f}")
+    if answers["unparsed_judgements"]:
+        lines.append(f"{answers['unparsed_judgements']} judgements had no CORRECT/WRONG label (counted as WRONG)")
+    return "\n".join(lines)
 
 
 def _remove_eval_tenant(tenant: Tenant) -> None:

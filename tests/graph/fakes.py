@@ -33,6 +33,8 @@ class FakeLLMServer:
         self.script: list[Scripted] = []
         self.requests: list[Seen] = []
         self.on_request: Callable[[Seen], None] | None = None
+        # Replies computed from the request, once the script is used up (a model that reads its prompt).
+        self.responder: Callable[[Seen], Scripted] | None = None
         self._lock = threading.Lock()
         server = self
 
@@ -46,7 +48,12 @@ class FakeLLMServer:
                 seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw or b"null"))
                 with server._lock:
                     server.requests.append(seen)
-                    step = server.script.pop(0) if server.script else Scripted(500, {"error": "script exhausted"})
+                    if server.script:
+                        step = server.script.pop(0)
+                    elif server.responder is not None:
+                        step = server.responder(seen)
+                    else:
+                        step = Scripted(500, {"error": "script exhausted"})
                 if server.on_request:
                     server.on_request(seen)
                 if step.delay:
