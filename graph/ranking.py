@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.principal import Principal
@@ -41,16 +40,19 @@ def superseded_adjustment(
     principal: Principal, query: str, memory_ids: Sequence[Any], filters: MemoryFilters
 ) -> dict[Any, float]:
     """memory id → a penalty of EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT for each memory that supports
-    relations, all of them closed by another relation (superseded or ended) and none still valid."""
+    relations closed by another relation (superseded or ended) and none still valid.
+
+    One indexed query (relation sources by memory) when none of the memories states a closed fact,
+    the usual case; a second only for those that do."""
     weight = settings.EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT
-    if not weight or not memory_ids or not asks_about_the_present(query, filters):
+    if not weight or not memory_ids or filters.as_of is not None or PAST.search(query):
         return {}
-    sources = scoped(RelationSource, principal.tenant)
-    superseded = sources.filter(
+    closed = scoped(RelationSource, principal.tenant).filter(
         memory_id__in=list(memory_ids), relation__invalidated_by__isnull=False, relation__expired_at__isnull=True
     )
-    still_valid = relations_valid_at(scoped(Relation, principal.tenant)).filter(
-        sources__memory_id=OuterRef("memory_id")
-    )
-    found = superseded.annotate(valid=Exists(still_valid)).filter(valid=False).values_list("memory_id", flat=True)
-    return {memory_id: -weight for memory_id in set(found)}
+    candidates = set(closed.values_list("memory_id", flat=True))
+    if not candidates or not asks_about_the_present(query, filters):
+        return {}
+    still_valid = relations_valid_at(scoped(Relation, principal.tenant)).filter(sources__memory_id__in=candidates)
+    stating_current = set(still_valid.values_list("sources__memory_id", flat=True))
+    return {memory_id: -weight for memory_id in candidates - stating_current}
