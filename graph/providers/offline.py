@@ -158,9 +158,9 @@ ZH_OBJECT = rf"(?P<o>[{CJK}A-Za-z0-9·]{{1,20}}?)"
 ZH_OPEN_OBJECT = r"(?P<o>[^\s，。！？、；：,.!?;:了的和与及]{1,20})"
 
 
-def _zh(middle: str, predicate: str, source_type: str, target_type: str, **kw: bool) -> Pattern:
+def _zh(middle: str, predicate: str, source_type: str, target_type: str, *, replaces_previous: bool = False) -> Pattern:
     regex, middle_regex = re.compile(ZH_SUBJECT + middle), re.compile(middle)
-    return Pattern(regex, predicate, source_type, target_type, middle=middle_regex, **kw)
+    return Pattern(regex, predicate, source_type, target_type, replaces_previous=replaces_previous, middle=middle_regex)
 
 
 _FIRST = re.compile(ZH_SUBJECT_FIRST)
