@@ -664,40 +664,40 @@ def graph_import_validate(section: GraphImport, memory_refs: set[uuid.UUID] | No
     relation_refs = {item.ref for item in section.relations}
     if len(relation_refs) != len(section.relations):
         raise InvalidInput("relation", "the same relation id appears twice")
-    for item in section.relations:
-        name = f"relation {item.ref}"
+    for rel in section.relations:
+        name = f"relation {rel.ref}"
         for end in ("source", "target"):
             if getattr(item, end) not in entity_refs:
                 raise InvalidInput(f"{name}.{end}", f"entity {getattr(item, end)} is not in the file")
-        if item.source == item.target:
+        if rel.source == rel.target:
             raise InvalidInput(f"{name}.target", "source and target must be different entities")
-        _check_text(item.predicate, MAX_PREDICATE, f"{name}.predicate", required=True)
-        _check_text(item.fact, MAX_IMPORT_FACT, f"{name}.fact")
-        if not 0.0 <= item.confidence <= 1.0:
+        _check_text(rel.predicate, MAX_PREDICATE, f"{name}.predicate", required=True)
+        _check_text(rel.fact, MAX_IMPORT_FACT, f"{name}.fact")
+        if not 0.0 <= rel.confidence <= 1.0:
             raise InvalidInput(f"{name}.confidence", "confidence must be between 0 and 1")
-        if item.origin not in Origin.values:
+        if rel.origin not in Origin.values:
             raise InvalidInput(f"{name}.origin", f"origin must be one of {', '.join(Origin.values)}")
-        if item.invalidated_by is not None and item.invalidated_by not in relation_refs:
-            raise InvalidInput(f"{name}.invalidated_by", f"relation {item.invalidated_by} is not in the file")
+        if rel.invalidated_by is not None and rel.invalidated_by not in relation_refs:
+            raise InvalidInput(f"{name}.invalidated_by", f"relation {rel.invalidated_by} is not in the file")
     seen: set[uuid.UUID] = set()
-    for item in section.memories:
-        name = f"memory {item.memory}"
-        if item.memory in seen:
+    for part in section.memories:
+        name = f"memory {part.memory}"
+        if part.memory in seen:
             raise InvalidInput(name, "the graph of one memory appears twice")
-        seen.add(item.memory)
-        if memory_refs is not None and item.memory not in memory_refs:
+        seen.add(part.memory)
+        if memory_refs is not None and part.memory not in memory_refs:
             raise InvalidInput(name, "no memory with this id in the file")
-        if len(item.mentions) > MAX_IMPORT_REFS or len(item.supports) > MAX_IMPORT_REFS:
+        if len(part.mentions) > MAX_IMPORT_REFS or len(part.supports) > MAX_IMPORT_REFS:
             raise PayloadTooLarge(f"{name}.graph", f"at most {MAX_IMPORT_REFS} mentions and supported relations")
-        for ref, text in item.mentions:
+        for ref, text in part.mentions:
             if ref not in entity_refs:
                 raise InvalidInput(f"{name}.graph.mentions", f"entity {ref} is not in the file")
             _check_text(text, MAX_NAME, f"{name}.graph.mentions")
-        for ref in item.supports:
+        for ref in part.supports:
             if ref not in relation_refs:
                 raise InvalidInput(f"{name}.graph.supports", f"relation {ref} is not in the file")
-        _check_text(item.provider, 40, f"{name}.graph.provider")
-        _check_text(item.model, 200, f"{name}.graph.model")
+        _check_text(part.provider, 40, f"{name}.graph.provider")
+        _check_text(part.model, 200, f"{name}.graph.model")
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
