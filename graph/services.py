@@ -661,14 +661,14 @@ def graph_import_validate(section: GraphImport, memory_refs: set[uuid.UUID] | No
         _check_text(item.summary, MAX_IMPORT_SUMMARY, f"{name}.summary")
         if item.origin not in Origin.values:
             raise InvalidInput(f"{name}.origin", f"origin must be one of {', '.join(Origin.values)}")
-    relation_refs = {item.ref for item in section.relations}
+    relation_refs = {rel.ref for rel in section.relations}
     if len(relation_refs) != len(section.relations):
         raise InvalidInput("relation", "the same relation id appears twice")
     for rel in section.relations:
         name = f"relation {rel.ref}"
         for end in ("source", "target"):
-            if getattr(item, end) not in entity_refs:
-                raise InvalidInput(f"{name}.{end}", f"entity {getattr(item, end)} is not in the file")
+            if getattr(rel, end) not in entity_refs:
+                raise InvalidInput(f"{name}.{end}", f"entity {getattr(rel, end)} is not in the file")
         if rel.source == rel.target:
             raise InvalidInput(f"{name}.target", "source and target must be different entities")
         _check_text(rel.predicate, MAX_PREDICATE, f"{name}.predicate", required=True)
