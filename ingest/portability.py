@@ -9,10 +9,11 @@ Export format (version 2): one JSON object per line, each with a "type":
    "graph": {"mentions": [[entity id], [entity id, text]], "supports": [relation ids],
              "provider": ..., "model": ...}}
 An entity or relation is written before the first record that refers to it; the ones no memory
-refers to (added by hand) come at the end. "history" is left out when it is only the memory's
-creation, and "graph" when the memory has none. Ids are the exporting tenant's; an import maps
-them. Version 1 files (memories only, history always present) are still read; an importer
-skips record types it does not know and counts them.
+refers to (added by hand) come at the end; their empty values (null, "", []) are left out.
+"history" is left out when it is only the memory's creation, and "graph" when the memory has
+none. Ids are the exporting tenant's; an import maps them. Version 1 files (memories only,
+history always present) are still read; an importer skips record types it does not know and
+counts them.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _compact(record: dict[str, Any]) -> str:
+    """A graph record without its empty values (absent reads as empty: null, "" or [])."""
+    return json.dumps({k: v for k, v in record.items() if v not in (None, "", [])}, ensure_ascii=False) + "\n"
+
+
 def _trivial_history(memory: Memory, entries: list[dict[str, Any]], created: list[datetime]) -> bool:
     """Only the ADD that created the memory as it still is: an import rebuilds it from the memory."""
     if len(entries) != 1 or memory.version != 1:
@@ -96,7 +102,7 @@ class _GraphWriter:
                     "aliases": list(entity.aliases), "summary": entity.summary, "origin": entity.origin,
                     "first_seen_at": _iso(entity.first_seen_at), "last_seen_at": _iso(entity.last_seen_at),
                 }  # fmt: skip
-                yield json.dumps(record, ensure_ascii=False) + "\n"
+                yield _compact(record)
 
     def relation_lines(self, ids: Iterable[int]) -> Iterator[str]:
         todo = set(ids) - self.relations
@@ -114,7 +120,7 @@ class _GraphWriter:
                     "created_at": _iso(rel.created_at), "expired_at": _iso(rel.expired_at),
                     "invalidated_by": rel.invalidated_by_id,
                 }  # fmt: skip
-                yield json.dumps(record, ensure_ascii=False) + "\n"
+                yield _compact(record)
             # The relation that closed one of these comes next, so every reference resolves.
             todo = {rel.invalidated_by_id for rel in rows if rel.invalidated_by_id} - self.relations
 
