@@ -178,10 +178,15 @@ class _GraphWriter:
 
 
 def export_lines(
-    tenant: Tenant, memory_ids: list[uuid.UUID] | None = None, *, progress: Progress | None = None
+    tenant: Tenant,
+    memory_ids: list[uuid.UUID] | None = None,
+    *,
+    graph: bool = True,
+    progress: Progress | None = None,
 ) -> Iterator[str]:
     """The tenant's export (or of the memories `memory_ids` only, with the part of the graph they
-    support), line by line. Streamed: memory use grows only with the number of graph nodes and edges.
+    support), line by line; without the graph when `graph` is false (a credential without
+    graph:read). Streamed: memory use grows only with the number of graph nodes and edges.
     `progress` is called with (memories written, total) after each batch."""
     yield json.dumps({"type": "header", "format": FORMAT, "version": VERSION, "tenant": tenant.slug}) + "\n"
     memories = scoped(Memory, tenant).order_by("created_at", "content_hash", "id")
@@ -189,7 +194,7 @@ def export_lines(
         memories = memories.filter(pk__in=memory_ids)
     total = memories.count() if progress is not None else None
     done = 0
-    graph = _GraphWriter(tenant)
+    writer = _GraphWriter(tenant) if graph else None
     # A server-side cursor (iterator) streams the rows; history and graph are fetched per batch.
     for batch in chunked(memories.iterator(chunk_size=EXPORT_BATCH), EXPORT_BATCH):
         history: dict[uuid.UUID, list[dict[str, Any]]] = {}
@@ -200,7 +205,7 @@ def export_lines(
             entry["created_at"] = _iso(row.created_at)
             history.setdefault(row.memory_id, []).append(entry)
             created.setdefault(row.memory_id, []).append(row.created_at)
-        lines, graphs = graph.memory_graphs(batch)
+        lines, graphs = writer.memory_graphs(batch) if writer is not None else ([], {})
         yield from lines
         for memory in batch:
             record: dict[str, Any] = {"type": "memory", "id": str(memory.id)}
@@ -217,8 +222,8 @@ def export_lines(
         done += len(batch)
         if progress is not None:
             progress(done, total)
-    if memory_ids is None:
-        yield from graph.remaining_lines()
+    if memory_ids is None and writer is not None:
+        yield from writer.remaining_lines()
 
 
 # --- import ----------------------------------------------------------------------------------

@@ -381,7 +381,9 @@ def _import_export(principal: Principal, job: IngestJob, run: JobRun, text: str)
             group = []
     if group:
         _store_restored(store, run, group)
-    if len(exported.graph):
+    if len(exported.graph) and not job.params.get("graph", True):
+        job.stats["graph records not imported (no graph:write)"] = len(exported.graph)
+    elif len(exported.graph):
         outcome = graph_import(principal=principal, section=exported.graph, memory_map=memory_map)
         for name in ("entities_created", "entities_merged", "relations_created", "relations_merged", "mentions"):
             job.stats[f"graph {name.replace('_', ' ')}"] = getattr(outcome, name)

@@ -258,3 +258,35 @@ def test_a_hostile_or_inconsistent_graph_section_is_refused_whole_and_changes_no
         assert not Memory.objects.filter(tenant=target).exists(), what
         assert not Entity.objects.filter(tenant=target).exists(), what
         assert not Relation.objects.filter(tenant=target).exists(), what
+
+
+def test_a_credential_without_graph_scopes_exports_and_imports_memories_only(admin: Persona) -> None:
+    """memory:read alone exports no graph; memory:write alone imports the memories, not the graph."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from accounts.services import oauth_app_create
+    from ingest.services import job_run
+    from tests.accounts.test_oauth import bearer, create_app, token_for
+
+    build_graph(admin)
+    app = create_app(admin, "writer")
+    narrow = bearer(token_for(app, scope="memory:read memory:write").json()["access_token"])
+    full = bearer(token_for(app).json()["access_token"])
+    exported = b"".join(narrow.get("/v1/export").streaming_content).decode()
+    assert {json.loads(line)["type"] for line in exported.splitlines()} == {"header", "memory"}
+    assert '"graph"' not in exported
+    complete = b"".join(full.get("/v1/export").streaming_content)
+    assert {"entity", "relation"} <= {json.loads(line)["type"] for line in complete.splitlines()}
+
+    copy = TenantFactory(slug="copy")
+    made = oauth_app_create(principal=Principal.system(copy), name="sync", role="writer")
+    credentials = {"client_id": made.application.client_id, "client_secret": made.client_secret}
+    importer = bearer(token_for(credentials, scope="memory:read memory:write").json()["access_token"])
+    upload = SimpleUploadedFile("export.jsonl", complete, content_type="application/x-ndjson")
+    response = importer.post("/v1/import", {"file": upload}, format="multipart")
+    assert response.status_code == 202, response.content
+    job = job_run(response.json()["id"])
+    assert job is not None and job.status == "done", job and job.error
+    assert Memory.objects.filter(tenant=copy).count() == Memory.objects.filter(tenant=admin.tenant).count()
+    assert not Entity.objects.filter(tenant=copy).exists()
+    assert job.stats["graph records not imported (no graph:write)"] > 0
