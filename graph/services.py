@@ -638,6 +638,10 @@ def _check_text(value: str, limit: int, name: str, *, required: bool = False) ->
         raise PayloadTooLarge(name, f"{name} is over {limit} characters")
     if "\x00" in value:
         raise InvalidInput(name, f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(name, f"{name} is not valid Unicode (a lone surrogate)") from exc
 
 
 def graph_import_validate(section: GraphImport, memory_refs: set[uuid.UUID] | None = None) -> None:

@@ -244,6 +244,8 @@ def _hostile(lines: list[str]) -> list[tuple[str, list[str], str]]:
         ("huge mention list", swap(memory, {**memory, "graph": {"mentions": [[entity["id"]]] * 5000}}), "at most"),
         ("mention shape", swap(memory, {**memory, "graph": {"mentions": [{"entity": 1}]}}), "[entity id]"),
         ("self loop", swap(relation, {**relation, "target": relation["source"]}), "different entities"),
+        ("lone surrogate", swap(entity, {**entity, "aliases": ["\ud800"]}), "not valid Unicode"),
+        ("NUL in a fact", swap(relation, {**relation, "fact": "a\x00b"}), "NUL"),
     ]  # fmt: skip
 
 
