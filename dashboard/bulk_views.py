@@ -63,7 +63,8 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
         audit_record(
             principal=principal, action="memory.bulk.export", target_type="memory", detail={"count": len(ids)}
         )
-        response = StreamingHttpResponse(export_lines(principal.tenant, ids), content_type="application/x-ndjson")
+        lines = export_lines(principal.tenant, ids, graph=principal.has_scope("graph:read"))
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         stamp = timezone.now().strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="memories-{len(ids)}-{stamp}.jsonl"'
         return response

@@ -90,7 +90,8 @@ def tenant_export(request: HttpRequest, tenant_id: str) -> HttpResponse:
     audit_record(
         principal=principal, tenant=tenant, action="tenant.export", target_type="tenant", target_id=str(tenant.pk)
     )
-    response = StreamingHttpResponse(export_lines(tenant), content_type="application/x-ndjson")
+    lines = export_lines(tenant, graph=principal.has_scope("graph:read"))
+    response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="easymemory-{tenant.slug}-{stamp}.jsonl"'
     return response

@@ -8,8 +8,9 @@ memory first withdraws what the old content supported.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,10 +25,17 @@ from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput
+from config.errors import InvalidInput, PayloadTooLarge
 from graph.models import Entity, EntityMerge, GraphExtraction, Mention, Origin, Relation, RelationSource
 from graph.providers import Extraction, ExtractionError, Extractor, TransientProviderError, extractor_from_settings
-from graph.providers.base import SINGLE_VALUED_PREDICATES, clean_name, normalise_key, normalise_predicate
+from graph.providers.base import (
+    MAX_NAME,
+    MAX_PREDICATE,
+    SINGLE_VALUED_PREDICATES,
+    clean_name,
+    normalise_key,
+    normalise_predicate,
+)
 from memory.models import EnrichmentState, Memory
 from memory.redaction import is_placeholder
 
@@ -155,12 +163,15 @@ def _relation_current(qs: Any) -> Any:
     return qs.filter(invalid_at__isnull=True, expired_at__isnull=True)
 
 
-def _close_contradicted(relation: Relation) -> None:
+def _close_contradicted(relation: Relation, among: Sequence[int] | None = None) -> None:
     """A single-valued fact (lives_in, works_at, ...) has one current value per source.
-    The later-valid fact wins; the earlier one gets `invalid_at` and stays queryable."""
+    The later-valid fact wins; the earlier one gets `invalid_at` and stays queryable.
+    `among` limits the rivals to these relations (an import weighs only the facts held before it)."""
     others = _relation_current(
         scoped(Relation, relation.tenant).filter(source_id=relation.source_id, predicate=relation.predicate)
     ).exclude(pk=relation.pk)
+    if among is not None:
+        others = others.filter(pk__in=list(among))
     for other in others.select_for_update():
         if other.target_id == relation.target_id:
             continue
@@ -400,6 +411,9 @@ def graph_extract_memories(memory_ids: Sequence[str], *, extractor: Extractor | 
             memory = Memory.objects.select_for_update().filter(pk=mid).select_related("tenant").first()  # unscoped: id
             if memory is None or memory.content_hash != digest:
                 continue  # deleted or changed while we waited: the newer task handles it
+            if GraphExtraction.objects.filter(memory_id=mid, content_hash=digest).exists():  # unscoped: id given
+                outcome.skipped += 1  # an import brought its graph meanwhile: extracting would replace it
+                continue
             _apply(memory, results[mid], extractor, precomputed.get(memory.tenant_id))
             if memory.enrichment_state == EnrichmentState.FAILED and memory.enrichment_error.startswith(
                 GRAPH_ERROR_PREFIX
@@ -579,3 +593,381 @@ def entity_merge(*, principal: Principal, target: Entity, sources: Sequence[Enti
     )  # fmt: skip
     target.refresh_from_db()
     return target
+
+
+# --- importing an exported graph -------------------------------------------------------
+
+MAX_IMPORT_ALIASES = 1_000
+MAX_IMPORT_FACT = 10_000
+MAX_IMPORT_SUMMARY = 10_000
+MAX_IMPORT_REFS = 1_000  # mentions / supported relations of one memory
+IMPORT_CHUNK = 1_000
+
+
+@dataclass(frozen=True)
+class EntityImport:
+    """An entity as an export holds it; `ref` is its id in the exporting tenant."""
+
+    ref: int
+    name: str
+    type: str = GENERIC_TYPE
+    aliases: tuple[str, ...] = ()
+    summary: str = ""
+    origin: str = Origin.EXTRACTED
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RelationImport:
+    ref: int
+    source: int  # entity refs
+    target: int
+    predicate: str
+    fact: str = ""
+    confidence: float = 1.0
+    origin: str = Origin.EXTRACTED
+    valid_at: datetime | None = None
+    invalid_at: datetime | None = None
+    created_at: datetime | None = None
+    expired_at: datetime | None = None
+    invalidated_by: int | None = None  # a relation ref
+
+
+@dataclass(frozen=True)
+class MemoryGraphImport:
+    """What one exported memory contributes: its mentions (entity ref, text), the relations it
+    supports (relation refs), and the extractor that produced them, when it was up to date."""
+
+    memory: uuid.UUID  # the memory's id in the export
+    mentions: tuple[tuple[int, str], ...] = ()
+    supports: tuple[int, ...] = ()
+    provider: str = ""
+    model: str = ""
+
+
+@dataclass
+class GraphImport:
+    entities: list[EntityImport] = field(default_factory=list)
+    relations: list[RelationImport] = field(default_factory=list)
+    memories: list[MemoryGraphImport] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entities) + len(self.relations) + len(self.memories)
+
+
+@dataclass
+class GraphImportOutcome:
+    entities_created: int = 0
+    entities_merged: int = 0  # resolved to an entity the tenant already had
+    relations_created: int = 0
+    relations_merged: int = 0
+    mentions: int = 0
+    supports: int = 0
+    dropped: int = 0  # references to memories this import did not store, and self-loops after merging
+
+
+def _check_text(value: str, limit: int, name: str, *, required: bool = False) -> None:
+    if required and not value.strip():
+        raise InvalidInput(name, f"{name} must not be empty")
+    if len(value) > limit:
+        raise PayloadTooLarge(name, f"{name} is over {limit} characters")
+    if "\x00" in value:
+        raise InvalidInput(name, f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(name, f"{name} is not valid Unicode (a lone surrogate)") from exc
+
+
+def graph_import_validate(section: GraphImport, memory_refs: set[uuid.UUID] | None = None) -> None:
+    """Refuse (InvalidInput naming the record) a section that is inconsistent: duplicate or dangling
+    ids, out-of-range values, oversized texts; with `memory_refs`, references to memories the file
+    does not hold. Nothing is read from or written to the database."""
+    entity_refs: set[int] = set()
+    for item in section.entities:
+        name = f"entity {item.ref}"
+        if item.ref in entity_refs:
+            raise InvalidInput(name, "the same entity id appears twice")
+        entity_refs.add(item.ref)
+        _check_text(item.name, MAX_NAME, f"{name}.name", required=True)
+        if not normalise_key(item.name):
+            raise InvalidInput(f"{name}.name", "an entity name must not be empty")
+        _check_text(item.type, 60, f"{name}.entity_type", required=True)
+        if len(item.aliases) > MAX_IMPORT_ALIASES:
+            raise PayloadTooLarge(f"{name}.aliases", f"at most {MAX_IMPORT_ALIASES} aliases")
+        for alias in item.aliases:
+            _check_text(alias, MAX_NAME, f"{name}.aliases", required=True)
+        _check_text(item.summary, MAX_IMPORT_SUMMARY, f"{name}.summary")
+        if item.origin not in Origin.values:
+            raise InvalidInput(f"{name}.origin", f"origin must be one of {', '.join(Origin.values)}")
+    relation_refs = {rel.ref for rel in section.relations}
+    if len(relation_refs) != len(section.relations):
+        raise InvalidInput("relation", "the same relation id appears twice")
+    for rel in section.relations:
+        name = f"relation {rel.ref}"
+        for end in ("source", "target"):
+            if getattr(rel, end) not in entity_refs:
+                raise InvalidInput(f"{name}.{end}", f"entity {getattr(rel, end)} is not in the file")
+        if rel.source == rel.target:
+            raise InvalidInput(f"{name}.target", "source and target must be different entities")
+        _check_text(rel.predicate, MAX_PREDICATE, f"{name}.predicate", required=True)
+        _check_text(rel.fact, MAX_IMPORT_FACT, f"{name}.fact")
+        if not 0.0 <= rel.confidence <= 1.0:
+            raise InvalidInput(f"{name}.confidence", "confidence must be between 0 and 1")
+        if rel.origin not in Origin.values:
+            raise InvalidInput(f"{name}.origin", f"origin must be one of {', '.join(Origin.values)}")
+        if rel.invalidated_by is not None and rel.invalidated_by not in relation_refs:
+            raise InvalidInput(f"{name}.invalidated_by", f"relation {rel.invalidated_by} is not in the file")
+    seen: set[uuid.UUID] = set()
+    for part in section.memories:
+        name = f"memory {part.memory}"
+        if part.memory in seen:
+            raise InvalidInput(name, "the graph of one memory appears twice")
+        seen.add(part.memory)
+        if memory_refs is not None and part.memory not in memory_refs:
+            raise InvalidInput(name, "no memory with this id in the file")
+        if len(part.mentions) > MAX_IMPORT_REFS or len(part.supports) > MAX_IMPORT_REFS:
+            raise PayloadTooLarge(f"{name}.graph", f"at most {MAX_IMPORT_REFS} mentions and supported relations")
+        for ref, text in part.mentions:
+            if ref not in entity_refs:
+                raise InvalidInput(f"{name}.graph.mentions", f"entity {ref} is not in the file")
+            _check_text(text, MAX_NAME, f"{name}.graph.mentions")
+        for ref in part.supports:
+            if ref not in relation_refs:
+                raise InvalidInput(f"{name}.graph.supports", f"relation {ref} is not in the file")
+        _check_text(part.provider, 40, f"{name}.graph.provider")
+        _check_text(part.model, 200, f"{name}.graph.model")
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), IMPORT_CHUNK):
+        yield values[start : start + IMPORT_CHUNK]
+
+
+def _update_columns(tenant: Tenant, rows: Sequence[Entity] | Sequence[Relation], fields: Sequence[str]) -> None:
+    """Write these fields of the tenant's rows, one UPDATE ... FROM (VALUES ...) per chunk. Django's
+    bulk_update builds a CASE per row and field, whose compilation took seconds for a few thousand rows."""
+    if not rows:
+        return
+    meta = type(rows[0])._meta
+    columns = [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    names = ", ".join(["id", *(quote(c.column) for c in columns)])
+    assign = ", ".join(f"{quote(c.column)} = v.{quote(c.column)}::{c.db_type(connection)}" for c in columns)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows):
+            values = ", ".join(["(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"] * len(chunk))
+            params: list[Any] = []
+            for row in chunk:
+                params.append(row.pk)
+                params += [c.get_db_prep_save(getattr(row, c.attname), connection) for c in columns]
+            cursor.execute(
+                f"UPDATE {quote(meta.db_table)} AS t SET {assign} FROM (VALUES {values}) AS v({names})"  # noqa: S608 - names from the model
+                " WHERE t.id = v.id::bigint AND t.tenant_id = %s",
+                [*params, tenant.pk],
+            )
+
+
+def _import_entities(tenant: Tenant, items: list[EntityImport], outcome: GraphImportOutcome) -> dict[int, Entity]:
+    """Resolve each imported entity to the tenant's entity with the same key (then alias), as
+    entity_resolve does without similarity; create the rest. Names, aliases, types and seen-times merge."""
+    wanted = {normalise_key(clean_name(item.name)) for item in items}
+    found: dict[str, Entity] = {}
+    for chunk in _chunks(sorted(wanted)):
+        rows = list(scoped(Entity, tenant).filter(Q(key__in=chunk) | Q(alias_keys__overlap=chunk)).order_by("id"))
+        for row in rows:  # keys win over aliases (entity_resolve's order)
+            for alias in row.alias_keys:
+                found.setdefault(alias, row)
+        for row in rows:
+            found[row.key] = row
+    existing = {key: entity for key, entity in found.items() if key in wanted}
+    new: dict[str, Entity] = {}
+    for item in items:
+        key = normalise_key(clean_name(item.name))
+        if key not in existing and key not in new:
+            new[key] = Entity(
+                tenant=tenant, name=clean_name(item.name), key=key, type=item.type, origin=item.origin,
+                summary=item.summary,
+            )  # fmt: skip
+    # ignore_conflicts: a concurrent extraction may create a key meanwhile; it is then merged into.
+    Entity.objects.bulk_create(list(new.values()), ignore_conflicts=True, batch_size=IMPORT_CHUNK)
+    created_keys = set(new)
+    for chunk in _chunks(sorted(new)):
+        for row in scoped(Entity, tenant).filter(key__in=chunk):
+            existing[row.key] = row
+    mapping: dict[int, Entity] = {}
+    changed: dict[int, Entity] = {}
+    for item in items:
+        key = normalise_key(clean_name(item.name))
+        entity = existing[key]
+        mapping[item.ref] = entity
+        # Created here (its seen-times are the file's) or resolved to an entity the tenant had.
+        fresh = key in created_keys and entity.pk not in changed
+        if fresh:
+            outcome.entities_created += 1
+        else:
+            outcome.entities_merged += 1
+        for alias in (item.name, *item.aliases):
+            alias_key = normalise_key(alias)
+            if alias_key and alias_key != entity.key and alias_key not in entity.alias_keys:
+                entity.aliases = [*entity.aliases, clean_name(alias)]
+                entity.alias_keys = [*entity.alias_keys, alias_key]
+        if entity.type == GENERIC_TYPE and item.type != GENERIC_TYPE:
+            entity.type = item.type
+        if item.origin == Origin.MANUAL:
+            entity.origin = Origin.MANUAL  # a hand-made entity stays until deleted, wherever it lands
+        if not entity.summary and item.summary:
+            entity.summary = item.summary
+        if item.first_seen_at is not None and (fresh or item.first_seen_at < entity.first_seen_at):
+            entity.first_seen_at = item.first_seen_at
+        if item.last_seen_at is not None and (fresh or item.last_seen_at > entity.last_seen_at):
+            entity.last_seen_at = item.last_seen_at
+        changed[entity.pk] = entity
+    _update_columns(
+        tenant,
+        list(changed.values()),
+        ["aliases", "alias_keys", "type", "origin", "summary", "first_seen_at", "last_seen_at"],
+    )
+    return mapping
+
+
+def _import_relations(
+    tenant: Tenant, items: list[RelationImport], entities: dict[int, Entity], outcome: GraphImportOutcome
+) -> dict[int, Relation]:
+    """Create the imported relations with their four times; one that the tenant already holds (the
+    same current fact, or the same fact with the same interval) is merged into instead."""
+    sources = sorted({entities[item.source].pk for item in items})
+    before: list[Relation] = []
+    for chunk in _chunks(sources):
+        before += list(scoped(Relation, tenant).filter(source_id__in=chunk).order_by("id"))
+    current: dict[tuple[int, int, str], Relation] = {}
+    exact: dict[tuple[Any, ...], Relation] = {}
+
+    def remember(rel: Relation) -> None:
+        if rel.invalid_at is None and rel.expired_at is None:
+            current.setdefault((rel.source_id, rel.target_id, rel.predicate), rel)
+        exact.setdefault(
+            (rel.source_id, rel.target_id, rel.predicate, rel.valid_at, rel.invalid_at, rel.expired_at), rel
+        )
+
+    for rel in before:
+        remember(rel)
+    mapping: dict[int, Relation] = {}
+    created: list[tuple[RelationImport, Relation]] = []
+    raised: dict[int, Relation] = {}
+    for item in items:
+        source, target = entities[item.source], entities[item.target]
+        if source.pk == target.pk:
+            outcome.dropped += 1  # two imported entities resolved to one: the fact would be a self-loop
+            continue
+        predicate = normalise_predicate(item.predicate)
+        is_current = item.invalid_at is None and item.expired_at is None
+        match = (current.get((source.pk, target.pk, predicate)) if is_current else None) or exact.get(
+            (source.pk, target.pk, predicate, item.valid_at, item.invalid_at, item.expired_at)
+        )
+        if match is not None:
+            mapping[item.ref] = match
+            outcome.relations_merged += 1
+            if item.confidence > match.confidence:
+                match.confidence = item.confidence
+                raised[match.pk] = match
+            continue
+        relation = Relation(
+            tenant=tenant, source=source, target=target, predicate=predicate, fact=item.fact,
+            confidence=item.confidence, origin=item.origin, valid_at=item.valid_at, invalid_at=item.invalid_at,
+            expired_at=item.expired_at,
+        )  # fmt: skip
+        mapping[item.ref] = relation
+        created.append((item, relation))  # not matched by later records: the file's own rows stay distinct
+    Relation.objects.bulk_create([rel for _, rel in created], batch_size=IMPORT_CHUNK)
+    outcome.relations_created = len(created)
+    for item, rel in created:
+        # auto_now_add ignored the exported time on insert: put it back.
+        rel.created_at = item.created_at or rel.created_at
+        link = mapping.get(item.invalidated_by) if item.invalidated_by is not None else None
+        rel.invalidated_by = link if link is not None and link.pk != rel.pk else None
+    _update_columns(tenant, [rel for _, rel in created], ["created_at", "invalidated_by"])
+    _update_columns(tenant, list(raised.values()), ["confidence"])
+    # Facts the tenant held before: a single-valued one contradicted by an imported current fact is
+    # closed as extraction would close it. The imported facts keep the intervals they came with.
+    for _, rel in created:
+        if rel.invalid_at is None and rel.expired_at is None and rel.predicate in SINGLE_VALUED_PREDICATES:
+            rivals = [
+                other.pk for other in before
+                if other.source_id == rel.source_id and other.predicate == rel.predicate
+                and other.target_id != rel.target_id and other.invalid_at is None and other.expired_at is None
+            ]  # fmt: skip
+            if rivals:
+                _close_contradicted(rel, among=rivals)
+    return mapping
+
+
+@transaction.atomic
+def graph_import(
+    *, principal: Principal, section: GraphImport, memory_map: dict[uuid.UUID, uuid.UUID]
+) -> GraphImportOutcome:
+    """Bring an exported graph into the principal's tenant, all-or-nothing.
+
+    `memory_map` maps the export's memory ids to the memories this import stored (or found as
+    duplicates) in the tenant; mentions and supports of other memories are dropped and counted.
+    Entities merge with the tenant's by name key or alias; a memory whose extraction came along is
+    marked extracted, so enrichment does not redo (and replace) it.
+    """
+    graph_import_validate(section)
+    tenant = principal.tenant
+    outcome = GraphImportOutcome()
+    entities = _import_entities(tenant, section.entities, outcome)
+    relations = _import_relations(tenant, section.relations, entities, outcome)
+    targets = sorted({memory_map[item.memory] for item in section.memories if item.memory in memory_map})
+    present: dict[uuid.UUID, str] = {}
+    for chunk in _chunks(targets):
+        present.update(scoped(Memory, tenant).filter(pk__in=chunk).values_list("id", "content_hash"))
+    mentions: dict[tuple[int, uuid.UUID], Mention] = {}
+    supports: dict[tuple[int, uuid.UUID], RelationSource] = {}
+    extracted: list[GraphExtraction] = []
+    names = {item.ref: clean_name(item.name) for item in section.entities}
+    for item in section.memories:
+        memory_id = memory_map.get(item.memory)
+        if memory_id is None or memory_id not in present:
+            outcome.dropped += len(item.mentions) + len(item.supports)
+            continue
+        for ref, text in item.mentions:
+            entity = entities[ref]
+            mentions.setdefault(
+                (entity.pk, memory_id),
+                Mention(tenant=tenant, entity=entity, memory_id=memory_id, text=text or names[ref]),
+            )
+        for ref in item.supports:
+            relation = relations.get(ref)
+            if relation is None:
+                outcome.dropped += 1
+                continue
+            supports.setdefault(
+                (relation.pk, memory_id), RelationSource(tenant=tenant, relation=relation, memory_id=memory_id)
+            )
+        if item.provider:
+            extracted.append(
+                GraphExtraction(
+                    tenant=tenant, memory_id=memory_id, content_hash=present[memory_id], provider=item.provider,
+                    model=item.model, entities=len({entities[ref].pk for ref, _ in item.mentions}),
+                    relations=len(item.supports),
+                )  # fmt: skip
+            )
+    Mention.objects.bulk_create(list(mentions.values()), ignore_conflicts=True, batch_size=IMPORT_CHUNK)
+    RelationSource.objects.bulk_create(list(supports.values()), ignore_conflicts=True, batch_size=IMPORT_CHUNK)
+    # A memory the worker extracted meanwhile keeps its own record (its mentions are merged above).
+    GraphExtraction.objects.bulk_create(extracted, ignore_conflicts=True, batch_size=IMPORT_CHUNK)
+    outcome.mentions, outcome.supports = len(mentions), len(supports)
+    touched = sorted({entity.pk for entity in entities.values()})
+    for chunk in _chunks(touched):
+        _refresh_mention_counts(tenant, list(chunk))
+    audit_record(
+        principal=principal, action="graph.import", target_type="tenant", target_id=str(tenant.pk),
+        detail={
+            "entities_created": outcome.entities_created, "entities_merged": outcome.entities_merged,
+            "relations_created": outcome.relations_created, "relations_merged": outcome.relations_merged,
+            "mentions": outcome.mentions, "supports": outcome.supports, "dropped": outcome.dropped,
+        },
+    )  # fmt: skip
+    return outcome

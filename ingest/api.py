@@ -157,7 +157,8 @@ class ExportApi(APIView):
     def get(self, request: Request) -> StreamingHttpResponse:
         principal = principal_of(request)
         audit_record(principal=principal, action="memory.export", target_type="tenant")
-        response = StreamingHttpResponse(export_lines(principal.tenant), content_type="application/x-ndjson")
+        lines = export_lines(principal.tenant, graph=principal.has_scope("graph:read"))
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="easymemory-{principal.tenant.slug}.jsonl"'
         return response
 

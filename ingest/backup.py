@@ -16,12 +16,15 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, connections
+
+from config.progress import Step
 
 FORMAT = "easymemory-backup"
 SKIP_DIRS = {"pg", "static"}  # the database (dumped instead) and collected static files (rebuilt)
@@ -77,24 +80,58 @@ def _data_files(data_dir: Path, exclude: Path | None) -> list[Path]:
     return files
 
 
-def backup_create(out: Path) -> dict[str, object]:
-    """Write a backup archive to `out` (atomically: a temporary file renamed at the end)."""
+def _run_counting(command: list[str], env: dict[str, str], marker: str, tick: Callable[[], None]) -> tuple[int, str]:
+    """Run a pg tool with --verbose, calling `tick` for each of its lines that contain `marker`
+    (one per table); returns its exit status and its other messages (errors among them)."""
+    process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
+        [*command, "--verbose"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    other: list[str] = []
+    for line in process.stderr:
+        if marker in line:
+            tick()
+        elif "error" in line.lower() or "fatal" in line.lower() or "warning" in line.lower():
+            other.append(line.rstrip())
+    return process.wait(), "\n".join(other[-20:])
+
+
+def _table_count() -> int:
+    """Tables whose rows pg_dump writes (ordinary tables outside the system schemas)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def backup_create(out: Path, *, progress: Step | None = None) -> dict[str, object]:
+    """Write a backup archive to `out` (atomically: a temporary file renamed at the end).
+    `progress` is called with (tables dumped + files archived, their total)."""
     tools = pg_tools()
     data_dir = Path(settings.EASYMEMORY_DATA_DIR)
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="easymemory-backup-") as tmp:
         dump = Path(tmp) / DUMP_NAME
-        result = subprocess.run(  # noqa: S603 - fixed binary and arguments
-            [tools.pg_dump, "--format=custom", "--no-owner", "--file", str(dump), *tools.args],
-            env=tools.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise BackupError(f"pg_dump failed: {result.stderr.strip()}")
+        command = [tools.pg_dump, "--format=custom", "--no-owner", "--file", str(dump), *tools.args]
         files = _data_files(data_dir, out)
+        done = 0
+        if progress is None:
+            result = subprocess.run(command, env=tools.env, capture_output=True, text=True, check=False)  # noqa: S603
+            status, errors = result.returncode, result.stderr.strip()
+        else:
+            total = _table_count() + len(files)
+
+            def tick() -> None:
+                nonlocal done
+                done += 1
+                progress(done, total)
+
+            status, errors = _run_counting(command, tools.env, "dumping contents of table", tick)
+        if status != 0:
+            raise BackupError(f"pg_dump failed: {errors}")
         manifest = {
             "format": FORMAT,
             "version": 1,
@@ -115,12 +152,24 @@ def backup_create(out: Path) -> dict[str, object]:
             tar.add(dump, arcname=DUMP_NAME)
             for path in files:
                 tar.add(path, arcname=f"files/{path.relative_to(data_dir).as_posix()}")
+                if progress is not None:
+                    done += 1
+                    progress(done, total)
         os.replace(partial, out)
     return manifest
 
 
-def backup_restore(archive: Path) -> dict[str, object]:
-    """Replace the database and the data directory's files with those in `archive`."""
+def _dump_tables(tools: PgTools, dump: Path) -> int:
+    """Tables with rows in a dump (its table of contents, read by pg_restore --list)."""
+    listing = subprocess.run(  # noqa: S603 - fixed binary and arguments
+        [tools.pg_restore, "--list", str(dump)], env=tools.env, capture_output=True, text=True, check=False
+    )
+    return sum(1 for line in listing.stdout.splitlines() if " TABLE DATA " in line and not line.startswith(";"))
+
+
+def backup_restore(archive: Path, *, progress: Step | None = None) -> dict[str, object]:
+    """Replace the database and the data directory's files with those in `archive`.
+    `progress` is called with (tables restored + files put back, their total)."""
     if not archive.is_file():
         raise BackupError(f"{archive}: no such file")
     tools = pg_tools()
@@ -141,32 +190,40 @@ def backup_restore(archive: Path) -> dict[str, object]:
         dump = Path(tmp) / DUMP_NAME
         if not dump.is_file():
             raise BackupError(f"{archive}: the database dump is missing")
-        connections.close_all()
-        result = subprocess.run(  # noqa: S603 - fixed binary and arguments
-            [
-                tools.pg_restore,
-                "--clean",
-                "--if-exists",
-                "--no-owner",
-                "--single-transaction",
-                "--exit-on-error",
-                *tools.args,
-                str(dump),
-            ],
-            env=tools.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise BackupError(f"pg_restore failed (the database is unchanged): {result.stderr.strip()}")
         restored = Path(tmp) / "files"
+        put_back = [p for p in sorted(restored.rglob("*")) if p.is_file()] if restored.is_dir() else []
+        total = _dump_tables(tools, dump) + len(put_back) if progress is not None else 0
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+        connections.close_all()
+        command = [
+            tools.pg_restore,
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            "--exit-on-error",
+            *tools.args,
+            str(dump),
+        ]
+        if progress is None:
+            result = subprocess.run(command, env=tools.env, capture_output=True, text=True, check=False)  # noqa: S603
+            status, errors = result.returncode, result.stderr.strip()
+        else:
+            status, errors = _run_counting(command, tools.env, "processing data for table", tick)
+        if status != 0:
+            raise BackupError(f"pg_restore failed (the database is unchanged): {errors}")
         count = 0
-        if restored.is_dir():
-            for path in sorted(restored.rglob("*")):
-                if path.is_file():
-                    target = data_dir / path.relative_to(restored)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(path, target)
-                    count += 1
+        for path in put_back:
+            target = data_dir / path.relative_to(restored)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+            count += 1
+            tick()
     return {**manifest, "restored_files": count}

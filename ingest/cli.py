@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.cli_support import add_tenant_argument, system_principal
+from config.progress import ProgressBar
 from ingest import services
 from ingest.models import IngestJob, JobStatus
-
-BAR_WIDTH = 30
 
 
 def add_job_arguments(parser: CommandParser) -> None:
@@ -23,21 +22,14 @@ def add_job_arguments(parser: CommandParser) -> None:
     )
 
 
-class ProgressBar:
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.interactive = stream.isatty()
+def job_progress(bar: ProgressBar) -> services.ProgressCallback:
+    """The job's counts onto the command's bar (the job calls back at most once a second)."""
 
-    def __call__(self, job: IngestJob) -> None:
+    def show(job: IngestJob) -> None:
         seen = job.done + job.skipped + job.failed
-        if job.total:
-            filled = int(BAR_WIDTH * min(seen, job.total) / job.total)
-            bar = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {seen}/{job.total}"
-        else:
-            bar = f"{seen} items"
-        line = f"{bar}  done {job.done}, skipped {job.skipped}, failed {job.failed}"
-        self.stream.write(("\r" + line) if self.interactive else line + "\n")
-        self.stream.flush()
+        bar.update(seen, job.total or None, done=job.done, skipped=job.skipped, failed=job.failed)
+
+    return show
 
 
 def read_source(path: str) -> tuple[str, bytes]:
@@ -51,7 +43,12 @@ def read_source(path: str) -> tuple[str, bytes]:
 
 
 def run_job(
-    options: dict[str, Any], kind: str, params: dict[str, Any], stdout: Any, upload: tuple[str, bytes] | None = None
+    options: dict[str, Any],
+    kind: str,
+    params: dict[str, Any],
+    stdout: Any,
+    upload: tuple[str, bytes] | None = None,
+    stderr: Any = None,
 ) -> IngestJob:
     principal = system_principal(options["tenant"])
     background = options.get("background", False)
@@ -59,9 +56,9 @@ def run_job(
     if background:
         stdout.write(f"queued job {job.id}; follow it with GET /v1/jobs/{job.id}")
         return job
-    finished = services.job_run(str(job.id), on_progress=ProgressBar(sys.stderr))
+    with ProgressBar(stderr or sys.stderr, kind, unit="items") as bar:
+        finished = services.job_run(str(job.id), on_progress=job_progress(bar))
     assert finished is not None
-    sys.stderr.write("\n" if sys.stderr.isatty() else "")
     report(finished, stdout)
     if finished.status == JobStatus.FAILED:
         raise CommandError(finished.error)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ from django.db import transaction
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from config.errors import InvalidInput
+from graph.services import graph_import
 from ingest.models import IndexedFile, IngestJob
-from ingest.portability import FORMAT, exported_memory_parse, mem0_item, mem0_records
+from ingest.portability import FORMAT, GRAPH_TYPES, export_file_read, exported_memory_parse, mem0_item, mem0_records
 from ingest.roots import PathRefused, import_path_check
 from ingest.services import (
     GROUP_MEMORIES,
@@ -322,7 +324,13 @@ def _import_export(principal: Principal, job: IngestJob, run: JobRun, text: str)
     """Restore an EasyMemory export through memory_restore_many, GROUP_MEMORIES at a time; a
     group with an invalid record is retried one by one, so only that record fails."""
     lines = text.splitlines()
-    job.total = max(0, sum(1 for line in lines if line.strip()) - 1)
+    try:
+        exported = export_file_read(lines)
+    except InvalidInput as exc:
+        # An inconsistent graph section refuses the whole file before anything is stored.
+        raise SourceError(f"{exc.field}: {exc.message}") from exc
+    job.total = max(0, sum(1 for line in lines if line.strip()) - 1 - exported.graph_lines)
+    memory_map: dict[uuid.UUID, uuid.UUID] = {}  # the file's memory ids -> this tenant's
     group: list[tuple[str, RestoredMemory]] = []
 
     def store(todo: list[tuple[str, RestoredMemory]]) -> None:
@@ -339,7 +347,9 @@ def _import_export(principal: Principal, job: IngestJob, run: JobRun, text: str)
                 except InvalidInput as exc:
                     run.fail(one[0], f"{exc.field}: {exc.message}")
             return
-        for result in results:
+        for (_, item), result in zip(todo, results, strict=True):
+            if result.memory is not None:
+                memory_map[item.id] = result.memory.id
             if result.created:
                 run.ok(1)
             else:
@@ -356,6 +366,8 @@ def _import_export(principal: Principal, job: IngestJob, run: JobRun, text: str)
             run.fail(f"line {number}", f"invalid JSON: {exc}")
             continue
         kind = record.get("type")
+        if kind in GRAPH_TYPES and exported.version >= 2:
+            continue  # read by export_file_read, stored after the memories
         if kind != "memory":
             run.skip(f"record type {str(kind)[:64]!r} not importable here")
             continue
@@ -369,6 +381,14 @@ def _import_export(principal: Principal, job: IngestJob, run: JobRun, text: str)
             group = []
     if group:
         _store_restored(store, run, group)
+    if len(exported.graph) and not job.params.get("graph", True):
+        job.stats["graph records not imported (no graph:write)"] = len(exported.graph)
+    elif len(exported.graph):
+        outcome = graph_import(principal=principal, section=exported.graph, memory_map=memory_map)
+        for name in ("entities_created", "entities_merged", "relations_created", "relations_merged", "mentions"):
+            job.stats[f"graph {name.replace('_', ' ')}"] = getattr(outcome, name)
+        if outcome.dropped:
+            job.stats["graph references to memories not imported"] = outcome.dropped
     run.tick(force=True)
 
 

@@ -77,6 +77,9 @@ def job_create(
     """Record a job (and its uploaded bytes) and, after commit, hand it to the worker."""
     if kind not in JobKind.values:
         raise InvalidInput("kind", f"kind must be one of {', '.join(JobKind.values)}")
+    if kind == JobKind.JSON:
+        # An export's graph section is written only for a credential that may write the graph.
+        params = {**params, "graph": principal.has_scope("graph:write")}
     with transaction.atomic():
         job = IngestJob.objects.create(tenant=principal.tenant, kind=kind, params=params, actor=principal.actor)
         if upload is not None:

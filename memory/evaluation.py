@@ -71,6 +71,17 @@ _MONTHS = {
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
 Progress = Callable[[str], None]
+Step = Callable[[int, int | None], None]  # (turns embedded + questions asked, their total)
+
+
+class _Steps:
+    def __init__(self, total: int, callback: Step | None) -> None:
+        self.done, self.total, self.callback = 0, total, callback
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.callback is not None:
+            self.callback(self.done, self.total)
 
 
 class EvalFormatError(ValueError):
@@ -239,7 +250,7 @@ class _Scores:
 
 
 def _ingest(
-    principal: Principal, conversation: Conversation, progress: Progress
+    principal: Principal, conversation: Conversation, steps: _Steps
 ) -> tuple[dict[str, set[str]], dict[str, str]]:
     """Store the turns; returns memory id → the dia_ids it holds (a repeated turn is stored once),
     and memory id → its text."""
@@ -270,14 +281,17 @@ def _ingest(
         batch = ids[start : start + EMBED_BATCH]
         memory_embed_batch(memory_ids=batch)
         run_enrichment_hooks(batch)  # graph extraction, as the worker's task does after embedding
-        progress(f"  {conversation.sample_id}: embedded {min(start + EMBED_BATCH, len(ids))}/{len(ids)} memories")
+        # Counted in turns (a repeated turn is one memory): the total is known before storing.
+        stored = sum(len(holds[mid]) for mid in batch)
+        steps.advance(stored)
+    steps.advance(len(conversation.turns) - sum(len(held) for held in holds.values()))
     return holds, texts
 
 
 def _evaluate_conversation(
-    principal: Principal, conversation: Conversation, ks: Sequence[int], scores: _Scores, progress: Progress
+    principal: Principal, conversation: Conversation, ks: Sequence[int], scores: _Scores, steps: _Steps
 ) -> None:
-    holds, texts = _ingest(principal, conversation, progress)
+    holds, texts = _ingest(principal, conversation, steps)
     ids = list(holds)
     name = embeddings.model_name()
     vectors = dict(scoped(MemoryEmbedding, principal.tenant).filter(model=name).values_list("memory_id", "embedding"))
@@ -285,7 +299,7 @@ def _evaluate_conversation(
     bm25 = BM25Okapi([tokens(texts[mid]) for mid in ids])
     sessions = {turn.dia_id: turn.session for turn in conversation.turns}
     deepest = max(ks)
-    for number, question in enumerate(conversation.questions, start=1):
+    for question in conversation.questions:
         per_k = {k: [holds[str(hit.memory.id)] for hit in search(principal, question.question, k=k)] for k in ks}
         scores.add("easymemory", question, per_k[deepest], sessions, per_k=per_k)
         bm25_order = np.argsort(-bm25.get_scores(tokens(question.question)), kind="stable")[:deepest]
@@ -293,8 +307,7 @@ def _evaluate_conversation(
         query_vector = np.array(embeddings.embed_query(question.question, name), dtype=np.float32)
         dense_order = np.argsort(-(matrix @ query_vector), kind="stable")[:deepest]
         scores.add("dense", question, [holds[ids[i]] for i in dense_order], sessions)
-        if number % 25 == 0 or number == len(conversation.questions):
-            progress(f"  {conversation.sample_id}: {number}/{len(conversation.questions)} questions")
+        steps.advance(1)
 
 
 def run_locomo(
@@ -304,9 +317,12 @@ def run_locomo(
     progress: Progress = print,
     keep_tenants: bool = False,
     answering: AnswerJudge | None = None,
+    steps: Step | None = None,
 ) -> dict[str, Any]:
-    """Evaluate retrieval on a LoCoMo file; returns the figures as a JSON-ready dict."""
+    """Evaluate retrieval on a LoCoMo file; returns the figures as a JSON-ready dict. `progress`
+    gets a line per conversation; `steps` the count of turns embedded and questions asked."""
     conversations = load_locomo(path)
+    counter = _Steps(sum(len(c.turns) + len(c.questions) for c in conversations), steps)
     ks = sorted(set(ks))
     scores = _Scores(ks)
     run = uuid.uuid4().hex[:8]
@@ -320,7 +336,7 @@ def run_locomo(
             f" (tenant {tenant.slug})"
         )
         try:
-            _evaluate_conversation(Principal.system(tenant), conversation, ks, scores, progress)
+            _evaluate_conversation(Principal.system(tenant), conversation, ks, scores, counter)
             if answering is not None:
                 _answer_conversation(Principal.system(tenant), conversation, answering, progress)
         finally:

@@ -195,8 +195,10 @@ def test_a_tenant_is_renamed_exported_and_deleted_with_every_row_but_its_audit_t
     export = admin.get(f"/admin/tenants/{tenant.pk}/export/")
     lines = [json.loads(line) for line in body_of(export).splitlines()]
     assert export["Content-Disposition"].startswith("attachment;")
-    assert lines[0]["format"] == "easymemory-export" and lines[1]["content"] == "Alice works at Acme Robotics."
-    assert len(lines) == 2
+    assert lines[0]["format"] == "easymemory-export"
+    assert [r["content"] for r in lines if r["type"] == "memory"] == ["Alice works at Acme Robotics."]
+    assert {r["name"] for r in lines if r["type"] == "entity"} == {"Alice", "Acme Robotics"}  # the graph too
+    assert [r["predicate"] for r in lines if r["type"] == "relation"] == ["works_at"]
 
     assert b"memories" in admin.get(f"/admin/tenants/{tenant.pk}/").content  # the counts it will remove
     admin.post(f"/admin/tenants/{tenant.pk}/delete/", {"confirm": "Acme Labs"})  # the name is not the slug

@@ -86,5 +86,17 @@ def test_export_is_readable_by_members_and_holds_only_their_tenant(cast: dict[st
     assert json.loads(outsider.splitlines()[0])["tenant"] == "globex"
 
 
+def test_the_exported_graph_is_the_members_tenants_alone(cast: dict[str, Persona]) -> None:
+    from tests.graph.helpers import remember
+
+    remember(cast["writer"], "Marco Rossi works at Acme Robotics.")
+    remember(cast["outsider"], "Wanda Moss lives in Hidden Valley.")
+    for name in ("reader", "writer", "admin", "outsider"):
+        body = b"".join(cast[name].client().get("/v1/export").streaming_content).decode()
+        entities = {r["name"] for r in map(json.loads, body.splitlines()) if r["type"] == "entity"}
+        mine = {"Wanda Moss", "Hidden Valley"} if name == "outsider" else {"Marco Rossi", "Acme Robotics"}
+        assert entities == mine, name
+
+
 def test_export_is_read_only(cast: dict[str, Persona]) -> None:
     assert cast["admin"].client().post("/v1/export", {}, format="json").status_code == 403

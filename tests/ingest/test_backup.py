@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import tarfile
 from io import StringIO
 from pathlib import Path
@@ -17,9 +18,12 @@ from tests.conftest import Persona
 def test_backup_and_restore_round_trip(transactional_db: object, writer: Persona, tmp_path: Path) -> None:
     memory_create(principal=writer.principal, data=MemoryInput(content="kept through the backup"))
     archive = tmp_path / "easymemory.tar"
-    out = StringIO()
-    call_command("backup", "--out", str(archive), stdout=out)
+    out, err = StringIO(), StringIO()
+    call_command("backup", "--out", str(archive), stdout=out, stderr=err)
     assert "backup written" in out.getvalue()
+    # Not a terminal: one line, every table dumped and every data file archived counted.
+    tables = int(re.fullmatch(r"backup: (\d+) items in [\d.]+ s, [\d.]+ items/s\n", err.getvalue()).group(1))
+    assert tables > 20
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert {"manifest.json", "database.dump", "files/secret_key"} <= set(names)
@@ -30,12 +34,14 @@ def test_backup_and_restore_round_trip(transactional_db: object, writer: Persona
     key_file = Path(settings.EASYMEMORY_DATA_DIR) / "secret_key"
     original_key = key_file.read_bytes()
     key_file.write_bytes(b"changed")
+    restored = StringIO()
     try:
-        call_command("restore", str(archive), stdout=StringIO())
+        call_command("restore", str(archive), stdout=StringIO(), stderr=restored)
     finally:
         restored_key = key_file.read_bytes()
         key_file.write_bytes(original_key)
     assert restored_key == original_key
+    assert restored.getvalue().startswith(f"restore: {tables} items in ")  # the same tables and files came back
     assert list(Memory.objects.values_list("content", flat=True)) == ["kept through the backup"]
 
 

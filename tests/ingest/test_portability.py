@@ -103,14 +103,14 @@ def test_invalid_lines_in_an_export_are_reported_and_the_rest_imported(writer: P
     build_history(writer.principal)
     lines = list(export_lines(writer.tenant))
     lines.insert(2, "{this is not json\n")
-    lines.append(json.dumps({"type": "entity", "name": "Alice"}) + "\n")
+    lines.append(json.dumps({"type": "annotation", "name": "Alice"}) + "\n")
     lines.append(json.dumps({"type": "memory", "id": "not-a-uuid", "content": "x"}) + "\n")
     copy = TenantFactory(slug="copy")
     job = run(Principal.system(copy), "json", {}, upload=("export.jsonl", "".join(lines).encode()))
     assert job.status == "done"
     assert (job.done, job.failed, job.skipped) == (2, 2, 1)
     assert [e["item"] for e in job.errors] == ["line 3", "line 6"]
-    assert job.stats == {"record type 'entity' not importable here": 1}
+    assert job.stats == {"record type 'annotation' not importable here": 1}
 
 
 def test_the_cli_exports_and_imports(writer: Persona, tmp_path: Path) -> None:

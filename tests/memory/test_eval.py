@@ -99,12 +99,14 @@ def test_recall_at_k_counts_the_share_of_evidence_found() -> None:
 
 
 def test_the_command_ingests_searches_and_reports(locomo_file: Path, tmp_path: Path) -> None:
-    out, report_path = StringIO(), tmp_path / "report.json"
+    out, err, report_path = StringIO(), StringIO(), tmp_path / "report.json"
     tenants_before = set(Tenant.objects.values_list("slug", flat=True))
-    call_command("eval", "locomo", str(locomo_file), "--k", "1", "3", "--json", str(report_path), stdout=out)
+    call_command(
+        "eval", "locomo", str(locomo_file), "--k", "1", "3", "--json", str(report_path), stdout=out, stderr=err
+    )
     text = out.getvalue()
     assert "tiny-1: 7 turns, 3 questions" in text
-    assert "embedded 7/7 memories" in text
+    assert err.getvalue().startswith("eval locomo: 10 steps in ")  # 7 turns embedded, 3 questions asked
     assert "EasyMemory search()" in text and "BM25" in text and "dense" in text
     report = json.loads(report_path.read_text())
     assert report["questions"] == 3

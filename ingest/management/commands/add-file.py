@@ -20,4 +20,5 @@ class Command(BaseCommand):
         if extension_of(options["path"]) not in SUPPORTED:
             raise CommandError(f"unsupported file type; use one of {', '.join(sorted(SUPPORTED))}")
         name, data = read_source(options["path"])
-        run_job(options, JobKind.FILE, {"filename": name, "size": len(data)}, self.stdout, upload=(name, data))
+        params = {"filename": name, "size": len(data)}
+        run_job(options, JobKind.FILE, params, self.stdout, upload=(name, data), stderr=self.stderr)

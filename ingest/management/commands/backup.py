@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.progress import ProgressBar
 from ingest.backup import BackupError, backup_create
 
 
@@ -16,7 +17,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            manifest = backup_create(Path(options["out"]))
+            with ProgressBar(self.stderr, "backup", unit="items") as bar:
+                manifest = backup_create(Path(options["out"]), progress=bar)
         except BackupError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(

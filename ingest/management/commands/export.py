@@ -6,11 +6,12 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.cli_support import add_tenant_argument, system_principal
 from audit.services import audit_record
+from config.progress import ProgressBar
 from ingest.portability import export_lines
 
 
 class Command(BaseCommand):
-    help = "Write the tenant's memories (with history) as JSON Lines to stdout."
+    help = "Write the tenant's memories (with history and graph) as JSON Lines to stdout."
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_tenant_argument(parser)
@@ -18,5 +19,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         principal = system_principal(options["tenant"])
         audit_record(principal=principal, action="memory.export", target_type="tenant")
-        for line in export_lines(principal.tenant):
-            self.stdout.write(line, ending="")
+        with ProgressBar(self.stderr, "export", unit="memories") as bar:
+            for line in export_lines(principal.tenant, progress=bar):
+                self.stdout.write(line, ending="")

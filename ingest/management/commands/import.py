@@ -21,4 +21,4 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         name, data = read_source(options["path"])
         params = {"filename": name, "size": len(data)}
-        run_job(options, SOURCES[options["source"]], params, self.stdout, upload=(name, data))
+        run_job(options, SOURCES[options["source"]], params, self.stdout, upload=(name, data), stderr=self.stderr)

@@ -25,4 +25,4 @@ class Command(BaseCommand):
             raise CommandError(f"{options['path']}: not a directory")
         # The local command line is the one trusted door: it may index any directory it can read.
         params = {"path": str(root), "pattern": options["pattern"], "recursive": options["recursive"], "trusted": True}
-        run_job(options, JobKind.VAULT, params, self.stdout)
+        run_job(options, JobKind.VAULT, params, self.stdout, stderr=self.stderr)

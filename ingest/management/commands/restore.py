@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.progress import ProgressBar
 from ingest.backup import BackupError, backup_restore
 
 
@@ -16,7 +17,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            result = backup_restore(Path(options["archive"]))
+            with ProgressBar(self.stderr, "restore", unit="items") as bar:
+                result = backup_restore(Path(options["archive"]), progress=bar)
         except BackupError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"restored the database and {result['restored_files']} data file(s)")

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.progress import ProgressBar
 from memory.answer_judge import PROVIDERS, AnswerJudge, ChatModel, JudgeError, endpoint_from_settings
 from memory.evaluation import EvalFormatError, format_answers, format_table, run_locomo
 
@@ -60,15 +61,21 @@ class Command(BaseCommand):
         if any(not 1 <= k <= 100 for k in ks):
             raise CommandError("--k values must be from 1 to 100")
 
-        def progress(line: str) -> None:
-            self.stdout.write(line)
-            self.stdout.flush()
-
         answering = self._answering(options)
         try:
-            report = run_locomo(
-                options["file"], ks=ks, progress=progress, keep_tenants=options["keep_tenants"], answering=answering
-            )
+            with ProgressBar(self.stderr, "eval locomo", unit="steps") as bar:
+
+                def progress(line: str) -> None:
+                    bar.write(self.stdout, line)
+
+                report = run_locomo(
+                    options["file"],
+                    ks=ks,
+                    progress=progress,
+                    keep_tenants=options["keep_tenants"],
+                    answering=answering,
+                    steps=bar,
+                )
         except (EvalFormatError, JudgeError) as exc:
             raise CommandError(str(exc)) from exc
         levels = ("turn", "session") if options["level"] == "both" else (options["level"],)

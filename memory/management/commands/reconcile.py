@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from config.progress import ProgressBar
 from memory.services import memory_reconcile
 
 
@@ -17,13 +18,17 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=10_000)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        count = memory_reconcile(limit=options["limit"])
-        self.stdout.write(f"re-queued {count} memories")
         from graph.services import graph_reconcile
-
-        graph_count = graph_reconcile(limit=options["limit"])
-        self.stdout.write(f"re-queued {graph_count} memories for graph extraction")
         from memory.term_stats import term_stats_refresh
 
-        rebuilt = term_stats_refresh()
-        self.stdout.write(f"rebuilt full-text statistics of {len(rebuilt)} tenants")
+        # Three passes over every tenant; the bar counts passes and shows what each found.
+        with ProgressBar(self.stderr, "reconcile", unit="passes", total=3) as bar:
+            count = memory_reconcile(limit=options["limit"])
+            bar.update(1, embeddings=count)
+            bar.write(self.stdout, f"re-queued {count} memories")
+            graph_count = graph_reconcile(limit=options["limit"])
+            bar.update(2, graph=graph_count)
+            bar.write(self.stdout, f"re-queued {graph_count} memories for graph extraction")
+            rebuilt = term_stats_refresh()
+            bar.update(3, term_statistics=len(rebuilt))
+            bar.write(self.stdout, f"rebuilt full-text statistics of {len(rebuilt)} tenants")

@@ -304,7 +304,8 @@ class AsyncEasyMemory:
             await self._sleep(poll)
 
     async def export(self) -> AsyncIterator[dict[str, Any]]:
-        """Every memory of the tenant as JSON objects, streamed (the JSONL that import_json reads)."""
+        """The tenant's export as JSON objects, streamed: header, entity, relation and memory records
+        (the JSONL that import_json reads)."""
         response = await self._send(ops.EXPORT)
         try:
             if response.status_code >= 400:

@@ -298,7 +298,8 @@ class EasyMemory:
             self._sleep(poll)
 
     def export(self) -> Iterator[dict[str, Any]]:
-        """Every memory of the tenant as JSON objects, streamed (the JSONL that import_json reads)."""
+        """The tenant's export as JSON objects, streamed: header, entity, relation and memory records
+        (the JSONL that import_json reads)."""
         response = self._send(ops.EXPORT)
         try:
             if response.status_code >= 400:
