@@ -119,11 +119,11 @@ _embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-embed", 
 _pending_vector: ContextVar[Future[list[float]] | None] = ContextVar("pending_query_vector", default=None)
 
 
-def _query_vector(query: str) -> list[float]:
+def _query_vector(principal: Principal, query: str) -> list[float]:
     pending = _pending_vector.get()
     if pending is not None:
         return pending.result()
-    return embeddings.embed_query(query, embeddings.model_name())
+    return embeddings.embed_query(query, embeddings.model_name(), scope=str(principal.tenant_id))
 
 
 @cache
@@ -281,7 +281,7 @@ def vector_plan(filtered_rows: int, dims: int) -> str:
 def _vector_candidates(
     principal: Principal, base: QuerySet[Memory], query: str, limit: int, filters: MemoryFilters
 ) -> list[tuple[Any, float]]:
-    vector = _query_vector(query)
+    vector = _query_vector(principal, query)
     model = embeddings.model_name()
     # Approximate is enough to pick the plan (memories still waiting for their embedding count too).
     filtered = cached_count(base.values("id"))
@@ -311,7 +311,8 @@ def _candidate_lists(
     others = [name for name in active if name != "vector"]
     pending = None
     if "vector" in active:
-        pending = _embedder.submit(embeddings.embed_query, query, embeddings.model_name())
+        scope = str(principal.tenant_id)  # the cache is per tenant (see embed_query)
+        pending = _embedder.submit(embeddings.embed_query, query, embeddings.model_name(), scope=scope)
     token = _pending_vector.set(pending)
     try:
         # Vector last, so its embedding overlaps with the other lists' SQL.
