@@ -17,10 +17,12 @@ What it does:
    memory, which the worker then embeds on the same machine.
 4. Prints, per operation, requests/s and p50/p95/p99; the CPU seconds spent meanwhile by the web
    processes, the worker, PostgreSQL and this client (psutil), per request; and the load average.
-5. With `--profile`, samples the web processes with py-spy during the measured window (only
-   threads that are running, not those waiting on the database or the network) and prints where
-   their CPU went, by part of the request (query embedding, each candidate list, fusion,
-   authentication, rate limit, audit, serialisation, the framework).
+5. With `--profile`, samples the web processes with py-spy (pinned in requirements-dev.txt)
+   during the measured window, only while a thread holds the GIL (Python running, not waiting
+   on the database or the network), and prints where that time went, by part of the request
+   (query embedding's Python side, each candidate list, fusion, authentication, rate limit,
+   audit, serialisation, the framework). bench/search_profile.py measures the parts' CPU
+   directly, query embedding and PostgreSQL included.
 
 The rate limiter runs on every request (its limit raised so that nothing is refused), and so do
 authentication and the audit trail, as in production. The client is one asyncio loop with httpx
@@ -195,7 +197,6 @@ async def drive(
 # Parts of a request, by a frame found in its stack (first match from the top of the list wins).
 PROFILE_PARTS = [
     ("query embedding", ("embed_query", "query_encoder", "embed_texts")),
-    ("worker thread: other", ("_worker (concurrent/futures/thread.py",)),
     ("vector list", ("_vector_candidates",)),
     ("full-text list", ("fulltext_candidates",)),
     ("graph list", ("graph_candidates", "(graph/")),
@@ -232,7 +233,9 @@ def start_profiler(pid: int, seconds: float, output: Path, rate: int) -> subproc
     import shutil
 
     binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    command = [binary, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--format", "raw"]
+    # --gil: only samples of a thread holding the GIL, i.e. Python running (not waiting on the
+    # database or a socket, and not torch's own threads, which release it).
+    command = [binary, "record", "--pid", str(pid), "--subprocesses", "--gil", "--format", "raw"]
     command += ["--rate", str(rate), "--duration", str(int(seconds)), "--output", str(output)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
 
@@ -360,7 +363,7 @@ def report(leg: dict) -> None:
     print(f"  CPU: {cpu}", flush=True)
     if "profile" in leg:
         total = sum(leg["profile"].values()) or 1.0
-        print(f"  web-process CPU by part (py-spy), ms per request, {total:.1f} in all:", flush=True)
+        print(f"  web processes holding the GIL, by part (py-spy), ms per request, {total:.1f} in all:", flush=True)
         for part, ms in leg["profile"].items():
             print(f"    {part:<30} {ms:>6.2f} ms  {100 * ms / total:>4.0f} %", flush=True)
     print(f"  searches with fewer than k hits: {leg['searches_fewer_than_k']}", flush=True)
