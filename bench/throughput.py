@@ -42,6 +42,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -292,7 +293,7 @@ def percentile(values: list[float], p: float) -> float:
     return data.percentile(values, p) if values else float("nan")
 
 
-def run_leg(args: argparse.Namespace, key: str, processes: int, queries: list[str]) -> dict:
+def run_leg(args: argparse.Namespace, key: str, processes: int, queries: list[str]) -> dict[str, Any]:
     notes = write_texts(random.Random(args.seed + processes), len(queries), f"p{processes}")
     port = data.free_port()
     url = f"http://127.0.0.1:{port}"
@@ -321,7 +322,7 @@ def run_leg(args: argparse.Namespace, key: str, processes: int, queries: list[st
     finally:
         stop_serve(serve)
     total = sum(len(v) for v in results.latencies.values())
-    leg: dict = {"processes": processes, "clients": args.clients, "seconds": round(wall, 1), "load": load}
+    leg: dict[str, Any] = {"processes": processes, "clients": args.clients, "seconds": round(wall, 1), "load": load}
     for op, values in results.latencies.items():
         leg[op] = {
             "count": len(values),
@@ -344,7 +345,7 @@ def run_leg(args: argparse.Namespace, key: str, processes: int, queries: list[st
     return leg
 
 
-def report(leg: dict) -> None:
+def report(leg: dict[str, Any]) -> None:
     print(
         f"\n{leg['processes']} web process{'es' if leg['processes'] > 1 else ''}, {leg['clients']} clients,"
         f" {leg['seconds']} s: {leg['requests_per_s']} requests/s",
