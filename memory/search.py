@@ -200,9 +200,8 @@ def _nearest_of_tenant(
     The same rows, in the same order, as ranking the filtered set itself, whenever at least
     `limit` of the `limit + margin` nearest pass the filters (the caller checks, and otherwise
     ranks the filtered set). Ranking the embeddings alone avoids reading every memory row of the
-    tenant to build the join (half the time of the hash join on a 10,000-row tenant); the filters
-    are then checked by primary key for the few rows ranked.
-    """
+    tenant to build a join (docs/benchmarks.md has the measurement); the filters are then checked
+    by primary key for the few rows ranked."""
     margin = max(limit, min(excluded, limit * 9))
     ranked = scoped(MemoryEmbedding, principal.tenant).filter(model=model).values("memory_id", "embedding")
     ranked_sql, ranked_params = ranked.query.sql_with_params()
