@@ -17,16 +17,8 @@ What it does:
    memory, which the worker then embeds on the same machine.
 4. Prints, per operation, requests/s and p50/p95/p99; the CPU seconds spent meanwhile by the web
    processes, the worker, PostgreSQL and this client (psutil), per request; and the load average.
-5. With `--profile`, samples the web processes with py-spy (pinned in requirements-dev.txt)
-   during the measured window, only while a thread holds the GIL (Python running, not waiting
-   on the database or the network), and prints where that time went, by part of the request
-   (query embedding's Python side, each candidate list, fusion, authentication, rate limit,
-   audit, serialisation, the framework). bench/search_profile.py measures the parts' CPU
-   directly, query embedding and PostgreSQL included.
 
-The rate limiter runs on every request (its limit raised so that nothing is refused), and so do
-authentication and the audit trail, as in production. The client is one asyncio loop with httpx
-(keep-alive connections), so it takes a small share of the two cores; its own CPU is printed.
+Where a search's CPU goes, part by part, is measured by bench/search_profile.py.
 """
 
 from __future__ import annotations
@@ -195,52 +187,6 @@ async def drive(
     return results
 
 
-# Parts of a request, by a frame found in its stack (first match from the top of the list wins).
-PROFILE_PARTS = [
-    ("query embedding", ("embed_query", "query_encoder", "embed_texts")),
-    ("vector list", ("_vector_candidates",)),
-    ("full-text list", ("fulltext_candidates",)),
-    ("graph list", ("graph_candidates", "(graph/")),
-    ("session context", ("_session_neighbours",)),
-    ("search: fetch + rank", ("search (memory/search.py",)),
-    ("audit", ("audit_record",)),
-    ("rate limit", ("rate_limit_check", "RateLimit")),
-    ("authentication", ("authenticate", "principal_for_api_key", "api_key_resolve")),
-    ("request parsing + validation", ("is_valid", "SearchRequestSerializer", "request.data", "_parse")),
-    ("write (memory_create)", ("memory_create", "MemoryListCreateApi")),
-    ("serialisation + rendering", ("HitSerializer", "render", "to_representation")),
-    ("metrics + request log", ("request_observe", "request_log", "pool_observe")),
-    ("Django + DRF other", ("(django/", "(rest_framework/")),
-    ("asyncio + uvicorn + asgiref", ("(uvicorn/", "(asyncio/", "(asgiref/", "(uvloop/", "(httptools/")),
-]
-
-
-def profile_lines(raw: Path, rate: int, requests: int) -> dict[str, float]:
-    """{part: CPU ms per request} from py-spy's collapsed stacks (one sample = 1/rate s of CPU)."""
-    samples: dict[str, int] = {}
-    if not raw.exists():
-        return {}
-    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        part = next((name for name, marks in PROFILE_PARTS if any(m in stack for m in marks)), "other")
-        samples[part] = samples.get(part, 0) + int(count)
-    per_request = 1000.0 / rate / max(requests, 1)
-    return {name: round(n * per_request, 2) for name, n in sorted(samples.items(), key=lambda item: -item[1])}
-
-
-def start_profiler(pid: int, seconds: float, output: Path, rate: int) -> subprocess.Popen[bytes]:
-    import shutil
-
-    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    # --gil: only samples of a thread holding the GIL, i.e. Python running (not waiting on the
-    # database or a socket, and not torch's own threads, which release it).
-    command = [binary, "record", "--pid", str(pid), "--subprocesses", "--gil", "--format", "raw"]
-    command += ["--rate", str(rate), "--duration", str(int(seconds)), "--output", str(output)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
-
-
 def start_serve(data_dir: Path, processes: int, port: int) -> subprocess.Popen[bytes]:
     env = os.environ.copy()
     env.pop("DATABASE_URL", None)
@@ -303,11 +249,6 @@ def run_leg(args: argparse.Namespace, key: str, processes: int, queries: list[st
         warm = max(1, int(len(queries) * args.warmup / (args.warmup + args.seconds)))
         asyncio.run(drive(url, key, args.clients, args.warmup, args.write_share, queries[:warm], notes, args.seed))
         snapshot = cpu_snapshot(serve.pid, args.data_dir)
-        profiler = None
-        if args.profile:
-            web = [p for p, (kind, _) in snapshot.items() if kind == "web"]
-            raw = args.data_dir / f"throughput-profile-{processes}.txt"
-            profiler = start_profiler(min(web), args.seconds, raw, args.profile_rate)
         client_cpu = time.process_time()
         started = time.perf_counter()
         results = asyncio.run(
@@ -317,8 +258,6 @@ def run_leg(args: argparse.Namespace, key: str, processes: int, queries: list[st
         client_cpu = time.process_time() - client_cpu
         spent = cpu_by_kind(snapshot, cpu_snapshot(serve.pid, args.data_dir))
         load = os.getloadavg()
-        if profiler is not None:
-            profiler.wait(timeout=120)
     finally:
         stop_serve(serve)
     total = sum(len(v) for v in results.latencies.values())
@@ -337,8 +276,6 @@ def run_leg(args: argparse.Namespace, key: str, processes: int, queries: list[st
     leg["cpu_s"] = {kind: round(seconds, 1) for kind, seconds in sorted(spent.items())} | {
         "client": round(client_cpu, 1)
     }
-    if args.profile:
-        leg["profile"] = profile_lines(args.data_dir / f"throughput-profile-{processes}.txt", args.profile_rate, total)
     leg["cpu_ms_per_request"] = {
         kind: round(seconds * 1000 / max(total, 1), 1) for kind, seconds in leg["cpu_s"].items()
     }
@@ -362,11 +299,6 @@ def report(leg: dict[str, Any]) -> None:
         f"{kind} {s:.1f} s ({leg['cpu_ms_per_request'][kind]:.1f} ms/request)" for kind, s in leg["cpu_s"].items()
     )
     print(f"  CPU: {cpu}", flush=True)
-    if "profile" in leg:
-        total = sum(leg["profile"].values()) or 1.0
-        print(f"  web processes holding the GIL, by part (py-spy), ms per request, {total:.1f} in all:", flush=True)
-        for part, ms in leg["profile"].items():
-            print(f"    {part:<30} {ms:>6.2f} ms  {100 * ms / total:>4.0f} %", flush=True)
     print(f"  searches with fewer than k hits: {leg['searches_fewer_than_k']}", flush=True)
     print(f"  load average {' / '.join(f'{x:.2f}' for x in leg['load'])} on {os.cpu_count()} cores", flush=True)
 
@@ -382,8 +314,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale", type=float, default=1.0, help="row counts × this, on a fresh data directory")
     parser.add_argument("--json", type=Path, dest="json_out")
-    parser.add_argument("--profile", action="store_true", help="sample the web processes with py-spy")
-    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.data_dir.mkdir(parents=True, exist_ok=True)
