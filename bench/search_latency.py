@@ -188,7 +188,10 @@ def load(seed: int, scale: float = 1.0) -> dict[str, str]:
         t0 = time.perf_counter()
         with connection.cursor() as cursor:
             cursor.execute("SET maintenance_work_mem = '1GB'")
-            cursor.execute("CREATE INDEX IF NOT EXISTS memory_search_vector ON memory_memory USING gin (search_vector)")
+            cursor.execute(
+                "CREATE INDEX IF NOT EXISTS memory_search_vector ON memory_memory USING gin (search_vector)"
+                " WITH (gin_pending_list_limit = 256)"  # as migration 0008 sets it
+            )
             cursor.execute(hnsw.CREATE)
             cursor.execute("ANALYZE memory_memory")
             cursor.execute("ANALYZE memory_memoryembedding")

@@ -76,17 +76,17 @@ def embed_texts(texts: Sequence[str], name: str | None = None) -> list[list[floa
 class _QueryCache:
     def __init__(self, size: int) -> None:
         self.size = size
-        self.items: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self.items: OrderedDict[tuple[str, str, str], list[float]] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> list[float] | None:
+    def get(self, key: tuple[str, str, str]) -> list[float] | None:
         with self.lock:
             value = self.items.get(key)
             if value is not None:
                 self.items.move_to_end(key)
             return value
 
-    def put(self, key: tuple[str, str], value: list[float]) -> None:
+    def put(self, key: tuple[str, str, str], value: list[float]) -> None:
         with self.lock:
             self.items[key] = value
             self.items.move_to_end(key)
@@ -97,14 +97,18 @@ class _QueryCache:
 _query_cache = _QueryCache(QUERY_CACHE_SIZE)
 
 
-def embed_query(text: str, name: str | None = None) -> list[float]:
-    """Embedding of a search query, cached by (model, text)."""
-    key = (name or model_name(), text)
+def embed_query(text: str, name: str | None = None, *, scope: str = "") -> list[float]:
+    """Embedding of a search query, cached by (scope, model, text).
+
+    Search passes the tenant as `scope`: a query answered faster because another tenant asked
+    the same a moment ago would tell a tenant what others search for."""
+    model = name or model_name()
+    key = (scope, model, text)
     cached = _query_cache.get(key)
     if cached is not None:
         return cached
-    encoder = query_encoder(key[0])
-    vector = encoder(text) if encoder is not None else embed_texts([text], key[0])[0]
+    encoder = query_encoder(model)
+    vector = encoder(text) if encoder is not None else embed_texts([text], model)[0]
     _query_cache.put(key, vector)
     return vector
 

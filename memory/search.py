@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
@@ -120,11 +120,11 @@ _embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-embed", 
 _pending_vector: ContextVar[Future[list[float]] | None] = ContextVar("pending_query_vector", default=None)
 
 
-def _query_vector(query: str) -> list[float]:
+def _query_vector(principal: Principal, query: str) -> list[float]:
     pending = _pending_vector.get()
     if pending is not None:
         return pending.result()
-    return embeddings.embed_query(query, embeddings.model_name())
+    return embeddings.embed_query(query, embeddings.model_name(), scope=str(principal.tenant_id))
 
 
 @cache
@@ -161,6 +161,9 @@ def _exact_vector(
     """
     tenant_rows = cached_count(scoped(Memory, principal.tenant).values("id"))
     if filtered > EXACT_LOOKUP_MAX_ROWS and filtered * 2 >= tenant_rows:
+        nearest = _nearest_of_tenant(principal, base, model, vector, limit, tenant_rows - filtered)
+        if len(nearest) >= min(limit, filtered):
+            return nearest
         ranked = (
             _embeddings_of(principal, base, model)
             .annotate(distance=CosineDistance("embedding", vector))
@@ -186,6 +189,39 @@ def _exact_vector(
     """  # noqa: S608 - composed from the compiled queryset; every value is a parameter
     with connection.cursor() as cursor:
         cursor.execute(query, [_vector_literal(vector), *params, model, limit])
+        return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
+
+
+def _nearest_of_tenant(
+    principal: Principal, base: QuerySet[Memory], model: str, vector: list[float], limit: int, excluded: int
+) -> list[tuple[Any, float]]:
+    """The exact nearest rows of a filtered set that is most of its tenant, found by ranking the
+    tenant's embeddings alone and then dropping those outside the filters.
+
+    The same rows, in the same order, as ranking the filtered set itself, whenever at least
+    `limit` of the `limit + margin` nearest pass the filters (the caller checks, and otherwise
+    ranks the filtered set). Ranking the embeddings alone avoids reading every memory row of the
+    tenant to build a join (docs/benchmarks.md has the measurement); the filters are then checked
+    by primary key for the few rows ranked."""
+    margin = max(limit, min(excluded, limit * 9))
+    ranked = scoped(MemoryEmbedding, principal.tenant).filter(model=model).values("memory_id", "embedding")
+    ranked_sql, ranked_params = ranked.query.sql_with_params()
+    base_sql, base_params = base.values("id").query.sql_with_params()
+    # LIMIT 1 keeps the filter check a per-row lookup: the planner cannot turn it into a join
+    # that reads the whole filtered set. Composed from compiled querysets; every value is a parameter.
+    query = f"""
+        SELECT n.memory_id, n.distance FROM (
+            SELECT r.memory_id, r.embedding <=> %s::vector AS distance
+            FROM ({ranked_sql}) r
+            ORDER BY distance, r.memory_id
+            LIMIT %s
+        ) n
+        CROSS JOIN LATERAL (SELECT 1 FROM ({base_sql}) m WHERE m.id = n.memory_id LIMIT 1) f
+        ORDER BY n.distance, n.memory_id
+        LIMIT %s
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(query, [_vector_literal(vector), *ranked_params, limit + margin, *base_params, limit])
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
 
 
@@ -245,7 +281,7 @@ def vector_plan(filtered_rows: int, dims: int) -> str:
 def _vector_candidates(
     principal: Principal, base: QuerySet[Memory], query: str, limit: int, filters: MemoryFilters
 ) -> list[tuple[Any, float]]:
-    vector = _query_vector(query)
+    vector = _query_vector(principal, query)
     model = embeddings.model_name()
     # Approximate is enough to pick the plan (memories still waiting for their embedding count too).
     filtered = cached_count(base.values("id"))
@@ -275,7 +311,8 @@ def _candidate_lists(
     others = [name for name in active if name != "vector"]
     pending = None
     if "vector" in active:
-        pending = _embedder.submit(embeddings.embed_query, query, embeddings.model_name())
+        scope = str(principal.tenant_id)  # the cache is per tenant (see embed_query)
+        pending = _embedder.submit(embeddings.embed_query, query, embeddings.model_name(), scope=scope)
     token = _pending_vector.set(pending)
     try:
         # Vector last, so its embedding overlaps with the other lists' SQL.
@@ -292,18 +329,26 @@ def _candidate_lists(
 
 def _session_neighbours(base: QuerySet[Memory], ids: list[Any]) -> dict[Any, list[Any]]:
     """For each of `ids` that belongs to a session: the memories stored just before and after it
-    in that session, within the same filters. Two index probes per id (memory_tenant_session)."""
+    in that session, within the same filters. Two index probes per id (memory_tenant_session).
+
+    Raw SQL around the filtered set compiled once: the same statement built with ORM subqueries
+    cost about as much CPU in Python to compile as the database took to run it."""
     if not ids:
         return {}
-    same_session = base.filter(session_id=OuterRef("session_id"))
-    before = same_session.filter(created_at__lt=OuterRef("created_at")).order_by("-created_at", "-id")
-    after = same_session.filter(created_at__gt=OuterRef("created_at")).order_by("created_at", "id")
-    rows = (
-        base.filter(pk__in=ids)
-        .exclude(session_id="")
-        .annotate(prev=Subquery(before.values("id")[:1]), next=Subquery(after.values("id")[:1]))
-        .values_list("id", "prev", "next")
-    )
+    sql, params = base.values("id", "session_id", "created_at").query.sql_with_params()
+    # Composed from the compiled queryset; every value is a parameter.
+    query = f"""
+        SELECT c.id,
+            (SELECT b.id FROM ({sql}) b WHERE b.session_id = c.session_id AND b.created_at < c.created_at
+             ORDER BY b.created_at DESC, b.id DESC LIMIT 1),
+            (SELECT a.id FROM ({sql}) a WHERE a.session_id = c.session_id AND a.created_at > c.created_at
+             ORDER BY a.created_at, a.id LIMIT 1)
+        FROM ({sql}) c
+        WHERE c.id = ANY(%s) AND c.session_id <> ''
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(query, [*params, *params, *params, list(ids)])
+        rows = cursor.fetchall()
     return {mid: [n for n in (prev, nxt) if n is not None] for mid, prev, nxt in rows}
 
 
