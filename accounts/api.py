@@ -37,7 +37,7 @@ from accounts.serializers import (
     TenantSerializer,
 )
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 ADMIN = {"GET": "admin", "POST": "admin", "PATCH": "admin", "DELETE": "admin"}
 

@@ -29,7 +29,7 @@ from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.scoping import scoped
 from accounts.services import _audit
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from accounts.models import Application, ConsentGrant, Membership, OAuthPolicy, 
 from accounts.principal import Principal
 from accounts.roles import OAUTH_SCOPES, scopes_for
 from accounts.scoping import scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 MCP_PATH = "/mcp"
 MAX_REDIRECT_URIS = 10

@@ -48,7 +48,7 @@ from accounts.oauth_grants import (
 )
 from accounts.roles import OAUTH_SCOPES
 from accounts.selectors import membership_for, memberships_for
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 MAX_REGISTRATION_BYTES = 16 * 1024
 

@@ -18,7 +18,7 @@ from accounts.models import ApiKey, Application, Membership, Tenant
 from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.scoping import scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 # last_used_at is written at most this often per key, so the hot path stays read-only.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -22,7 +22,7 @@ from accounts.models import Membership, Tenant, UserSession
 from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.services import _audit
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 
 def _audit_user(

@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from accounts.principal import Principal
 from audit.services import audit_record
-from config.request_context import RequestInfo, current_request_info
+from core.request_context import RequestInfo, current_request_info
 
 FLUSH_BATCH = 100
 

@@ -190,7 +190,7 @@ def serve(argv: list[str]) -> int:
         print(f"{exc}; stop it with `easymemory stop` or use another EASYMEMORY_DATA_DIR", file=sys.stderr)
         return 1
 
-    from config.metrics import metrics_dir_reset
+    from core.metrics import metrics_dir_reset
 
     drain_file = data_dir / "draining"
     drain_file.unlink(missing_ok=True)

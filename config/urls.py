@@ -3,8 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import oauth_server
-from config import health
-from config.metrics import metrics_view
+from core import health
+from core.metrics import metrics_view
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

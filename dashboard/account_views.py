@@ -40,7 +40,7 @@ from accounts.user_services import (
     user_sessions_for,
     user_sign_out_everywhere,
 )
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from dashboard.access import dashboard_view, page
 from dashboard.forms import AccountCreateForm, AccountMembershipForm, InvitationForm, PasswordChangeForm, SignUpForm
 from dashboard.selectors import all_tenants, members_of

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from dashboard.access import dashboard_view, page
 from dashboard.forms import BulkForm, MemoryListForm
 from ingest.portability import export_lines

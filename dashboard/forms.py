@@ -12,7 +12,7 @@ from django.forms.fields import InvalidJSONInput
 from django.utils import timezone
 
 from accounts.roles import ROLE_CHOICES
-from config.inputs import json_problem, printable
+from core.inputs import json_problem, printable
 from memory.models import EnrichmentState, Kind
 from memory.search import MAX_K
 from memory.selectors import MemoryFilters

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from dashboard import presenters
 from dashboard.access import dashboard_view, page
 from dashboard.forms import EntitySearchForm, GraphControlsForm

@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 
 from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from dashboard.access import dashboard_view, page
 from dashboard.forms import IndexPathForm, UploadForm
 from ingest import services as ingest_services

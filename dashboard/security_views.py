@@ -13,7 +13,7 @@ from accounts import services as account_services
 from accounts.models import ApiKey, Application
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.selectors import AuditFilters, audit_list_for
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from dashboard.access import dashboard_view, page
 from dashboard.forms import AuditFilterForm, OAuthAppForm, RateLimitForm
 from dashboard.selectors import actor_labels_for

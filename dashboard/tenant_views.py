@@ -23,7 +23,7 @@ from accounts.selectors import membership_for
 from audit.chain import canonical_content
 from audit.selectors import AuditFilters, audit_list_for, audit_verify
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from dashboard.access import dashboard_view, page
 from dashboard.forms import AuditFilterForm, TenantDeleteForm, TenantRenameForm
 from dashboard.selectors import tenant_counts_for

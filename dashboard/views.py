@@ -20,7 +20,7 @@ from accounts.authentication import SESSION_TENANT_KEY
 from accounts.models import ApiKey, Membership
 from accounts.scoping import get_scoped_or_404
 from accounts.selectors import api_key_list_for, membership_for
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from dashboard import presenters
 from dashboard.access import dashboard_view, page
 from dashboard.forms import (

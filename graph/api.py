@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import principal_of
 from audit.services import audit_record
-from config.pagination import StrictLimitOffsetPagination
+from core.pagination import StrictLimitOffsetPagination
 from graph import selectors, services
 from graph.schema import (
     EntityDetailSerializer,

@@ -21,7 +21,7 @@ from rest_framework import status
 from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from graph.models import Entity, EntityMerge, GraphExtraction, Mention, Relation
 from graph.providers.base import normalise_key
 from graph.providers.offline import LEADING_STOP

@@ -24,7 +24,7 @@ from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from graph.models import Entity, EntityMerge, GraphExtraction, Mention, Origin, Relation, RelationSource
 from graph.providers import Extraction, ExtractionError, Extractor, TransientProviderError, extractor_from_settings
 from graph.providers.base import SINGLE_VALUED_PREDICATES, clean_name, normalise_key, normalise_predicate

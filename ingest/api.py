@@ -16,9 +16,9 @@ from rest_framework.views import APIView
 from accounts.permissions import principal_of
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
-from config.errors import InvalidInput, PayloadTooLarge
-from config.pagination import StrictCursorPagination
-from config.schema import paginated
+from core.errors import InvalidInput, PayloadTooLarge
+from core.pagination import StrictCursorPagination
+from core.schema import paginated
 from ingest import services
 from ingest.models import ImportRoot, JobKind
 from ingest.portability import export_lines

@@ -1,5 +1,5 @@
 """MCP tools for ingest: add a file, index a server directory. Both start an ingest job (the
-worker does the reading); they answer with the job at once. See memory/mcp/registry.py."""
+worker does the reading); they answer with the job at once. See mcp_server/registry.py."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from django.conf import settings
 
 from accounts.principal import Principal
 from audit.services import audit_record
-from config.errors import InvalidInput, PayloadTooLarge
+from core.errors import InvalidInput, PayloadTooLarge
 from ingest import services
 from ingest.models import JobKind, JobStatus
 from ingest.roots import PathRefused, import_path_check
 from ingest.selectors import get_job_for
 from ingest.serializers import IndexRequestSerializer, JobSerializer
 from ingest.sources.files import SUPPORTED, extension_of
-from memory.mcp.registry import NULLABLE_TIME_OUT, TIME_OUT, ToolError, out_object, tool
+from mcp_server.registry import NULLABLE_TIME_OUT, TIME_OUT, ToolError, out_object, tool
 
 WRITE = "memory:write"
 READ = "memory:read"

@@ -20,7 +20,7 @@ from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from ingest.models import ImportRoot
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from ingest.models import IndexedFile, IngestJob
 from ingest.portability import FORMAT, exported_memory_parse, mem0_item, mem0_records
 from ingest.roots import PathRefused, import_path_check

@@ -25,8 +25,8 @@ from django.utils import timezone
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput
-from config.events import publish_event
+from core.errors import InvalidInput
+from core.events import publish_event
 from ingest.models import IngestedItem, IngestJob, IngestUpload, JobKind, JobStatus
 from memory.models import Memory
 from memory.services import MemoryInput, memory_create_many, memory_delete, memory_tables_analyze

@@ -14,9 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import principal_of
-from config.errors import InvalidInput, PayloadTooLarge
-from config.pagination import StrictCursorPagination
-from config.schema import paginated
+from core.errors import InvalidInput, PayloadTooLarge
+from core.pagination import StrictCursorPagination
+from core.schema import paginated
 from memory import services
 from memory.search import memory_search_for
 from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for

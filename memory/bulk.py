@@ -22,7 +22,7 @@ from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from memory.models import BulkAction, BulkStatus, Memory, MemoryBulkJob
 from memory.services import MAX_TAGS, SCOPE_FIELDS, _clean_tags, memory_delete, memory_rescope, memory_update
 

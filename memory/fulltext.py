@@ -36,7 +36,7 @@ from django.db.models import QuerySet
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
-from config.db_routing import read_connection as connection  # search reads: replica when configured
+from core.db_routing import read_connection as connection  # search reads: replica when configured
 from memory.models import Memory
 from memory.selectors import MemoryFilters, cached_count
 from memory.term_stats import TermStats, is_stale, request_rebuild, term_stats_for_text

@@ -30,11 +30,11 @@ from pgvector.django import CosineDistance
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
-from config.db_routing import read_connection as connection
-from config.db_routing import reads_from_replica
-from config.errors import InvalidInput
-from config.inputs import InputRefused, text_check
-from config.metrics import timed_candidate_list
+from core.db_routing import read_connection as connection
+from core.db_routing import reads_from_replica
+from core.errors import InvalidInput
+from core.inputs import InputRefused, text_check
+from core.metrics import timed_candidate_list
 from memory import embeddings
 from memory.fulltext import fulltext_candidates, query_term_count
 from memory.models import Memory, MemoryEmbedding

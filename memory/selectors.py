@@ -17,7 +17,7 @@ from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
-from config.inputs import json_check, text_check
+from core.inputs import json_check, text_check
 from memory import embeddings
 from memory.models import EnrichmentState, Memory, MemoryHistory
 from memory.policy import EPHEMERAL_KEY

@@ -23,9 +23,9 @@ from django.utils import timezone
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput, PayloadTooLarge
-from config.events import publish_event
-from config.inputs import json_check, text_check
+from core.errors import InvalidInput, PayloadTooLarge
+from core.events import publish_event
+from core.inputs import json_check, text_check
 from memory import embeddings
 from memory.dispatch import dispatch_enrichment
 from memory.enrichment import run_deletion_hooks

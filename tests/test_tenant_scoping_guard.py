@@ -13,7 +13,7 @@ from pathlib import Path
 from django.apps import apps
 
 REPO = Path(__file__).resolve().parent.parent
-APP_DIRS = ["accounts", "memory", "graph", "ingest", "audit", "dashboard", "config", "agent"]
+APP_DIRS = ["accounts", "memory", "graph", "ingest", "audit", "dashboard", "config", "agent", "core", "mcp_server"]
 # Creation and the scoping helper itself are not reads of other tenants' rows.
 ALLOWED = re.compile(r"\.objects\.(create|bulk_create|get_or_create|update_or_create|none)\(")
 

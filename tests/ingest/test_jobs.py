@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 
-from config.events import tenant_group
+from core.events import tenant_group
 from ingest import services
 from ingest.models import IngestedItem, IngestJob, IngestUpload
 from ingest.services import job_create, job_run

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.cli_support import add_tenant_argument, system_principal
 from accounts.scoping import scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from ingest.models import ImportRoot
 from ingest.roots import PathRefused, import_root_add, import_root_remove
 

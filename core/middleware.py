@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from config.request_context import RequestInfo, reset_request_info, set_request_info
+from core.request_context import RequestInfo, reset_request_info, set_request_info
 
 
 class RequestIdMiddleware:
@@ -85,7 +85,7 @@ class RequestObservationMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from config.metrics import pool_observe, request_observe
+        from core.metrics import pool_observe, request_observe
 
         started = time.perf_counter()
         response = self.get_response(request)

@@ -38,10 +38,10 @@ from accounts.authentication import principal_for_bearer
 from accounts.oauth_grants import asgi_origin, mcp_resource_url
 from accounts.principal import Principal
 from accounts.selectors import InvalidCredential
-from config.lifespan import register_lifespan
-from config.request_context import RequestInfo
-from memory.mcp.registry import ToolError
-from memory.mcp.server import build_server, run_db
+from core.lifespan import register_lifespan
+from core.request_context import RequestInfo
+from mcp_server.registry import ToolError
+from mcp_server.server import build_server, run_db
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination, LimitOffsetPagination
 from rest_framework.request import Request
 
-from config.inputs import text_problem
+from core.inputs import text_problem
 
 
 def _bounded_int(request: Request, name: str, *, minimum: int, maximum: int | None, default: int) -> int:

@@ -30,8 +30,8 @@ from django.http.request import validate_host
 from accounts.authentication import principal_for_bearer, principal_for_session
 from accounts.principal import Principal
 from accounts.selectors import InvalidCredential
-from config.events import tenant_group
-from config.request_context import RequestInfo
+from core.events import tenant_group
+from core.request_context import RequestInfo
 
 READ_SCOPE = "memory:read"
 CLOSE_FORBIDDEN = 4403

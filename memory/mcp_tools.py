@@ -19,9 +19,9 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
 from accounts.principal import Principal
-from config.errors import InvalidInput
+from core.errors import InvalidInput
+from mcp_server.registry import NULLABLE_TIME_OUT, TIME_OUT, out_object, tool, validated
 from memory import services
-from memory.mcp.registry import NULLABLE_TIME_OUT, TIME_OUT, out_object, tool, validated
 from memory.models import Kind
 from memory.search import MAX_K, memory_search_for
 from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for
