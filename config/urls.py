@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import oauth_server
-from core import health
+from config import health
 from core.metrics import metrics_view
 
 urlpatterns = [

@@ -28,6 +28,7 @@ from core.errors import InvalidInput
 from graph.models import Entity, EntityMerge, GraphExtraction, Mention, Origin, Relation, RelationSource
 from graph.providers import Extraction, ExtractionError, Extractor, TransientProviderError, extractor_from_settings
 from graph.providers.base import SINGLE_VALUED_PREDICATES, clean_name, normalise_key, normalise_predicate
+from memory.dispatch import enrichment_enqueue
 from memory.models import EnrichmentState, Memory
 
 logger = logging.getLogger(__name__)
@@ -412,14 +413,12 @@ def graph_memories_deleting(*, tenant: Tenant, memory_ids: Sequence[Any]) -> Non
 
 def graph_reconcile(*, limit: int = 10_000) -> int:
     """Re-queue memories whose graph extraction is missing, stale or failed. Returns the count."""
-    from memory.services import _enqueue_enrichment
-
     stale = Memory.objects.filter(  # unscoped: maintenance over all tenants
         Q(graph_extraction__isnull=True) | ~Q(graph_extraction__content_hash=F("content_hash"))
     )
     ids = [str(mid) for mid in stale.order_by("created_at").values_list("id", flat=True)[:limit]]
     if ids:
-        _enqueue_enrichment(ids)
+        enrichment_enqueue(ids)
     return len(ids)
 
 

@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import Tenant
 from accounts.scoping import scoped
 from core.errors import InvalidInput
-from ingest.services import SourceItem, chunked
+from ingest.items import SourceItem, chunked
 from memory.models import Memory, MemoryHistory
 from memory.services import MAX_HISTORY_ENTRIES, HistoryInput, MemoryInput, RestoredMemory
 

@@ -17,21 +17,13 @@ from django.db import transaction
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from core.errors import InvalidInput
+from ingest.items import SourceError, SourceItem
 from ingest.models import IndexedFile, IngestJob
 from ingest.portability import FORMAT, exported_memory_parse, mem0_item, mem0_records
 from ingest.roots import PathRefused, import_path_check
-from ingest.services import (
-    GROUP_MEMORIES,
-    JobRun,
-    SourceError,
-    SourceItem,
-    create_all,
-    delete_memories,
-    store_items,
-    upload_bytes,
-)
 from ingest.sources.files import UnsupportedFile, extension_of, extract_text
 from ingest.sources.markdown import NotText, decode_text, parse_note, split_text
+from ingest.writes import GROUP_MEMORIES, JobRun, create_all, delete_memories, store_items, upload_bytes
 from memory.services import MemoryInput, RestoredMemory, memory_restore_many
 
 HIDDEN_DIRS = {".git", ".obsidian", ".trash", "node_modules", "__pycache__"}

@@ -31,7 +31,7 @@ from mcp.server import Server, ServerRequestContext
 from rest_framework.exceptions import ValidationError
 
 from accounts.principal import Principal
-from core.errors import InvalidInput, _first_error
+from core.errors import InvalidInput, first_error
 from core.request_context import RequestInfo, reset_request_info, set_request_info
 from mcp_server.registry import CALL_CHECKS, ToolError, ToolSpec, autodiscover, register_call_check, validate_arguments
 
@@ -121,7 +121,7 @@ def invoke_tool(spec: ToolSpec, principal: Principal, arguments: dict[str, Any],
         except InvalidInput as exc:
             raise ToolError(f"invalid argument {exc.field}: {exc.message}") from exc
         except ValidationError as exc:
-            field, message = _first_error(exc.detail)
+            field, message = first_error(exc.detail)
             raise ToolError(f"invalid argument {field or '(arguments)'}: {message}") from exc
         except Http404 as exc:
             raise ToolError(f"not found: no such {spec.subject} in this workspace") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -144,6 +145,17 @@ def memory_history_for(principal: Principal, memory_id: object) -> QuerySet[Memo
     return history
 
 
+StatsProvider = Callable[[Tenant], dict[str, Any]]
+# Figures other apps add to a tenant's statistics, by key (the graph adds "graph"); memory never
+# imports the apps that register here.
+STATS_PROVIDERS: dict[str, StatsProvider] = {}
+
+
+def register_stats_provider(name: str, provider: StatsProvider) -> StatsProvider:
+    STATS_PROVIDERS[name] = provider
+    return provider
+
+
 def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
     memories = scoped(Memory, tenant)
     by_kind = {row["kind"]: row["n"] for row in memories.values("kind").annotate(n=Count("id")).order_by()}
@@ -155,8 +167,6 @@ def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_database_size(current_database())")
         database_bytes = int(cursor.fetchone()[0])
-    from graph.selectors import graph_stats_for  # the graph app's counts and extraction failures
-
     return {
         "memories": sum(by_kind.values()),
         "by_kind": by_kind,
@@ -164,5 +174,5 @@ def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
         "pending_embeddings": memories.exclude(embeddings__model=name).count(),
         "embedding_model": name,
         "database_bytes": database_bytes,
-        "graph": graph_stats_for(tenant),
+        **{name: provider(tenant) for name, provider in STATS_PROVIDERS.items()},
     }

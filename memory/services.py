@@ -27,7 +27,7 @@ from core.errors import InvalidInput, PayloadTooLarge
 from core.events import publish_event
 from core.inputs import json_check, text_check
 from memory import embeddings
-from memory.dispatch import dispatch_enrichment
+from memory.dispatch import dispatch_enrichment, enrichment_enqueue
 from memory.enrichment import run_deletion_hooks
 from memory.models import EnrichmentState, HistoryEvent, Kind, Memory, MemoryEmbedding, MemoryHistory
 from memory.policy import apply_policy
@@ -114,26 +114,6 @@ def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
         if redacted:
             metadata = {**metadata, "redacted_secrets": redacted}
     return replace(data, tags=_clean_tags(data.tags, prefix), content=content, metadata=metadata)
-
-
-def _enqueue_enrichment(memory_ids: list[str]) -> list[str]:
-    """Send ids to the worker now (writes go through memory.dispatch, which batches). Returns the ids the
-    broker did not take: a broker outage loses nothing, the dispatcher sends them again, and the memories
-    stay `pending` for `easymemory reconcile` meanwhile."""
-    from memory.tasks import ENRICH_BATCH, memory_enrich_task
-
-    unsent: list[str] = []
-    for start in range(0, len(memory_ids), ENRICH_BATCH):
-        chunk = memory_ids[start : start + ENRICH_BATCH]
-        try:
-            memory_enrich_task.delay(chunk)
-        except Exception:  # noqa: BLE001 - any broker failure; sent again later
-            logger.warning("could not enqueue enrichment for %d memories; will retry", len(chunk))
-            unsent.extend(chunk)
-    return unsent
-
-
-enqueue_enrichment = _enqueue_enrichment  # for importers that write rows themselves
 
 
 def _insert(principal: Principal, data: MemoryInput) -> CreateResult:
@@ -578,7 +558,7 @@ def memory_reconcile(*, limit: int = 10_000) -> int:
         Memory.objects.filter(pk__in=ids, enrichment_state=EnrichmentState.DONE).update(  # unscoped: ids from above
             enrichment_state=EnrichmentState.PENDING
         )
-        _enqueue_enrichment(ids)
+        enrichment_enqueue(ids)
     return len(ids)
 
 

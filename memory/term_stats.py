@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.scoping import scoped
+from memory import dispatch
 from memory.models import Memory, TermStat, TermStatsSnapshot
 
 logger = logging.getLogger(__name__)
@@ -116,9 +117,7 @@ def request_rebuild(tenant: Tenant) -> None:
     if _requested.get(key, 0.0) > now:
         return
     _requested[key] = now + _REQUEST_INTERVAL_SECONDS
-    from memory.tasks import term_stats_rebuild_task
-
     try:
-        term_stats_rebuild_task.delay(key)
+        dispatch.term_stats_rebuild_enqueue(key)
     except Exception:  # the search itself must not fail because the queue is down
         logger.warning("could not queue a term statistics rebuild for tenant %s", key, exc_info=True)

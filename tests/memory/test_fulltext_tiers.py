@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
-from memory import fulltext, term_stats
+from memory import dispatch, fulltext, term_stats
 from memory.models import Memory, TermStat, TermStatsSnapshot
 from memory.selectors import MemoryFilters, apply_filters
 from memory.services import MemoryInput, memory_create_many, memory_forget_user
@@ -197,7 +197,7 @@ def test_the_rebuild_counts_each_lexeme_of_the_tenant(writer: Persona, outsider:
 
 def test_rebuild_requests_are_sent_at_most_once_a_minute(writer: Persona, monkeypatch: Any) -> None:
     sent: list[str] = []
-    monkeypatch.setattr(term_stats_rebuild_task, "delay", lambda tenant_id: sent.append(tenant_id))
+    monkeypatch.setattr(dispatch, "term_stats_rebuild_enqueue", lambda tenant_id: sent.append(tenant_id))
     monkeypatch.setattr(term_stats, "_requested", {})
     term_stats.request_rebuild(writer.tenant)
     term_stats.request_rebuild(writer.tenant)

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from memory.enrichment import reconcile_steps
 from memory.services import memory_reconcile
 
 
@@ -19,10 +20,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         count = memory_reconcile(limit=options["limit"])
         self.stdout.write(f"re-queued {count} memories")
-        from graph.services import graph_reconcile
-
-        graph_count = graph_reconcile(limit=options["limit"])
-        self.stdout.write(f"re-queued {graph_count} memories for graph extraction")
+        for label, step in reconcile_steps().items():
+            step_count = step(limit=options["limit"])
+            self.stdout.write(f"re-queued {step_count} memories for {label}")
         from memory.term_stats import term_stats_refresh
 
         rebuilt = term_stats_refresh()
