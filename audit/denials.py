@@ -88,7 +88,7 @@ def audit_denial_record(
         "target_id": target_id[:200],
     }
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, row)
+        cursor.execute(_UPSERT, row)  # scoped: the row carries the tenant of the denial
         (count,) = cursor.fetchone()
     if count == 1:
         audit_record(
@@ -116,6 +116,7 @@ def audit_denials_flush(*, limit: int = FLUSH_BATCH, everything: bool = False) -
     written = 0
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # unscoped: moves every tenant's closed windows into the audit trail, each with its tenant
             cursor.execute(_TAKE_CLOSED, {"open_since": open_since, "limit": limit})
             rows = cursor.fetchall()
         tenants = {t.pk: t for t in Tenant.objects.filter(pk__in={r[2] for r in rows if r[2] is not None})}

@@ -133,7 +133,7 @@ async def _relay_forever(listening: asyncio.Event) -> None:
             params = await asyncio.to_thread(_listen_conninfo)
             conn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
             async with conn:
-                await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")  # unscoped: reads no row
                 listening.set()
                 delay = 0.5
                 async for note in conn.notifies():

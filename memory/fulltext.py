@@ -167,6 +167,7 @@ def _frequencies(rows: QuerySet[Memory], lexemes: list[str], stats: TermStats, s
             FROM unnest(%s::text[], %s::text[]) AS t(lexeme, term)
         """  # noqa: S608
         with connection.cursor() as cursor:
+            # scoped: composed from the compiled SQL of a scoped() queryset
             cursor.execute(query, [*params, UNCOUNTED_CAP, uncounted, [tsquery_term(lex) for lex in uncounted]])
             df.update({lex: int(count) for lex, count in cursor.fetchall()})
     return df
@@ -235,7 +236,7 @@ def _probe(rows: QuerySet[Memory], condition: str | None, cap: int, scoring: Sco
     """  # noqa: S608
     args = [scoring.lexemes, scoring.idf, scoring.avgdl, *params, *([condition] if condition else []), cap]
     with connection.cursor() as cursor:
-        cursor.execute(query, [*args, scoring.keep])
+        cursor.execute(query, [*args, scoring.keep])  # scoped: built from a scoped() queryset's SQL
         fetched = cursor.fetchall()
     return Probe(found=int(fetched[0][2]) if fetched else 0, best=[(mid, float(score)) for mid, score, _ in fetched])
 
@@ -362,5 +363,6 @@ def _exact(
         LIMIT %s
     """  # noqa: S608
     with connection.cursor() as cursor:
+        # scoped: composed from the compiled SQL of a scoped() queryset
         cursor.execute(sql, [scored_text, *matched_params, size, limit * RESCORE_FACTOR, limit])
         return [(mid, float(score)) for mid, score in cursor.fetchall()]

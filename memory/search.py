@@ -184,7 +184,7 @@ def _exact_vector(
         LIMIT %s
     """  # noqa: S608 - composed from the compiled queryset; every value is a parameter
     with connection.cursor() as cursor:
-        cursor.execute(query, [_vector_literal(vector), *params, model, limit])
+        cursor.execute(query, [_vector_literal(vector), *params, model, limit])  # scoped: from scoped() SQL
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
 
 
@@ -221,7 +221,7 @@ def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: in
             )
         else:
             cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [ef_search])
-        cursor.execute(query, [literal, *params, limit])
+        cursor.execute(query, [literal, *params, limit])  # scoped: built from a scoped() queryset's SQL
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
 
 

@@ -491,8 +491,9 @@ def memory_tables_analyze() -> None:
     gets to it (migration 0006): after a large import, a tenant the statistics have not seen is
     estimated at one row and gets plans made for one row."""
     with connection.cursor() as cursor:
+        # unscoped: planner statistics of the whole tables, no rows read back
         cursor.execute("ANALYZE memory_memory")
-        cursor.execute("ANALYZE memory_memoryembedding")
+        cursor.execute("ANALYZE memory_memoryembedding")  # unscoped: as above
 
 
 def memory_embed_batch(*, memory_ids: Sequence[str]) -> int:

@@ -49,11 +49,11 @@ def term_stats_rebuild(tenant: Tenant) -> TermStatsSnapshot:
                 "INSERT INTO memory_termstat (tenant_id, lexeme, df)"
                 " SELECT m.tenant_id, v.lexeme, count(*) FROM memory_memory m, unnest(m.search_vector) v"
                 " WHERE m.tenant_id = %s GROUP BY m.tenant_id, v.lexeme",
-                [tenant.pk],
+                [tenant.pk],  # scoped: WHERE m.tenant_id
             )
             cursor.execute(
                 "SELECT count(*), COALESCE(avg(length(search_vector)), 1) FROM memory_memory WHERE tenant_id = %s",
-                [tenant.pk],
+                [tenant.pk],  # scoped: WHERE tenant_id
             )
             docs, avgdl = cursor.fetchone()
         snapshot, _ = TermStatsSnapshot.objects.update_or_create(
@@ -75,7 +75,7 @@ def term_stats_for_text(tenant: Tenant, text: str) -> tuple[list[str], TermStats
     One statement: this runs on every search of a large tenant."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT t.lexeme, s.df, snap.docs, snap.avgdl"
+            "SELECT t.lexeme, s.df, snap.docs, snap.avgdl"  # scoped: joins on the tenant's id
             " FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS t(lexeme)"
             " LEFT JOIN memory_termstat s ON s.tenant_id = %s AND s.lexeme = t.lexeme"
             " LEFT JOIN memory_termstatssnapshot snap ON snap.tenant_id = %s",
