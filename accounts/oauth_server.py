@@ -47,7 +47,7 @@ from accounts.oauth_grants import (
     server_origin,
 )
 from accounts.roles import OAUTH_SCOPES
-from accounts.selectors import membership_for, memberships_for
+from accounts.selectors import membership_get_for, membership_list_for
 from core.errors import InvalidInput
 
 MAX_REGISTRATION_BYTES = 16 * 1024
@@ -196,7 +196,7 @@ class ConsentView(AuthorizationView):
         return scopes, credentials
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not memberships_for(request.user).exists():
+        if not membership_list_for(request.user).exists():
             return render(request, "dashboard/oauth/no_workspace.html", status=403)
         query = request.GET.copy()
         query.pop("approval_prompt", None)  # consent is asked every time: the tenant is chosen here
@@ -211,7 +211,7 @@ class ConsentView(AuthorizationView):
         context = super().get_context_data(**kwargs)
         requested = list(self.oauth2_data.get("scopes", []))
         choices = []
-        for membership in memberships_for(self.request.user):
+        for membership in membership_list_for(self.request.user):
             granted = consent_scopes(requested, membership.role)
             choices.append(
                 {
@@ -243,7 +243,7 @@ class ConsentView(AuthorizationView):
             )
             return super().form_valid(form)
         try:
-            membership = membership_for(self.request.user, data["tenant"]) if data.get("tenant") else None
+            membership = membership_get_for(self.request.user, data["tenant"]) if data.get("tenant") else None
         except (ValidationError, ValueError):  # a malformed tenant id is no tenant of theirs
             membership = None
         if membership is None:

@@ -16,7 +16,7 @@ from django.shortcuts import render
 
 from accounts.authentication import principal_for_session
 from accounts.principal import Principal
-from accounts.selectors import memberships_for
+from accounts.selectors import membership_list_for
 
 View = Callable[..., HttpResponse]
 
@@ -58,7 +58,7 @@ def page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     return {
         "principal": principal,
         "tenant": principal.tenant,
-        "memberships": memberships_for(request.user),
+        "memberships": membership_list_for(request.user),
         "can_write": principal.has_scope("memory:write"),
         "is_admin": principal.has_scope("admin"),
         **extra,

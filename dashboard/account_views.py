@@ -29,7 +29,7 @@ from accounts.invitations import (
 from accounts.models import Invitation, Tenant
 from accounts.roles import ROLE_CHOICES
 from accounts.scoping import get_scoped_or_404
-from accounts.selectors import memberships_for
+from accounts.selectors import membership_list_for
 from accounts.user_services import (
     account_list,
     account_membership_set,
@@ -43,7 +43,7 @@ from accounts.user_services import (
 from core.errors import InvalidInput
 from dashboard.access import dashboard_view, page
 from dashboard.forms import AccountCreateForm, AccountMembershipForm, InvitationForm, PasswordChangeForm, SignUpForm
-from dashboard.selectors import all_tenants, members_of
+from dashboard.selectors import member_list_for, tenant_list_all
 
 NEW_INVITE_SESSION = "dashboard_new_invitation"
 NEW_RESET_SESSION = "dashboard_new_reset_link"
@@ -90,7 +90,7 @@ def members(request: HttpRequest) -> HttpResponse:
         request,
         "dashboard/admin/members.html",
         form=form,
-        members=members_of(principal.tenant),
+        members=member_list_for(principal.tenant),
         invitations=invitations,
         new_invite=new_invite,
         role_choices=ROLE_CHOICES,
@@ -167,7 +167,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
 def _account_context(request: HttpRequest) -> dict[str, Any]:
     """The frame's context for pages that need a signed-in user but no tenant."""
     principal = principal_for_session(request)
-    context: dict[str, Any] = {"memberships": memberships_for(request.user), "section": "account"}
+    context: dict[str, Any] = {"memberships": membership_list_for(request.user), "section": "account"}
     if principal is not None and principal.tenant is not None:
         context.update(
             principal=principal,
@@ -274,7 +274,7 @@ def accounts(request: HttpRequest) -> HttpResponse:
         "dashboard/admin/accounts.html",
         form=form,
         accounts=account_list()[:500],
-        tenants=all_tenants(),
+        tenants=tenant_list_all(),
         role_choices=ROLE_CHOICES,
         new_link=new_link,
         section="accounts",

@@ -17,7 +17,7 @@ from dashboard.forms import IndexPathForm, UploadForm
 from ingest import services as ingest_services
 from ingest.models import ImportRoot, JobKind
 from ingest.roots import PathRefused, import_root_add, import_root_remove, import_roots_for
-from ingest.selectors import get_job_for, job_list_for
+from ingest.selectors import job_get_for, job_list_for
 from ingest.sources.files import SUPPORTED, extension_of
 
 JOB_PAGE_SIZE = 25
@@ -123,13 +123,13 @@ def index_path(request: HttpRequest) -> HttpResponse:
 
 @dashboard_view(get="memory:read")
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
-    job = get_job_for(request.principal, job_id)  # type: ignore[attr-defined]
+    job = job_get_for(request.principal, job_id)  # type: ignore[attr-defined]
     return page(request, "dashboard/ingest/job.html", job=job, section="ingest")
 
 
 @dashboard_view(get="memory:read")
 def job_row(request: HttpRequest, job_id: str) -> HttpResponse:
     """One job's row (or, with ?card=1, its summary card), refreshed when a websocket event names it."""
-    job = get_job_for(request.principal, job_id)  # type: ignore[attr-defined]
+    job = job_get_for(request.principal, job_id)  # type: ignore[attr-defined]
     template = "dashboard/ingest/job_card.html" if request.GET.get("card") else "dashboard/ingest/job_row.html"
     return page(request, template, job=job)

@@ -19,7 +19,7 @@ from accounts import services as account_services
 from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.roles import Role
-from accounts.selectors import membership_for
+from accounts.selectors import membership_get_for
 from audit.chain import canonical_content
 from audit.selectors import AuditFilters, audit_list_for, audit_verify
 from audit.services import audit_record
@@ -41,7 +41,7 @@ def _managed_tenant(request: HttpRequest, tenant_id: object) -> tuple[Tenant, Pr
     actor = {"actor_type": "user", "actor_id": str(user.pk), "user": user}
     if user.is_superuser:
         return tenant, Principal.superuser(tenant, **actor)  # type: ignore[arg-type]
-    membership = membership_for(user, tenant.pk)  # type: ignore[arg-type]
+    membership = membership_get_for(user, tenant.pk)  # type: ignore[arg-type]
     if membership is None:
         raise Http404("not found")
     if membership.role != Role.ADMIN:

@@ -19,7 +19,7 @@ from accounts import services as account_services
 from accounts.authentication import SESSION_TENANT_KEY
 from accounts.models import ApiKey, Membership
 from accounts.scoping import get_scoped_or_404
-from accounts.selectors import api_key_list_for, membership_for
+from accounts.selectors import api_key_list_for, membership_get_for
 from core.errors import InvalidInput
 from dashboard import presenters
 from dashboard.access import dashboard_view, page
@@ -34,10 +34,10 @@ from dashboard.forms import (
 )
 from dashboard.selectors import (
     actor_labels_for,
-    all_tenants,
     entities_mentioned_in,
     failed_memories_for,
     memories_per_day_for,
+    tenant_list_all,
     tenant_storage_for,
 )
 from graph.selectors import graph_stats_for
@@ -45,7 +45,7 @@ from memory import services as memory_services
 from memory.search import CANDIDATE_LISTS, memory_search_for, resolve_weights
 from memory.selectors import (
     MemoryFilters,
-    get_memory_for,
+    memory_get_for,
     memory_history_for,
     memory_list_for,
     memory_read_for,
@@ -84,7 +84,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     form = TenantSwitchForm(request.POST)
     if not form.is_valid():
         raise Http404("not found")
-    membership = membership_for(request.user, form.cleaned_data["tenant"])
+    membership = membership_get_for(request.user, form.cleaned_data["tenant"])
     if membership is None:
         raise Http404("not found")
     request.session[SESSION_TENANT_KEY] = str(membership.tenant_id)
@@ -186,14 +186,14 @@ def memory_detail(request: HttpRequest, memory_id: str) -> HttpResponse:
 @dashboard_view(get="memory:read")
 def memory_state(request: HttpRequest, memory_id: str) -> HttpResponse:
     """The enrichment badge alone, polled by htmx while enrichment is pending."""
-    memory = get_memory_for(request.principal, memory_id)  # type: ignore[attr-defined]
+    memory = memory_get_for(request.principal, memory_id)  # type: ignore[attr-defined]
     return page(request, "dashboard/partials/enrichment_state.html", memory=memory)
 
 
 @dashboard_view(get="memory:write", post="memory:write")
 def memory_edit(request: HttpRequest, memory_id: str) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
-    memory = get_memory_for(principal, memory_id)
+    memory = memory_get_for(principal, memory_id)
     initial = {
         "content": memory.content,
         "kind": memory.kind,
@@ -220,7 +220,7 @@ def memory_edit(request: HttpRequest, memory_id: str) -> HttpResponse:
 @dashboard_view(get="memory:write", post="memory:write")
 def memory_delete(request: HttpRequest, memory_id: str) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
-    memory = get_memory_for(principal, memory_id)
+    memory = memory_get_for(principal, memory_id)
     if request.method == "POST":
         memory_services.memory_delete(principal=principal, memory=memory)
         messages.success(request, "Memory deleted. Its history is kept.")
@@ -342,7 +342,7 @@ def tenants(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Tenant {created.name} created; you are its admin. Switch to it on the left.")
             return redirect("dashboard:tenants")
-    return page(request, "dashboard/admin/tenants.html", form=form, tenants=all_tenants(), section="tenants")
+    return page(request, "dashboard/admin/tenants.html", form=form, tenants=tenant_list_all(), section="tenants")
 
 
 # --- the browser's /favicon.ico (issue 19) -------------------------------------------------

@@ -23,7 +23,7 @@ from ingest import services
 from ingest.models import ImportRoot, JobKind
 from ingest.portability import export_lines
 from ingest.roots import PathRefused, import_root_add, import_root_remove
-from ingest.selectors import get_job_for, job_list_for
+from ingest.selectors import job_get_for, job_list_for
 from ingest.serializers import (
     ImportRootCreateSerializer,
     ImportRootSerializer,
@@ -66,7 +66,7 @@ class JobDetailApi(APIView):
 
     @extend_schema(responses=JobSerializer, operation_id="job_retrieve")
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(JobSerializer(get_job_for(principal_of(request), job_id)).data)
+        return Response(JobSerializer(job_get_for(principal_of(request), job_id)).data)
 
 
 class IndexApi(APIView):

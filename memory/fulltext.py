@@ -6,7 +6,7 @@ Two plans, chosen by the size of the filtered set (like the vector list's):
   row, takes the document frequencies over them and ranks all of them;
 - tiered, above it, once the tenant has a term-statistics snapshot (memory/term_stats.py):
   reading every matching row is what makes BM25 slow on a large tenant (a typical question
-  matched 12k of the benchmark's 100k rows; counting them alone took 23 ms), so the IDFs come
+  matches a large share of its rows, and counting them alone is slow), so the IDFs come
   from the snapshot and the rows are fetched best tier first. A memory's tier is the summed IDF
   of the query terms it holds; "tier ≥ τ" is an OR of ANDs of term sets, which the GIN index
   answers inside the index, so only the rows that are read pay a heap visit. A binary search
@@ -318,8 +318,8 @@ def _exact(
     frequencies over them (every row holding a query term matches an OR query, so that is the
     document frequency within the filtered set) and `size` for the IDF. A first pass scores every
     row with term frequency 1 (memories are short; reading positions out of every matched tsvector
-    cost 3× more on the 100k-row benchmark); the best `RESCORE_FACTOR × limit` are then re-scored
-    with their real term frequencies (+0.011 R@10 on the LoCoMo dev file)."""
+    costs several times more); the best `RESCORE_FACTOR × limit` are then re-scored with their real
+    term frequencies, which gains recall on LoCoMo (docs/retrieval.md)."""
     matched = base.filter(search_vector=tsquery).values("id", "search_vector")
     matched_sql, matched_params = matched.query.sql_with_params()
     sql = f"""

@@ -57,7 +57,7 @@ def filters_check(filters: MemoryFilters) -> None:
     json_check("metadata", filters.metadata)
 
 
-def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memory]:
+def filters_apply(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memory]:
     filters_check(filters)
     if filters.kinds:
         qs = qs.filter(kind__in=filters.kinds)
@@ -117,10 +117,10 @@ def memory_list_for(principal: Principal, filters: MemoryFilters) -> QuerySet[Me
     """The principal's memories within `filters`, newest first. Audited here (one `memory.list`
     per call), so REST, MCP and the dashboard are audited alike."""
     audit_record(principal=principal, action="memory.list", target_type="memory")
-    return apply_filters(scoped(Memory, principal.tenant), filters).order_by("-created_at", "-id")
+    return filters_apply(scoped(Memory, principal.tenant), filters).order_by("-created_at", "-id")
 
 
-def get_memory_for(principal: Principal, memory_id: object) -> Memory:
+def memory_get_for(principal: Principal, memory_id: object) -> Memory:
     """The memory with this id in the principal's tenant; 404 for missing and foreign ids alike.
 
     Not audited: writes look their target up through here too. Reads use memory_read_for."""
@@ -128,8 +128,8 @@ def get_memory_for(principal: Principal, memory_id: object) -> Memory:
 
 
 def memory_read_for(principal: Principal, memory_id: object) -> Memory:
-    """get_memory_for for showing a memory to the principal: audited as `memory.read`."""
-    memory = get_memory_for(principal, memory_id)
+    """memory_get_for for showing a memory to the principal: audited as `memory.read`."""
+    memory = memory_get_for(principal, memory_id)
     audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(memory.id))
     return memory
 
@@ -140,7 +140,7 @@ def memory_history_for(principal: Principal, memory_id: object) -> QuerySet[Memo
     except ValidationError as exc:  # a malformed id is "not found", like in get_scoped_or_404 (found by schemathesis)
         raise Http404("not found") from exc
     if not history.exists():
-        get_memory_for(principal, memory_id)  # 404 unless the memory exists here
+        memory_get_for(principal, memory_id)  # 404 unless the memory exists here
     audit_record(principal=principal, action="memory.history", target_type="memory", target_id=str(memory_id))
     return history
 
