@@ -46,6 +46,7 @@ from accounts.oauth_grants import (
     registration_open,
     server_origin,
 )
+from accounts.requests import SignedInRequest
 from accounts.roles import OAUTH_SCOPES
 from accounts.selectors import membership_get_for, membership_list_for
 from core.errors import InvalidInput
@@ -195,7 +196,7 @@ class ConsentView(AuthorizationView):
                 raise _invalid(f"this server issues tokens only for {expected}", credentials, "invalid_target")
         return scopes, credentials
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def get(self, request: SignedInRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # signed in: DOT's login check
         if not membership_list_for(request.user).exists():
             return render(request, "dashboard/oauth/no_workspace.html", status=403)
         query = request.GET.copy()
@@ -203,7 +204,7 @@ class ConsentView(AuthorizationView):
         if "resource" not in query:
             # Clients of older specifications send no resource: bind to this server's endpoint anyway.
             query["resource"] = mcp_resource_url(_origin(request))
-        request.GET = query
+        request.GET = query  # type: ignore[assignment]  # DOT reads the rewritten query from request.GET
         request.META["QUERY_STRING"] = query.urlencode()
         return super().get(request, *args, **kwargs)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -75,7 +76,7 @@ def audit_denial_record(
     identity = "\x1f".join(
         [str(tenant.pk if tenant else ""), actor_type, actor_id, info.client_addr, action, outcome, start.isoformat()]
     )
-    row = {
+    row: dict[str, Any] = {
         "key": hashlib.sha256(identity.encode("utf-8")).hexdigest(),
         "window_start": start,
         "tenant_id": tenant.pk if tenant else None,

@@ -18,6 +18,7 @@ import os
 import warnings
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from config.env import ConfigError, SettingGroup
@@ -213,7 +214,7 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
@@ -233,7 +234,7 @@ DB_POOL = {
 }
 
 
-def _database_from_url(url: str) -> dict[str, object]:
+def _database_from_url(url: str) -> dict[str, Any]:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
         raise ConfigError(f"DATABASE_URL scheme {parsed.scheme!r} is not PostgreSQL")
@@ -251,7 +252,7 @@ def _database_from_url(url: str) -> dict[str, object]:
 
 
 if EMBEDDED_DATABASE:
-    DATABASES = {
+    DATABASES: dict[str, dict[str, Any]] = {
         "default": {
             "ENGINE": "config.pgembedded",
             "NAME": "easymemory",
@@ -882,7 +883,7 @@ EASYMEMORY_LOG_FORMAT = _ops.choice(
 )
 if EASYMEMORY_LOG_FORMAT == "json":
     LOGGING["formatters"] = {"json": {"()": "core.logs.JsonFormatter"}}
-    LOGGING["handlers"]["console"]["formatter"] = "json"  # type: ignore[index]
+    LOGGING["handlers"]["console"]["formatter"] = "json"
 # Set by `easymemory serve` for its web processes: while this file exists /readyz answers "draining".
 EASYMEMORY_DRAIN_FILE = _ops.string(
     "EASYMEMORY_DRAIN_FILE", help="Set by `easymemory serve` for its web processes (graceful stop)."
@@ -895,10 +896,10 @@ EASYMEMORY_PGBOUNCER = _ops.boolean(
 )
 
 
-def _pgbouncer_safe(database: dict[str, object]) -> dict[str, object]:
+def _pgbouncer_safe(database: dict[str, Any]) -> dict[str, Any]:
     if EASYMEMORY_PGBOUNCER:
         database["DISABLE_SERVER_SIDE_CURSORS"] = True
-        database["OPTIONS"] = {**database["OPTIONS"], "prepare_threshold": None}  # type: ignore[dict-item]
+        database["OPTIONS"] = {**database["OPTIONS"], "prepare_threshold": None}
     return database
 
 

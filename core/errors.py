@@ -18,7 +18,7 @@ from rest_framework.response import Response
 class InvalidInput(Exception):
     """Semantically invalid input (HTTP 422); `field` names what is wrong."""
 
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    status_code: int = status.HTTP_422_UNPROCESSABLE_ENTITY
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")

@@ -67,8 +67,9 @@ def principal_labels(principal: object) -> tuple[str, str]:
 
     if not isinstance(principal, Principal):
         # A dashboard page sees the signed-in Django user; its tenant is chosen per view.
-        if getattr(principal, "is_authenticated", False) and getattr(principal, "pk", None) is not None:
-            return "", f"user:{principal.pk}"  # type: ignore[attr-defined]
+        pk = getattr(principal, "pk", None)
+        if getattr(principal, "is_authenticated", False) and pk is not None:
+            return "", f"user:{pk}"
         return "", ""
     tenant = principal.tenant.slug if principal.tenant is not None else ""
     return tenant, principal.actor

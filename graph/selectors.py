@@ -426,8 +426,8 @@ def neighbourhood_summary(
     by_type: dict[str, int] = {}
     for row in outgoing:
         by_type[row["target__type"]] = by_type.get(row["target__type"], 0) + row["n"]
-    for row in incoming:
-        by_type[row["source__type"]] = by_type.get(row["source__type"], 0) + row["n"]
+    for row_in in incoming:
+        by_type[row_in["source__type"]] = by_type.get(row_in["source__type"], 0) + row_in["n"]
     return {
         "relations": relations.count(),
         "by_predicate": [{"predicate": r["predicate"], "count": r["n"]} for r in by_predicate],

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -86,7 +87,7 @@ def _similar_entity(tenant: Tenant, name: str, type_: str, vector: list[float], 
     if types is not None:
         candidates = candidates.filter(type__in=types)
     best = candidates.annotate(distance=CosineDistance("embedding", vector)).order_by("distance").first()
-    if best is None or 1.0 - float(best.distance) < settings.EASYMEMORY_GRAPH_SIMILARITY:  # type: ignore[attr-defined]
+    if best is None or 1.0 - float(best.distance) < settings.EASYMEMORY_GRAPH_SIMILARITY:
         return None
     return best if same_digits(name, best.name) else None
 
@@ -277,27 +278,27 @@ def _apply(
             _add_alias(entity, alias)
         mentions.setdefault(entity.pk, (item.text or item.name)[:300])
     relations = 0
-    for item in extraction.relations:
-        source = entity_for(item.source, GENERIC_TYPE)
-        target = entity_for(item.target, GENERIC_TYPE)
+    for extracted in extraction.relations:
+        source = entity_for(extracted.source, GENERIC_TYPE)
+        target = entity_for(extracted.target, GENERIC_TYPE)
         if source.pk == target.pk:
             continue
-        mentions.setdefault(source.pk, item.source[:300])
-        mentions.setdefault(target.pk, item.target[:300])
-        predicate = normalise_predicate(item.predicate)
+        mentions.setdefault(source.pk, extracted.source[:300])
+        mentions.setdefault(target.pk, extracted.target[:300])
+        predicate = normalise_predicate(extracted.predicate)
         existing = _relation_current(
             scoped(Relation, tenant).filter(source=source, target=target, predicate=predicate)
         ).first()
         if existing is None:
             existing = Relation.objects.create(
-                tenant=tenant, source=source, target=target, predicate=predicate, fact=item.fact,
-                confidence=item.confidence, valid_at=item.valid_at or memory.occurred_at or memory.created_at,
-                invalid_at=item.invalid_at,
+                tenant=tenant, source=source, target=target, predicate=predicate, fact=extracted.fact,
+                confidence=extracted.confidence, valid_at=extracted.valid_at or memory.occurred_at or memory.created_at,
+                invalid_at=extracted.invalid_at,
             )  # fmt: skip
-            if item.invalid_at is None and (item.replaces_previous or predicate in SINGLE_VALUED_PREDICATES):
+            if extracted.invalid_at is None and (extracted.replaces_previous or predicate in SINGLE_VALUED_PREDICATES):
                 _close_contradicted(existing)
-        elif item.confidence > existing.confidence:
-            existing.confidence = item.confidence
+        elif extracted.confidence > existing.confidence:
+            existing.confidence = extracted.confidence
             existing.save(update_fields=["confidence"])
         RelationSource.objects.get_or_create(tenant=tenant, relation=existing, memory=memory)
         relations += 1
@@ -376,14 +377,14 @@ def graph_extract_memories(memory_ids: Sequence[str], *, extractor: Extractor | 
 
 
 def _embed_new_names(
-    results: dict[Any, Extraction], tenant_of: dict[Any, int]
-) -> dict[int, dict[str, tuple[list[float], str]]]:
+    results: dict[Any, Extraction], tenant_of: dict[Any, UUID]
+) -> dict[UUID, dict[str, tuple[list[float], str]]]:
     """One embedding call for the whole batch: names not yet known in their tenant (by key or alias).
     Per-memory calls would pay the model's per-call overhead dozens of times per batch."""
-    wanted: dict[int, dict[str, str]] = {}
+    wanted: dict[UUID, dict[str, str]] = {}
     for mid, extraction in results.items():
         wanted.setdefault(tenant_of[mid], {}).update(_candidate_names(extraction))
-    texts: list[tuple[int, str, str]] = []
+    texts: list[tuple[UUID, str, str]] = []
     for tenant_id, names in wanted.items():
         keys = list(names)
         known = Entity.objects.filter(tenant_id=tenant_id).filter(  # unscoped: by tenant_id, a worker has no Tenant
@@ -394,7 +395,7 @@ def _embed_new_names(
                 names.pop(k, None)
         texts += [(tenant_id, key, name) for key, name in names.items()]
     vectors, model = _embed_names([name for _, _, name in texts])
-    out: dict[int, dict[str, tuple[list[float], str]]] = {}
+    out: dict[UUID, dict[str, tuple[list[float], str]]] = {}
     for (tenant_id, key, _), vector in zip(texts, vectors, strict=False):
         out.setdefault(tenant_id, {})[key] = (vector, model)
     return out

@@ -165,7 +165,8 @@ def mem0_item(record: Any, index: int) -> SourceItem:
     rid = str(record.get("id") or "")
     user = str(record.get("user_id") or record.get("user_ref") or "")
     key = f"mem0:{rid}" if rid else "mem0:" + hashlib.sha256(f"{user}\x00{content}".encode()).hexdigest()
-    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    given = record.get("metadata")
+    metadata = given if isinstance(given, dict) else {}
     metadata = {**metadata, "source": "mem0", "source_key": key}
     for name in ("created_at", "updated_at", "hash"):
         if record.get(name):

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +156,7 @@ def run_vault(principal: Principal, job: IngestJob, run: JobRun) -> None:
     run.tick(force=True)
 
 
-def _unshared(principal: Principal, ids: list[object], keep_row: int | None) -> list[object]:
+def _unshared(principal: Principal, ids: Sequence[object], keep_row: int | None) -> list[object]:
     """Memory ids no other indexed file still points to (equal chunks are one memory)."""
     others = scoped(IndexedFile, principal.tenant).filter(memory_ids__overlap=ids)
     if keep_row is not None:

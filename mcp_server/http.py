@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from functools import partial
 from typing import Any
 
@@ -169,7 +169,7 @@ class McpHttpApp:
             AccessToken(token=principal.actor, client_id=principal.actor, scopes=sorted(principal.scopes))
         )
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), id_header]}
             await send(message)

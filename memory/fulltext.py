@@ -108,7 +108,7 @@ def fulltext_query(query: str) -> SearchQuery | None:
     constraints = fulltext_constraints(query)
     if words is None or constraints is None:
         return words or constraints
-    return words & constraints  # type: ignore[no-any-return]
+    return words & constraints
 
 
 def fulltext_constraints(query: str) -> SearchQuery | None:
@@ -122,7 +122,7 @@ def fulltext_constraints(query: str) -> SearchQuery | None:
         ~SearchQuery(fulltext_input(word), config="english", search_type="plain")
         for word in dict.fromkeys(parsed.excluded)
     ]
-    return _balanced(terms, lambda a, b: a & b)  # type: ignore[no-any-return]
+    return _balanced(terms, lambda a, b: a & b)
 
 
 def fulltext_candidates(

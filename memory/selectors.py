@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -134,7 +135,7 @@ def memory_read_for(principal: Principal, memory_id: object) -> Memory:
     return memory
 
 
-def memory_history_for(principal: Principal, memory_id: object) -> QuerySet[MemoryHistory]:
+def memory_history_for(principal: Principal, memory_id: UUID | str) -> QuerySet[MemoryHistory]:
     try:
         history = scoped(MemoryHistory, principal.tenant).filter(memory_id=memory_id).order_by("created_at", "id")
     except ValidationError as exc:  # a malformed id is "not found", like in get_scoped_or_404 (found by schemathesis)

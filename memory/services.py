@@ -536,8 +536,8 @@ def memory_announce_enriched(*, memory_ids: Sequence[str]) -> None:
     ).values_list("tenant_id", "id")
     for tenant_id, memory_id in done:
         by_tenant.setdefault(str(tenant_id), []).append(str(memory_id))
-    for tenant_id, ids in by_tenant.items():
-        publish_event(tenant_id, "memory.enriched", {"ids": ids})
+    for tenant_key, ids in by_tenant.items():
+        publish_event(tenant_key, "memory.enriched", {"ids": ids})
 
 
 def memory_mark_failed(*, memory_ids: Sequence[str], error: str) -> None:

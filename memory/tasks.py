@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from memory.dispatch import BULK_TASK, ENRICH_TASK, EXTRACT_TASK, TERM_STATS_REBUILD_TASK, extraction_enqueue
 from memory.services import memory_announce_enriched, memory_embed_batch, memory_mark_failed
@@ -21,7 +21,7 @@ MAX_RETRIES = 5
 
 
 @shared_task(name=ENRICH_TASK, bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
-def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-untyped-def]
+def memory_enrich_task(self: Task, memory_ids: list[str]) -> int:
     """Embed the given memories, announce them, then hand the LLM steps to their own queue."""
     try:
         count = memory_embed_batch(memory_ids=memory_ids)
@@ -42,7 +42,7 @@ def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-u
 
 
 @shared_task(name=EXTRACT_TASK, bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
-def memory_extract_task(self, memory_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+def memory_extract_task(self: Task, memory_ids: list[str]) -> None:
     """The enrichment steps beyond embedding (graph extraction, often through an LLM).
 
     The steps record a provider's failure on the memory themselves; what reaches here is an

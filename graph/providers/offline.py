@@ -71,13 +71,21 @@ class Pattern:
     middle: re.Pattern[str] | None = None
 
 
-def _en(verbs: str, predicate: str, source_type: str, target_type: str, *, phrase: bool = False, **kw: bool) -> Pattern:
+def _en(
+    verbs: str,
+    predicate: str,
+    source_type: str,
+    target_type: str,
+    *,
+    phrase: bool = False,
+    replaces_previous: bool = False,
+) -> Pattern:
     # A capitalised name ends by itself; a lower-case phrase needs a clause boundary after it.
     obj = rf"(?:(?P<o>{NAME})(?!\w)(?!\s+[A-Z])|(?P<p>{PHRASE}){END})" if phrase else rf"(?P<o>{NAME})(?!\w)"
     # A subject starts where a word starts: inside a run of capitals or name characters no attempt
     # begins at every position (which made these patterns quadratic on such runs).
     regex = re.compile(rf"(?<![\w'’&@.\[-])(?P<s>{NAME})\s{{1,5}}(?:{verbs})\s{{1,5}}{obj}")
-    return Pattern(regex, predicate, source_type, target_type, **kw)
+    return Pattern(regex, predicate, source_type, target_type, replaces_previous=replaces_previous)
 
 
 EN_PATTERNS: list[Pattern] = [
