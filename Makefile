@@ -31,6 +31,7 @@ test: export EASYMEMORY_DATA_DIR ?= $(CURDIR)/.testdata
 test: export EASYMEMORY_REDIS_URL ?= redis://127.0.0.1:6379/15
 test: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .
+	PYTHONPATH=$(CURDIR) $(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
@@ -47,6 +48,7 @@ docs: $(VENV)/.stamp-dev
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .
+	PYTHONPATH=$(CURDIR) $(BIN)/mypy
 
 bench-write: $(VENV)/.stamp-runtime
 	$(BIN)/python bench/write_latency.py

@@ -37,7 +37,7 @@ from accounts.serializers import (
     TenantSerializer,
 )
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 ADMIN = {"GET": "admin", "POST": "admin", "PATCH": "admin", "DELETE": "admin"}
 
@@ -287,7 +287,7 @@ def _is_uuid(value: str) -> bool:
 def _invitation_body(invitation: Any) -> dict[str, Any]:
     from accounts.invitations import invitation_state
 
-    data = {name: getattr(invitation, name) for name in InvitationSerializer().fields if name != "state"}
+    data = {name: getattr(invitation, name) for name in InvitationSerializer().fields.keys() if name != "state"}
     return dict(InvitationSerializer({**data, "state": invitation_state(invitation)}).data)
 
 

@@ -11,7 +11,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts.principal import Principal
-from accounts.selectors import InvalidCredential, api_key_resolve, membership_for, memberships_for
+from accounts.selectors import InvalidCredential, api_key_resolve, membership_get_for, membership_list_for
 from accounts.services import api_key_touch
 
 SESSION_TENANT_KEY = "easymemory_tenant_id"
@@ -136,9 +136,9 @@ def principal_for_session(request: Any) -> Principal | None:
     if user is None or not user.is_authenticated:
         return None
     chosen = request.session.get(SESSION_TENANT_KEY)
-    membership = membership_for(user, chosen) if chosen else None
+    membership = membership_get_for(user, chosen) if chosen else None
     if membership is None:
-        membership = memberships_for(user).first()
+        membership = membership_list_for(user).first()
     if user.is_superuser:
         return Principal.superuser(
             membership.tenant if membership else None, actor_type="user", actor_id=str(user.pk), user=user

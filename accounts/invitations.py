@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -29,7 +29,7 @@ from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.scoping import scoped
 from accounts.services import _audit
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def invitation_revoke(*, principal: Principal, invitation: Invitation) -> Invita
 
 
 @transaction.atomic
-def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
+def invitation_accept(*, token: str, user: User) -> Membership:
     """`user` joins the invitation's tenant with its role; the link stops working.
 
     An existing member keeps the role they have (an invitation never demotes anyone).
@@ -171,7 +171,7 @@ def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
 
 
 @transaction.atomic
-def account_create_from_invitation(*, token: str, username: str, password: str, email: str = "") -> AbstractBaseUser:
+def account_create_from_invitation(*, token: str, username: str, password: str, email: str = "") -> User:
     """A new account that sets its own password, made member by accepting the invitation."""
     if invitation_for_token(token) is None:
         raise InvalidInput("invitation", "this invitation link is not valid (used, revoked or expired)")
@@ -182,12 +182,12 @@ def account_create_from_invitation(*, token: str, username: str, password: str, 
 
 def account_create(
     *, username: str, password: str | None, email: str = "", principal: Principal | None = None
-) -> AbstractBaseUser:
+) -> User:
     """A new account. Without a password it cannot sign in until a reset link sets one."""
     model = get_user_model()
     username = username.strip()
     try:
-        model._meta.get_field("username").run_validators(username)  # type: ignore[union-attr]
+        model._meta.get_field("username").run_validators(username)
     except ValidationError as exc:
         raise InvalidInput("username", " ".join(exc.messages)) from exc
     if not username or len(username) > 150:

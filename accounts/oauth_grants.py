@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
@@ -32,7 +33,7 @@ from accounts.models import Application, ConsentGrant, Membership, OAuthPolicy, 
 from accounts.principal import Principal
 from accounts.roles import OAUTH_SCOPES, scopes_for
 from accounts.scoping import scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 MCP_PATH = "/mcp"
 MAX_REDIRECT_URIS = 10
@@ -296,7 +297,7 @@ def consent_grant_revoke(*, principal: Principal, grant: ConsentGrant) -> Consen
     return grant
 
 
-def consent_grants_of_user(user: AbstractBaseUser) -> QuerySet[ConsentGrant]:
+def consent_grants_of_user(user: User) -> QuerySet[ConsentGrant]:
     """A member's own live grants, in every tenant they belong to."""
     grants = ConsentGrant.objects.filter(user=user, revoked_at__isnull=True)  # unscoped: the user's own grants
     return grants.select_related("tenant", "application").order_by("-created_at")
@@ -311,7 +312,7 @@ def consent_grants_of_tenant(tenant: Tenant) -> QuerySet[ConsentGrant]:
     )
 
 
-def consent_grant_for_revoke(principal: Principal, grant_id: object) -> ConsentGrant | None:
+def consent_grant_for_revoke(principal: Principal, grant_id: UUID | str) -> ConsentGrant | None:
     """A live grant the principal may revoke: their own (any tenant), or any in the tenant they
     administer. None for everything else, foreign ones included (the caller answers 404)."""
     live = ConsentGrant.objects.select_related("application", "tenant")  # unscoped: checked below
@@ -326,7 +327,7 @@ def consent_grant_for_revoke(principal: Principal, grant_id: object) -> ConsentG
     return grant if own or admin_here else None
 
 
-def consent_grant_for_token(user_id: object, application: Application) -> ConsentGrant | None:
+def consent_grant_for_token(user_id: int | str, application: Application) -> ConsentGrant | None:
     """The live grant that names a user token's tenant, with the member's current role there as
     `member_role` (None once they left the tenant): one query on every request such a token makes."""
     role = Membership.objects.filter(  # unscoped: the grant's own tenant, from the outer row

@@ -46,9 +46,10 @@ from accounts.oauth_grants import (
     registration_open,
     server_origin,
 )
+from accounts.requests import SignedInRequest
 from accounts.roles import OAUTH_SCOPES
-from accounts.selectors import membership_for, memberships_for
-from config.errors import InvalidInput
+from accounts.selectors import membership_get_for, membership_list_for
+from core.errors import InvalidInput
 
 MAX_REGISTRATION_BYTES = 16 * 1024
 
@@ -195,15 +196,15 @@ class ConsentView(AuthorizationView):
                 raise _invalid(f"this server issues tokens only for {expected}", credentials, "invalid_target")
         return scopes, credentials
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not memberships_for(request.user).exists():
+    def get(self, request: SignedInRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # signed in: DOT's login check
+        if not membership_list_for(request.user).exists():
             return render(request, "dashboard/oauth/no_workspace.html", status=403)
         query = request.GET.copy()
         query.pop("approval_prompt", None)  # consent is asked every time: the tenant is chosen here
         if "resource" not in query:
             # Clients of older specifications send no resource: bind to this server's endpoint anyway.
             query["resource"] = mcp_resource_url(_origin(request))
-        request.GET = query
+        request.GET = query  # type: ignore[assignment]  # DOT reads the rewritten query from request.GET
         request.META["QUERY_STRING"] = query.urlencode()
         return super().get(request, *args, **kwargs)
 
@@ -211,7 +212,7 @@ class ConsentView(AuthorizationView):
         context = super().get_context_data(**kwargs)
         requested = list(self.oauth2_data.get("scopes", []))
         choices = []
-        for membership in memberships_for(self.request.user):
+        for membership in membership_list_for(self.request.user):
             granted = consent_scopes(requested, membership.role)
             choices.append(
                 {
@@ -243,7 +244,7 @@ class ConsentView(AuthorizationView):
             )
             return super().form_valid(form)
         try:
-            membership = membership_for(self.request.user, data["tenant"]) if data.get("tenant") else None
+            membership = membership_get_for(self.request.user, data["tenant"]) if data.get("tenant") else None
         except (ValidationError, ValueError):  # a malformed tenant id is no tenant of theirs
             membership = None
         if membership is None:

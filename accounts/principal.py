@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from accounts.roles import SUPERUSER_SCOPE, Role, scopes_for
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
     from accounts.models import Tenant
 
@@ -20,7 +20,7 @@ class Principal:
     actor_id: str
     role: Role
     scopes: frozenset[str] = field(default_factory=frozenset)
-    user: AbstractBaseUser | None = None
+    user: User | None = None
     # The credential's own rate limit (API key / OAuth application); None: the default.
     rate_per_min: int | None = None
     rate_burst: int | None = None
@@ -37,7 +37,7 @@ class Principal:
         *,
         actor_type: str,
         actor_id: str,
-        user: AbstractBaseUser | None = None,
+        user: User | None = None,
         scopes: frozenset[str] | None = None,
         rate_per_min: int | None = None,
         rate_burst: int | None = None,
@@ -61,7 +61,7 @@ class Principal:
         *,
         actor_type: str,
         actor_id: str,
-        user: AbstractBaseUser | None = None,
+        user: User | None = None,
     ) -> Principal:
         """A Django superuser or the bootstrap admin token.
 

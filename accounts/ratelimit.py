@@ -120,7 +120,8 @@ def _redis_bucket(key: str, capacity: int, rate: float, cost: int) -> tuple[bool
 
 def _database_bucket(key: str, capacity: int, rate: float, cost: int) -> tuple[bool, float]:
     with connection.cursor() as cursor:
-        params = {"key": key, "capacity": float(capacity), "rate": rate, "cost": float(cost)}
+        params: dict[str, Any] = {"key": key, "capacity": float(capacity), "rate": rate, "cost": float(cost)}
+        # unscoped: a rate-limit bucket, keyed by credential or client address; no tenant data
         cursor.execute(_SQL_BUCKET_UPSERT, params)
         allowed, tokens = cursor.fetchone()
     return bool(allowed), float(tokens)

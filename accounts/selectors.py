@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from uuid import UUID
+
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -35,10 +37,10 @@ def api_key_list_for(tenant: Tenant) -> QuerySet[ApiKey]:
     return scoped(ApiKey, tenant).order_by("-created_at")
 
 
-def memberships_for(user: AbstractBaseUser) -> QuerySet[Membership]:
+def membership_list_for(user: User) -> QuerySet[Membership]:
     memberships = Membership.objects.filter(user=user)  # unscoped: a user's own memberships across tenants
     return memberships.select_related("tenant").order_by("tenant__name")
 
 
-def membership_for(user: AbstractBaseUser, tenant_id: object) -> Membership | None:
-    return memberships_for(user).filter(tenant_id=tenant_id).first()
+def membership_get_for(user: User, tenant_id: UUID | str) -> Membership | None:
+    return membership_list_for(user).filter(tenant_id=tenant_id).first()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -18,7 +18,7 @@ from accounts.models import ApiKey, Application, Membership, Tenant
 from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.scoping import scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 # last_used_at is written at most this often per key, so the hot path stays read-only.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -105,7 +105,7 @@ def tenant_rename(*, tenant: Tenant, name: str, principal: Principal) -> Tenant:
 
 @transaction.atomic
 def tenant_create_with_admin(
-    *, name: str, slug: str | None, admin: AbstractBaseUser, principal: Principal | None = None
+    *, name: str, slug: str | None, admin: User, principal: Principal | None = None
 ) -> Tenant:
     """A new tenant with `admin` as its first admin (the dashboard's superuser page)."""
     tenant = tenant_create(name=name, slug=slug, principal=principal)
@@ -113,7 +113,7 @@ def tenant_create_with_admin(
     return tenant
 
 
-def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str) -> Membership:
+def membership_set(*, tenant: Tenant, user: User, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": Role(role).value})
     return membership
 
@@ -176,7 +176,7 @@ def api_key_create(
     tenant: Tenant,
     name: str,
     role: str = Role.WRITER.value,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
     expires_at: datetime | None = None,
     principal: Principal | None = None,
     rate_limit_per_min: int | None = None,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
@@ -22,17 +22,19 @@ from accounts.models import Membership, Tenant, UserSession
 from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.services import _audit
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 
 def _audit_user(
-    actor: AbstractBaseUser | Principal | None, action: str, user: AbstractBaseUser, **detail: object
+    actor: User | Principal | None, action: str, user: User, **detail: object
 ) -> None:
     from audit.services import audit_record  # audit imports accounts
 
     who: tuple[str, str] | None = None
-    principal = actor if isinstance(actor, Principal) else None
-    if principal is None:
+    if isinstance(actor, Principal):
+        principal: Principal | None = actor
+    else:
+        principal = None
         who = ("user", str(actor.pk)) if actor is not None else ("system", "")
     audit_record(
         principal=principal,
@@ -57,7 +59,7 @@ class SessionRow:
     user_agent: str
 
 
-def user_session_record(*, user: AbstractBaseUser, session_key: str, client_addr: str, user_agent: str) -> None:
+def user_session_record(*, user: User, session_key: str, client_addr: str, user_agent: str) -> None:
     """Remember a new sign-in's session (called on login), and forget this user's ended ones."""
     if not session_key:
         return
@@ -70,7 +72,7 @@ def user_session_record(*, user: AbstractBaseUser, session_key: str, client_addr
         )
 
 
-def user_sessions_for(user: AbstractBaseUser) -> list[SessionRow]:
+def user_sessions_for(user: User) -> list[SessionRow]:
     """The user's signed-in sessions that have not ended, newest first."""
     rows = UserSession.objects.filter(user=user).order_by("-created_at")  # unscoped: the user's own sessions
     expiry = dict(
@@ -87,7 +89,7 @@ def user_sessions_for(user: AbstractBaseUser) -> list[SessionRow]:
 
 @transaction.atomic
 def user_sign_out_everywhere(
-    *, user: AbstractBaseUser, keep_session_key: str | None = None, actor: AbstractBaseUser | Principal | None = None
+    *, user: User, keep_session_key: str | None = None, actor: User | Principal | None = None
 ) -> int:
     """End every signed-in session of `user` except `keep_session_key`; returns how many ended.
 
@@ -108,7 +110,7 @@ def user_sign_out_everywhere(
 
 
 @transaction.atomic
-def user_password_change(*, user: AbstractBaseUser, old_password: str, new_password: str) -> None:
+def user_password_change(*, user: User, old_password: str, new_password: str) -> None:
     """The signed-in user's own change: the old password is required; other sessions end."""
     if not user.check_password(old_password):
         raise InvalidInput("old_password", "the current password is not correct")
@@ -116,7 +118,7 @@ def user_password_change(*, user: AbstractBaseUser, old_password: str, new_passw
 
 
 @transaction.atomic
-def user_password_set(*, user: AbstractBaseUser, password: str, actor: AbstractBaseUser | Principal | None) -> None:
+def user_password_set(*, user: User, password: str, actor: User | Principal | None) -> None:
     try:
         password_validation.validate_password(password, user)
     except ValidationError as exc:
@@ -126,7 +128,7 @@ def user_password_set(*, user: AbstractBaseUser, password: str, actor: AbstractB
     _audit_user(actor, "account.password_change", user)
 
 
-def password_reset_link_create(*, principal: Principal, user: AbstractBaseUser) -> tuple[str, str]:
+def password_reset_link_create(*, principal: Principal, user: User) -> tuple[str, str]:
     """(uidb64, token) for a one-time set-password link, for superusers only.
 
     Tenant admins cannot issue one: a reset gives the whole account, which may belong to
@@ -142,7 +144,7 @@ def password_reset_link_create(*, principal: Principal, user: AbstractBaseUser) 
 # --- superusers: any account ---------------------------------------------------------------
 
 
-def account_list() -> QuerySet[AbstractBaseUser]:
+def account_list() -> QuerySet[User]:
     """Every account with its memberships, for the superusers' page only (deliberately unscoped)."""
     return get_user_model().objects.prefetch_related("memberships__tenant").order_by("username")
 
@@ -153,11 +155,11 @@ def _require_superuser(principal: Principal) -> None:
 
 
 @transaction.atomic
-def account_set_active(*, principal: Principal, user: AbstractBaseUser, active: bool) -> None:
+def account_set_active(*, principal: Principal, user: User, active: bool) -> None:
     _require_superuser(principal)
     if not active and principal.user is not None and user.pk == principal.user.pk:
         raise InvalidInput("user", "you cannot deactivate your own account")
-    user.is_active = active  # type: ignore[attr-defined]
+    user.is_active = active
     user.save(update_fields=["is_active"])
     if not active:
         user_sign_out_everywhere(user=user, actor=principal)
@@ -165,7 +167,7 @@ def account_set_active(*, principal: Principal, user: AbstractBaseUser, active: 
 
 
 @transaction.atomic
-def account_membership_set(*, principal: Principal, user: AbstractBaseUser, tenant: Tenant, role: str) -> Membership:
+def account_membership_set(*, principal: Principal, user: User, tenant: Tenant, role: str) -> Membership:
     """A superuser adds any account to any tenant (or changes its role there) directly."""
     _require_superuser(principal)
     if role not in {r.value for r in Role}:

@@ -20,15 +20,18 @@ from agent import proxy
 from agent.llm import ChatMessage
 
 MAX_MESSAGES = 200
-_END = object()
+
+
+def _next_chunk(source: Iterator[str]) -> str | None:
+    return next(source, None)
 
 
 async def _chunks(source: Iterator[str]) -> AsyncIterator[str]:
     # Under ASGI Django buffers a sync iterator whole before sending it; pulling each chunk through
     # sync_to_async streams it, on the thread that holds the request's database connection.
     while True:
-        item = await sync_to_async(next, thread_sensitive=True)(source, _END)
-        if item is _END:
+        item = await sync_to_async(_next_chunk, thread_sensitive=True)(source)
+        if item is None:
             return
         yield item
 
@@ -47,7 +50,8 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     """OpenAI's request body; other OpenAI options (temperature, ...) are accepted and not forwarded."""
 
     model = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    messages = ChatMessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
+    # DRF hands max_length on to the list serializer that many=True makes; the stubs omit it.
+    messages = ChatMessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)  # type: ignore[call-arg]
     stream = serializers.BooleanField(required=False, default=False)
     user = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
                                  help_text="the end user (user_ref) whose memories are used and written")  # fmt: skip

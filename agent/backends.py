@@ -89,12 +89,12 @@ class LocalBackend:
     def forget(self, target: str) -> Recalled | None:
         from django.http import Http404
 
-        from memory.selectors import get_memory_for
+        from memory.selectors import memory_get_for
         from memory.services import memory_delete
 
         if UUID.fullmatch(target.strip()):
             try:
-                memory = get_memory_for(self.principal, target.strip())
+                memory = memory_get_for(self.principal, target.strip())
             except Http404:
                 return None
             memory_delete(principal=self.principal, memory=memory)

@@ -18,7 +18,7 @@ from typing import Any
 from accounts.principal import Principal
 from agent.llm import ChatClient, ChatMessage, ChatProviderError
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from memory.search import Hit, search
 from memory.selectors import MemoryFilters
 from memory.services import MemoryInput, memory_create_many

@@ -15,7 +15,7 @@ from accounts.principal import Principal
 from audit.chain import CHAINED_FIELDS
 from audit.models import AuditEvent
 from audit.selectors import AuditFilters, audit_list_for
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 
 class AuditQuerySerializer(serializers.Serializer):

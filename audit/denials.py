@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -24,7 +25,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from accounts.principal import Principal
 from audit.services import audit_record
-from config.request_context import RequestInfo, current_request_info
+from core.request_context import RequestInfo, current_request_info
 
 FLUSH_BATCH = 100
 
@@ -75,7 +76,7 @@ def audit_denial_record(
     identity = "\x1f".join(
         [str(tenant.pk if tenant else ""), actor_type, actor_id, info.client_addr, action, outcome, start.isoformat()]
     )
-    row = {
+    row: dict[str, Any] = {
         "key": hashlib.sha256(identity.encode("utf-8")).hexdigest(),
         "window_start": start,
         "tenant_id": tenant.pk if tenant else None,
@@ -88,7 +89,7 @@ def audit_denial_record(
         "target_id": target_id[:200],
     }
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, row)
+        cursor.execute(_UPSERT, row)  # scoped: the row carries the tenant of the denial
         (count,) = cursor.fetchone()
     if count == 1:
         audit_record(
@@ -116,6 +117,7 @@ def audit_denials_flush(*, limit: int = FLUSH_BATCH, everything: bool = False) -
     written = 0
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # unscoped: moves every tenant's closed windows into the audit trail, each with its tenant
             cursor.execute(_TAKE_CLOSED, {"open_since": open_since, "limit": limit})
             rows = cursor.fetchall()
         tenants = {t.pk: t for t in Tenant.objects.filter(pk__in={r[2] for r in rows if r[2] is not None})}

@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from accounts.principal import Principal
 from accounts.ratelimit import Decision, rate_limit_check_address
 from audit.denials import audit_denial_record
-from config.request_context import RequestInfo, reset_request_info, set_request_info
+from core.request_context import RequestInfo, reset_request_info, set_request_info
 
 DENIED = {401: "unauthenticated", 403: "forbidden", 429: "throttled"}
 # Endpoints that check a client secret themselves (brute-force targets outside DRF).

@@ -21,7 +21,7 @@ from accounts.principal import Principal
 from audit.chain import canonical_content, canonical_json
 from audit.models import AuditEvent
 from audit.sink import jsonl_append
-from config.request_context import RequestInfo, current_request_info
+from core.request_context import RequestInfo, current_request_info
 
 # pg_advisory_xact_lock(int, int): this class id, then a hash of the tenant.
 _LOCK_CLASS = 0x45415544  # "EAUD"

@@ -45,7 +45,7 @@ def _start_embedded_database(**_: Any) -> None:
         ensure_server(Path(settings.EASYMEMORY_DATA_DIR))
 
 
-# Task durations, failures and retries for /metrics (config/metrics.py).
-from config.metrics import celery_metrics_connect  # noqa: E402
+# Task durations, failures and retries for /metrics (core/metrics.py).
+from core.metrics import celery_metrics_connect  # noqa: E402
 
 celery_metrics_connect()

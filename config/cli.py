@@ -190,7 +190,7 @@ def serve(argv: list[str]) -> int:
         print(f"{exc}; stop it with `easymemory stop` or use another EASYMEMORY_DATA_DIR", file=sys.stderr)
         return 1
 
-    from config.metrics import metrics_dir_reset
+    from core.metrics import metrics_dir_reset
 
     drain_file = data_dir / "draining"
     drain_file.unlink(missing_ok=True)
@@ -300,10 +300,14 @@ def stop(argv: list[str]) -> int:
 
 # Sub-commands that may create an installation; every other one needs an existing one.
 _CREATING_COMMANDS = {"migrate"}
+# Earlier spellings of sub-commands whose module names may not hold a hyphen.
+_ALIASES = {"add-file": "addfile"}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _ALIASES:
+        argv[0] = _ALIASES[argv[0]]
     if argv and argv[0] == "serve":
         try:
             return serve(argv[1:])

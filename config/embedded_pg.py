@@ -139,4 +139,5 @@ def _ensure_database(server: EmbeddedServer) -> None:
     with psycopg.connect(server.uri("postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
         if not exists:
+            # unscoped: creates the database itself
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')  # noqa: S608 - constant identifier

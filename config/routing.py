@@ -10,7 +10,7 @@ from django.urls import path
 
 
 def http_router(django_asgi: Any) -> Any:
-    from memory.mcp.http import MOUNT_PATH, mcp_http_app
+    from mcp_server.http import MOUNT_PATH, mcp_http_app
 
     # Exact mounts in front of Django: MCP speaks ASGI itself (the SDK's Streamable HTTP transport).
     # Observed like a Django request (metrics and the request log line), under the route "mcp".
@@ -27,9 +27,9 @@ def http_router(django_asgi: Any) -> Any:
 def websocket_router() -> Any:
     from django.conf import settings
 
-    from config.consumers import EventsConsumer
-    from config.events import postgres_event_relay
-    from config.lifespan import register_lifespan
+    from core.consumers import EventsConsumer
+    from core.events import postgres_event_relay
+    from core.lifespan import register_lifespan
 
     if settings.EASYMEMORY_EVENTS_VIA_POSTGRES:
         register_lifespan(postgres_event_relay)
@@ -43,8 +43,8 @@ def observed_asgi(route: str, app: Any) -> Any:
     """`app` with each HTTP request timed and logged as `route` (the status from its response start)."""
     import time
 
-    from config.metrics import request_observe
-    from config.middleware import principal_labels, request_log
+    from core.metrics import request_observe
+    from core.middleware import principal_labels, request_log
 
     async def observed(scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()

@@ -18,6 +18,7 @@ import os
 import warnings
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from config.env import ConfigError, SettingGroup
@@ -150,6 +151,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "oauth2_provider",
     "channels",
+    "core",
     "accounts",
     "audit",
     "memory",
@@ -157,12 +159,13 @@ INSTALLED_APPS = [
     "ingest",
     "dashboard",
     "agent",
+    "mcp_server",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "config.middleware.RequestIdMiddleware",
+    "core.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -211,7 +214,7 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
@@ -231,7 +234,7 @@ DB_POOL = {
 }
 
 
-def _database_from_url(url: str) -> dict[str, object]:
+def _database_from_url(url: str) -> dict[str, Any]:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
         raise ConfigError(f"DATABASE_URL scheme {parsed.scheme!r} is not PostgreSQL")
@@ -249,7 +252,7 @@ def _database_from_url(url: str) -> dict[str, object]:
 
 
 if EMBEDDED_DATABASE:
-    DATABASES = {
+    DATABASES: dict[str, dict[str, Any]] = {
         "default": {
             "ENGINE": "config.pgembedded",
             "NAME": "easymemory",
@@ -419,9 +422,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasRole"],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttles.CredentialRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "config.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -880,7 +883,7 @@ EASYMEMORY_METRICS_ALLOW = _networks(
     "Addresses or networks that may read `/metrics` without the token (default: loopback in single-user mode, "
     "none in team mode).",
 )
-MIDDLEWARE.insert(0, "config.middleware.RequestObservationMiddleware")
+MIDDLEWARE.insert(0, "core.middleware.RequestObservationMiddleware")
 EASYMEMORY_LOG_FORMAT = _ops.choice(
     "EASYMEMORY_LOG_FORMAT",
     "text",
@@ -888,8 +891,8 @@ EASYMEMORY_LOG_FORMAT = _ops.choice(
     help="`json`: one JSON line per request (request id, tenant, principal, route, status, duration; no content).",
 )
 if EASYMEMORY_LOG_FORMAT == "json":
-    LOGGING["formatters"] = {"json": {"()": "config.logs.JsonFormatter"}}
-    LOGGING["handlers"]["console"]["formatter"] = "json"  # type: ignore[index]
+    LOGGING["formatters"] = {"json": {"()": "core.logs.JsonFormatter"}}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
 # Set by `easymemory serve` for its web processes: while this file exists /readyz answers "draining".
 EASYMEMORY_DRAIN_FILE = _ops.string(
     "EASYMEMORY_DRAIN_FILE", help="Set by `easymemory serve` for its web processes (graceful stop)."
@@ -902,22 +905,22 @@ EASYMEMORY_PGBOUNCER = _ops.boolean(
 )
 
 
-def _pgbouncer_safe(database: dict[str, object]) -> dict[str, object]:
+def _pgbouncer_safe(database: dict[str, Any]) -> dict[str, Any]:
     if EASYMEMORY_PGBOUNCER:
         database["DISABLE_SERVER_SIDE_CURSORS"] = True
-        database["OPTIONS"] = {**database["OPTIONS"], "prepare_threshold": None}  # type: ignore[dict-item]
+        database["OPTIONS"] = {**database["OPTIONS"], "prepare_threshold": None}
     return database
 
 
 _pgbouncer_safe(DATABASES["default"])
-# Search reads go to a streaming replica when one is configured (config/db_routing.py).
+# Search reads go to a streaming replica when one is configured (core/db_routing.py).
 DATABASE_REPLICA_URL = _ops.string(
     "DATABASE_REPLICA_URL", help="A streaming replica that search reads go to.", shown_default="unset"
 )
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = _pgbouncer_safe(_database_from_url(DATABASE_REPLICA_URL))
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-    DATABASE_ROUTERS = ["config.db_routing.ReplicaRouter"]
+    DATABASE_ROUTERS = ["core.db_routing.ReplicaRouter"]
 
 # --- login lockouts (django-axes, accounts/login_limits.py) -------------------------------------------------
 INSTALLED_APPS += ["axes"]

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import oauth_server
 from config import health
-from config.metrics import metrics_view
+from core.metrics import metrics_view
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

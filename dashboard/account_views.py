@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -29,7 +30,7 @@ from accounts.invitations import (
 from accounts.models import Invitation, Tenant
 from accounts.roles import ROLE_CHOICES
 from accounts.scoping import get_scoped_or_404
-from accounts.selectors import memberships_for
+from accounts.selectors import membership_list_for
 from accounts.user_services import (
     account_list,
     account_membership_set,
@@ -40,10 +41,10 @@ from accounts.user_services import (
     user_sessions_for,
     user_sign_out_everywhere,
 )
-from config.errors import InvalidInput
-from dashboard.access import dashboard_view, page
+from core.errors import InvalidInput
+from dashboard.access import DashboardRequest, dashboard_view, page
 from dashboard.forms import AccountCreateForm, AccountMembershipForm, InvitationForm, PasswordChangeForm, SignUpForm
-from dashboard.selectors import all_tenants, members_of
+from dashboard.selectors import member_list_for, tenant_list_all
 
 NEW_INVITE_SESSION = "dashboard_new_invitation"
 NEW_RESET_SESSION = "dashboard_new_reset_link"
@@ -61,9 +62,9 @@ def _invite_link_base(request: HttpRequest) -> str:
 
 
 @dashboard_view(get="admin", post="admin")
-def members(request: HttpRequest) -> HttpResponse:
+def members(request: DashboardRequest) -> HttpResponse:
     """The tenant's members and its invitations; the form makes a new invitation."""
-    principal = request.principal  # type: ignore[attr-defined]
+    principal = request.principal
     form = InvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -90,7 +91,7 @@ def members(request: HttpRequest) -> HttpResponse:
         request,
         "dashboard/admin/members.html",
         form=form,
-        members=members_of(principal.tenant),
+        members=member_list_for(principal.tenant),
         invitations=invitations,
         new_invite=new_invite,
         role_choices=ROLE_CHOICES,
@@ -102,8 +103,8 @@ def members(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(post="admin")
-def invitation_revoke_view(request: HttpRequest, invitation_id: str) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def invitation_revoke_view(request: DashboardRequest, invitation_id: str) -> HttpResponse:
+    principal = request.principal
     invitation = get_scoped_or_404(Invitation, principal.tenant, pk=invitation_id)
     try:
         invitation_revoke(principal=principal, invitation=invitation)
@@ -126,7 +127,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
             if request.POST.get("step") == "accept":
                 if not request.user.is_authenticated:
                     return redirect_to_login(request.path)
-                membership = invitation_accept(token=token, user=request.user)  # type: ignore[arg-type]
+                membership = invitation_accept(token=token, user=request.user)
                 user = request.user
             elif form.is_valid():
                 user = account_create_from_invitation(
@@ -164,10 +165,10 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
 # --- one's own account ------------------------------------------------------------------------
 
 
-def _account_context(request: HttpRequest) -> dict[str, Any]:
+def _account_context(request: HttpRequest, user: User) -> dict[str, Any]:
     """The frame's context for pages that need a signed-in user but no tenant."""
     principal = principal_for_session(request)
-    context: dict[str, Any] = {"memberships": memberships_for(request.user), "section": "account"}
+    context: dict[str, Any] = {"memberships": membership_list_for(user), "section": "account"}
     if principal is not None and principal.tenant is not None:
         context.update(
             principal=principal,
@@ -189,7 +190,7 @@ def account_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             user_password_change(
-                user=request.user,  # type: ignore[arg-type]
+                user=request.user,
                 old_password=form.cleaned_data["old_password"],
                 new_password=form.cleaned_data["new_password"],
             )
@@ -197,18 +198,18 @@ def account_page(request: HttpRequest) -> HttpResponse:
             _put_error(form, exc)
         else:
             # This session stays signed in; the others end (their password hash no longer matches).
-            update_session_auth_hash(request, request.user)  # type: ignore[arg-type]  # new session key
-            user_sign_out_everywhere(user=request.user, keep_session_key=request.session.session_key)  # type: ignore[arg-type]
+            update_session_auth_hash(request, request.user)  # new session key
+            user_sign_out_everywhere(user=request.user, keep_session_key=request.session.session_key)
             user_session_record(
-                user=request.user,  # type: ignore[arg-type]
+                user=request.user,
                 session_key=request.session.session_key or "",
                 client_addr=request.META.get("REMOTE_ADDR", ""),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
             )
             messages.success(request, "Password changed. Your other sessions have ended.")
             return redirect("dashboard:account")
-    sessions = user_sessions_for(request.user)  # type: ignore[arg-type]
-    context = _account_context(request) | {
+    sessions = user_sessions_for(request.user)
+    context = _account_context(request, request.user) | {
         "form": form,
         "sessions": sessions,
         "current_key": request.session.session_key,
@@ -222,7 +223,7 @@ def account_sessions_end(request: HttpRequest) -> HttpResponse:
         return redirect_to_login(reverse("dashboard:account"))
     if request.method != "POST":
         return HttpResponse(status=405)
-    ended = user_sign_out_everywhere(user=request.user, keep_session_key=request.session.session_key)  # type: ignore[arg-type]
+    ended = user_sign_out_everywhere(user=request.user, keep_session_key=request.session.session_key)
     messages.success(request, f"Signed out of {ended} other session{'s' if ended != 1 else ''}.")
     return redirect("dashboard:account")
 
@@ -248,9 +249,9 @@ def password_reset_done(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read", post="memory:read")
-def accounts(request: HttpRequest) -> HttpResponse:
+def accounts(request: DashboardRequest) -> HttpResponse:
     """Every account on the server, for superusers only (the operators)."""
-    principal = request.principal  # type: ignore[attr-defined]
+    principal = request.principal
     if not request.user.is_superuser:
         return page(request, "dashboard/forbidden.html", status=403)
     form = AccountCreateForm(request.POST or None)
@@ -274,7 +275,7 @@ def accounts(request: HttpRequest) -> HttpResponse:
         "dashboard/admin/accounts.html",
         form=form,
         accounts=account_list()[:500],
-        tenants=all_tenants(),
+        tenants=tenant_list_all(),
         role_choices=ROLE_CHOICES,
         new_link=new_link,
         section="accounts",
@@ -291,9 +292,9 @@ def _remember_reset_link(request: HttpRequest, principal: Any, user: Any) -> Non
 
 
 @dashboard_view(post="memory:read")
-def account_update(request: HttpRequest, user_id: int) -> HttpResponse:
+def account_update(request: DashboardRequest, user_id: int) -> HttpResponse:
     """One action on one account: reset link, (de)activate, sign out everywhere, add to a tenant."""
-    principal = request.principal  # type: ignore[attr-defined]
+    principal = request.principal
     if not request.user.is_superuser:
         return page(request, "dashboard/forbidden.html", status=403)
     user = get_user_model().objects.filter(pk=user_id).first()  # unscoped: superusers manage every account

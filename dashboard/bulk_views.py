@@ -4,14 +4,15 @@ the list's filters match. Writes become one background job (memory/bulk.py); exp
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.utils import timezone
 
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
-from config.errors import InvalidInput
-from dashboard.access import dashboard_view, page
+from core.errors import InvalidInput
+from dashboard.access import DashboardRequest, dashboard_view, page
 from dashboard.forms import BulkForm, MemoryListForm
 from ingest.portability import export_lines
 from memory.bulk import bulk_ids_from, bulk_job_create, bulk_params_validate
@@ -19,8 +20,8 @@ from memory.models import BulkStatus, MemoryBulkJob
 from memory.selectors import MemoryFilters, memory_list_for
 
 
-def _selected_ids(request: HttpRequest, form: BulkForm) -> list:  # type: ignore[type-arg]
-    principal = request.principal  # type: ignore[attr-defined]
+def _selected_ids(request: DashboardRequest, form: BulkForm) -> list:
+    principal = request.principal
     if not form.cleaned_data.get("all"):
         return bulk_ids_from(principal, request.POST.getlist("ids"))
     # "All matching this filter": the memory list's own filters, read from its query string.
@@ -39,9 +40,9 @@ def _selected_ids(request: HttpRequest, form: BulkForm) -> list:  # type: ignore
 
 
 @dashboard_view(post="memory:read")
-def bulk_start(request: HttpRequest) -> HttpResponse:
+def bulk_start(request: DashboardRequest) -> HttpResponseBase:
     """Check the selection, ask to confirm a deletion by its count, then start the job (or download)."""
-    principal = request.principal  # type: ignore[attr-defined]
+    principal = request.principal
     form = BulkForm(request.POST)
     back = form.data.get("next") or ""
     back = back if back.startswith("/") and not back.startswith("//") else "/memories/"
@@ -89,9 +90,9 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read")
-def bulk_job(request: HttpRequest, job_id: str) -> HttpResponse:
+def bulk_job(request: DashboardRequest, job_id: str) -> HttpResponse:
     """A bulk job's progress; the card polls itself (htmx) until the job ends."""
-    principal = request.principal  # type: ignore[attr-defined]
+    principal = request.principal
     jobs = scoped(MemoryBulkJob, principal.tenant).defer("memory_ids")
     job = get_scoped_or_404(jobs, principal.tenant, pk=job_id)
     finished = job.status in (BulkStatus.DONE, BulkStatus.FAILED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -12,7 +12,7 @@ from django.forms.fields import InvalidJSONInput
 from django.utils import timezone
 
 from accounts.roles import ROLE_CHOICES
-from config.inputs import json_problem, printable
+from core.inputs import json_problem, printable
 from memory.models import EnrichmentState, Kind
 from memory.search import MAX_K
 from memory.selectors import MemoryFilters
@@ -194,7 +194,7 @@ class EntitySearchForm(forms.Form):
 
     def __init__(self, *args: Any, types: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["type"].choices = [("", "Any type"), *((t, t) for t in (types or []))]
+        cast(forms.ChoiceField, self.fields["type"]).choices = [("", "Any type"), *((t, t) for t in (types or []))]
 
 
 UPLOAD_KINDS = [

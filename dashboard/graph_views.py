@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import Any
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
@@ -13,9 +14,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from dashboard import presenters
-from dashboard.access import dashboard_view, page
+from dashboard.access import DashboardRequest, dashboard_view, page
 from dashboard.forms import EntitySearchForm, GraphControlsForm
 from dashboard.selectors import entity_types_for, relation_predicates_for
 from graph import selectors as graph_selectors
@@ -24,8 +25,8 @@ ENTITY_PAGE_SIZE = 30
 
 
 @dashboard_view(get="graph:read")
-def entity_list(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def entity_list(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     form = EntitySearchForm(request.GET or None, types=entity_types_for(principal.tenant))
     q, kind = "", ""
     if form.is_bound and form.is_valid():
@@ -35,13 +36,13 @@ def entity_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     audit_record(principal=principal, action="graph.entity.list", target_type="entity")
-    context = {"form": form, "page_obj": page_obj, "query": query.urlencode(), "section": "entities"}
+    context: dict[str, Any] = {"form": form, "page_obj": page_obj, "query": query.urlencode(), "section": "entities"}
     return page(request, "dashboard/graph/entities.html", **context)
 
 
 @dashboard_view(get="graph:read")
-def entity_detail(request: HttpRequest, entity_id: str) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def entity_detail(request: DashboardRequest, entity_id: str) -> HttpResponse:
+    principal = request.principal
     entity = graph_selectors.entity_get(principal, entity_id)
     detail = graph_selectors.entity_detail(principal, entity)
     relations = detail["relations"]["current"] + detail["relations"]["past"]
@@ -74,10 +75,10 @@ def _viewer_filters(request: HttpRequest) -> tuple[datetime | None, list[str]]:
 
 
 @dashboard_view(get="graph:read")
-def entity_neighbors(request: HttpRequest, entity_id: str) -> HttpResponse:
+def entity_neighbors(request: DashboardRequest, entity_id: str) -> HttpResponse:
     """The neighbourhood as JSON for the graph viewer (the same data as the REST API's), or
     counts instead when it is too large to draw (the page never hangs on a hub)."""
-    principal = request.principal  # type: ignore[attr-defined]
+    principal = request.principal
     entity = graph_selectors.entity_get(principal, entity_id)
     try:
         as_of, predicates = _viewer_filters(request)
@@ -101,9 +102,9 @@ def entity_neighbors(request: HttpRequest, entity_id: str) -> HttpResponse:
 
 
 @dashboard_view(get="graph:read")
-def relation_detail(request: HttpRequest, relation_id: str) -> HttpResponse:
+def relation_detail(request: DashboardRequest, relation_id: str) -> HttpResponse:
     """One relation with its validity history and source memories, for the viewer's side panel."""
-    principal = request.principal  # type: ignore[attr-defined]
+    principal = request.principal
     relation = graph_selectors.relation_get(principal, relation_id)
     data = graph_selectors.relation_history(principal, relation)
     for memory in data["source_memories"]:
@@ -113,10 +114,10 @@ def relation_detail(request: HttpRequest, relation_id: str) -> HttpResponse:
 
 
 @dashboard_view(get="graph:read")
-def graph_page(request: HttpRequest) -> HttpResponse:
+def graph_page(request: DashboardRequest) -> HttpResponse:
     """The graph viewer, starting at ?entity= or at the most-mentioned entity matching ?q=, with
     depth, as-of date and relation-type controls (plain GET parameters: they survive a reload)."""
-    principal = request.principal  # type: ignore[attr-defined]
+    principal = request.principal
     controls = GraphControlsForm(request.GET or None)
     data = controls.cleaned_data if controls.is_bound and controls.is_valid() else {}
     q = (data.get("q") or "")[:300]

@@ -6,18 +6,18 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 
 from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
-from config.errors import InvalidInput
-from dashboard.access import dashboard_view, page
+from core.errors import InvalidInput
+from dashboard.access import DashboardRequest, dashboard_view, page
 from dashboard.forms import IndexPathForm, UploadForm
 from ingest import services as ingest_services
 from ingest.models import ImportRoot, JobKind
 from ingest.roots import PathRefused, import_root_add, import_root_remove, import_roots_for
-from ingest.selectors import get_job_for, job_list_for
+from ingest.selectors import job_get_for, job_list_for
 from ingest.sources.files import SUPPORTED, extension_of
 
 JOB_PAGE_SIZE = 25
@@ -30,8 +30,10 @@ UPLOAD_EXTENSIONS: dict[str, set[str] | None] = {
 }
 
 
-def _jobs_page(request: HttpRequest, *, upload: UploadForm, index: IndexPathForm, status: int = 200) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def _jobs_page(
+    request: DashboardRequest, *, upload: UploadForm, index: IndexPathForm, status: int = 200
+) -> HttpResponse:
+    principal = request.principal
     page_obj = Paginator(job_list_for(principal), JOB_PAGE_SIZE).get_page(request.GET.get("page"))
     return page(
         request,
@@ -52,8 +54,8 @@ def scoped_roots(principal: Principal) -> list[ImportRoot]:
 
 
 @dashboard_view(post="admin")
-def import_root_new(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def import_root_new(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     try:
         root = import_root_add(principal=principal, path=request.POST.get("path", ""))
     except (PathRefused, InvalidInput) as exc:
@@ -64,8 +66,8 @@ def import_root_new(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(post="admin")
-def import_root_delete(request: HttpRequest, root_id: str) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def import_root_delete(request: DashboardRequest, root_id: str) -> HttpResponse:
+    principal = request.principal
     root = get_scoped_or_404(ImportRoot, principal.tenant, pk=root_id)
     import_root_remove(principal=principal, root=root)
     messages.success(request, f"Import root {root.path} removed.")
@@ -73,13 +75,13 @@ def import_root_delete(request: HttpRequest, root_id: str) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read")
-def jobs(request: HttpRequest) -> HttpResponse:
+def jobs(request: DashboardRequest) -> HttpResponse:
     return _jobs_page(request, upload=UploadForm(), index=IndexPathForm())
 
 
 @dashboard_view(post="memory:write")
-def upload(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def upload(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     form = UploadForm(request.POST, request.FILES)
     if form.is_valid():
         kind, file = form.cleaned_data["kind"], form.cleaned_data["file"]
@@ -102,8 +104,8 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(post="memory:write")
-def index_path(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def index_path(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     form = IndexPathForm(request.POST)
     if form.is_valid():
         try:
@@ -122,14 +124,14 @@ def index_path(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read")
-def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
-    job = get_job_for(request.principal, job_id)  # type: ignore[attr-defined]
+def job_detail(request: DashboardRequest, job_id: str) -> HttpResponse:
+    job = job_get_for(request.principal, job_id)
     return page(request, "dashboard/ingest/job.html", job=job, section="ingest")
 
 
 @dashboard_view(get="memory:read")
-def job_row(request: HttpRequest, job_id: str) -> HttpResponse:
+def job_row(request: DashboardRequest, job_id: str) -> HttpResponse:
     """One job's row (or, with ?card=1, its summary card), refreshed when a websocket event names it."""
-    job = get_job_for(request.principal, job_id)  # type: ignore[attr-defined]
+    job = job_get_for(request.principal, job_id)
     template = "dashboard/ingest/job_card.html" if request.GET.get("card") else "dashboard/ingest/job_row.html"
     return page(request, template, job=job)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -13,8 +13,8 @@ from accounts import services as account_services
 from accounts.models import ApiKey, Application
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.selectors import AuditFilters, audit_list_for
-from config.errors import InvalidInput
-from dashboard.access import dashboard_view, page
+from core.errors import InvalidInput
+from dashboard.access import DashboardRequest, dashboard_view, page
 from dashboard.forms import AuditFilterForm, OAuthAppForm, RateLimitForm
 from dashboard.selectors import actor_labels_for
 
@@ -33,8 +33,8 @@ def _remember_secret(request: HttpRequest, application: Application, secret: str
 
 
 @dashboard_view(get="admin", post="admin")
-def oauth_apps(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def oauth_apps(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     form = OAuthAppForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -57,8 +57,8 @@ def oauth_apps(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(post="admin")
-def oauth_app_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def oauth_app_rotate(request: DashboardRequest, app_id: int) -> HttpResponse:
+    principal = request.principal
     application = get_scoped_or_404(Application, principal.tenant, pk=app_id)
     rotated = account_services.oauth_app_rotate_secret(principal=principal, application=application)
     _remember_secret(request, rotated.application, rotated.client_secret)
@@ -66,8 +66,8 @@ def oauth_app_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
 
 
 @dashboard_view(post="admin")
-def oauth_app_delete(request: HttpRequest, app_id: int) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def oauth_app_delete(request: DashboardRequest, app_id: int) -> HttpResponse:
+    principal = request.principal
     application = get_scoped_or_404(Application, principal.tenant, pk=app_id)
     name = application.name
     account_services.oauth_app_delete(principal=principal, application=application)
@@ -75,14 +75,14 @@ def oauth_app_delete(request: HttpRequest, app_id: int) -> HttpResponse:
     return redirect("dashboard:oauth-apps")
 
 
-def _rate_limit_post(request: HttpRequest, credential: ApiKey | Application, label: str) -> None:
+def _rate_limit_post(request: DashboardRequest, credential: ApiKey | Application, label: str) -> None:
     form = RateLimitForm(request.POST)
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))
-        messages.error(request, f"{form.fields[field].label}: {' '.join(errors)}")
+        messages.error(request, f"{form.fields[field].label}: {' '.join(str(error) for error in errors)}")
         return
     account_services.credential_rate_limit_set(
-        principal=request.principal,  # type: ignore[attr-defined]
+        principal=request.principal,
         credential=credential,
         per_min=form.cleaned_data["rate_limit_per_min"],
         burst=form.cleaned_data["rate_limit_burst"],
@@ -91,33 +91,33 @@ def _rate_limit_post(request: HttpRequest, credential: ApiKey | Application, lab
 
 
 @dashboard_view(post="admin")
-def api_key_rate_limit(request: HttpRequest, key_id: str) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def api_key_rate_limit(request: DashboardRequest, key_id: str) -> HttpResponse:
+    principal = request.principal
     api_key = get_scoped_or_404(ApiKey, principal.tenant, pk=key_id)
     _rate_limit_post(request, api_key, f"{api_key.prefix}…")
     return redirect("dashboard:api-keys")
 
 
 @dashboard_view(post="admin")
-def oauth_app_rate_limit(request: HttpRequest, app_id: int) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def oauth_app_rate_limit(request: DashboardRequest, app_id: int) -> HttpResponse:
+    principal = request.principal
     application = get_scoped_or_404(Application, principal.tenant, pk=app_id)
     _rate_limit_post(request, application, application.name)
     return redirect("dashboard:oauth-apps")
 
 
 @dashboard_view(get="admin")
-def audit_log(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def audit_log(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     form = AuditFilterForm(request.GET or None)
     filters, before = AuditFilters(), None
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
 
-        def day(value: object, shift: int = 0) -> datetime | None:
+        def day(value: date | None, shift: int = 0) -> datetime | None:
             if not value:
                 return None
-            return timezone.make_aware(datetime.combine(value, time.min)) + timedelta(days=shift)  # type: ignore[arg-type]
+            return timezone.make_aware(datetime.combine(value, time.min)) + timedelta(days=shift)
 
         filters = AuditFilters(
             action=data.get("action") or "",

@@ -56,11 +56,11 @@ def failed_memories_for(tenant: Tenant, *, limit: int = 10) -> QuerySet[Memory]:
     )
 
 
-def members_of(tenant: Tenant) -> QuerySet[Membership]:
+def member_list_for(tenant: Tenant) -> QuerySet[Membership]:
     return scoped(Membership, tenant).select_related("user").order_by("user__username")
 
 
-def all_tenants() -> QuerySet[Tenant]:
+def tenant_list_all() -> QuerySet[Tenant]:
     """Every tenant, for the superuser page only (deliberately unscoped)."""
     return Tenant.objects.annotate(member_count=Count("memberships")).order_by("name")
 

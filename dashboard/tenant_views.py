@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from uuid import UUID
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Tenant
 from accounts.principal import Principal
+from accounts.requests import SignedInRequest
 from accounts.roles import Role
-from accounts.selectors import membership_for
+from accounts.selectors import membership_get_for
 from audit.chain import canonical_content
 from audit.selectors import AuditFilters, audit_list_for, audit_verify
 from audit.services import audit_record
-from config.errors import InvalidInput
-from dashboard.access import dashboard_view, page
+from core.errors import InvalidInput
+from dashboard.access import DashboardRequest, dashboard_view, page
 from dashboard.forms import AuditFilterForm, TenantDeleteForm, TenantRenameForm
 from dashboard.selectors import tenant_counts_for
 from ingest.portability import export_lines
@@ -32,29 +35,29 @@ from ingest.portability import export_lines
 AUDIT_EXPORT_MAX = 1_000_000  # events per download; narrow the range for more
 
 
-def _managed_tenant(request: HttpRequest, tenant_id: object) -> tuple[Tenant, Principal]:
+def _managed_tenant(request: SignedInRequest, tenant_id: UUID | str) -> tuple[Tenant, Principal]:
     """The tenant and a principal acting in it, if the session user may manage it."""
     user = request.user
     tenant = Tenant.objects.filter(pk=tenant_id).first()  # unscoped: tenants are checked just below
     if tenant is None:
         raise Http404("not found")
-    actor = {"actor_type": "user", "actor_id": str(user.pk), "user": user}
+    actor_id = str(user.pk)
     if user.is_superuser:
-        return tenant, Principal.superuser(tenant, **actor)  # type: ignore[arg-type]
-    membership = membership_for(user, tenant.pk)  # type: ignore[arg-type]
+        return tenant, Principal.superuser(tenant, actor_type="user", actor_id=actor_id, user=user)
+    membership = membership_get_for(user, tenant.pk)
     if membership is None:
         raise Http404("not found")
     if membership.role != Role.ADMIN:
         raise PermissionError
-    return tenant, Principal.for_role(tenant, membership.role, **actor)  # type: ignore[arg-type]
+    return tenant, Principal.for_role(tenant, membership.role, actor_type="user", actor_id=actor_id, user=user)
 
 
-def _forbidden(request: HttpRequest) -> HttpResponse:
+def _forbidden(request: DashboardRequest) -> HttpResponse:
     return page(request, "dashboard/forbidden.html", status=403)
 
 
 @dashboard_view(get="memory:read", post="memory:read")
-def tenant_detail(request: HttpRequest, tenant_id: str) -> HttpResponse:
+def tenant_detail(request: DashboardRequest, tenant_id: str) -> HttpResponse:
     try:
         tenant, principal = _managed_tenant(request, tenant_id)
     except PermissionError:
@@ -81,7 +84,7 @@ def tenant_detail(request: HttpRequest, tenant_id: str) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read")
-def tenant_export(request: HttpRequest, tenant_id: str) -> HttpResponse:
+def tenant_export(request: DashboardRequest, tenant_id: str) -> HttpResponseBase:
     """The tenant's memories in the portability format (JSON Lines), streamed as a download."""
     try:
         tenant, principal = _managed_tenant(request, tenant_id)
@@ -98,7 +101,7 @@ def tenant_export(request: HttpRequest, tenant_id: str) -> HttpResponse:
 
 
 @dashboard_view(post="memory:read")
-def tenant_delete(request: HttpRequest, tenant_id: str) -> HttpResponse:
+def tenant_delete(request: DashboardRequest, tenant_id: str) -> HttpResponse:
     """Delete the tenant and all its data, after the slug is typed as confirmation."""
     try:
         tenant, principal = _managed_tenant(request, tenant_id)
@@ -115,7 +118,7 @@ def tenant_delete(request: HttpRequest, tenant_id: str) -> HttpResponse:
 
 
 @dashboard_view(post="memory:read")
-def tenant_verify(request: HttpRequest, tenant_id: str) -> HttpResponse:
+def tenant_verify(request: DashboardRequest, tenant_id: str) -> HttpResponse:
     """Walk the tenant's audit hash chain and show the result."""
     try:
         tenant, principal = _managed_tenant(request, tenant_id)
@@ -148,10 +151,10 @@ def audit_filters_from(form: AuditFilterForm) -> AuditFilters:
         return AuditFilters()
     data = form.cleaned_data
 
-    def day(value: object, shift: int = 0) -> datetime | None:
+    def day(value: date | None, shift: int = 0) -> datetime | None:
         if not value:
             return None
-        return timezone.make_aware(datetime.combine(value, time.min)) + timedelta(days=shift)  # type: ignore[arg-type]
+        return timezone.make_aware(datetime.combine(value, time.min)) + timedelta(days=shift)
 
     return AuditFilters(
         action=data.get("action") or "",
@@ -164,10 +167,10 @@ def audit_filters_from(form: AuditFilterForm) -> AuditFilters:
 
 
 @dashboard_view(get="admin")
-def audit_export(request: HttpRequest) -> HttpResponse:
+def audit_export(request: DashboardRequest) -> HttpResponseBase:
     """The events the audit page's filters select, oldest first, as JSON Lines with their hashes
     (so the range can be checked against the chain elsewhere)."""
-    principal = request.principal  # type: ignore[attr-defined]
+    principal = request.principal
     form = AuditFilterForm(request.GET or None)
     if form.is_bound and not form.is_valid():
         return HttpResponse(json.dumps({"error": form.errors.get_json_data()}), status=400,

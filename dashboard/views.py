@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -19,10 +21,10 @@ from accounts import services as account_services
 from accounts.authentication import SESSION_TENANT_KEY
 from accounts.models import ApiKey, Membership
 from accounts.scoping import get_scoped_or_404
-from accounts.selectors import api_key_list_for, membership_for
-from config.errors import InvalidInput
+from accounts.selectors import api_key_list_for, membership_get_for
+from core.errors import InvalidInput
 from dashboard import presenters
-from dashboard.access import dashboard_view, page
+from dashboard.access import DashboardRequest, dashboard_view, page
 from dashboard.forms import (
     ApiKeyForm,
     MemberRoleForm,
@@ -34,18 +36,18 @@ from dashboard.forms import (
 )
 from dashboard.selectors import (
     actor_labels_for,
-    all_tenants,
     entities_mentioned_in,
     failed_memories_for,
     memories_per_day_for,
+    tenant_list_all,
     tenant_storage_for,
 )
 from graph.selectors import graph_stats_for
 from memory import services as memory_services
-from memory.search import CANDIDATE_LISTS, memory_search_for, resolve_weights
+from memory.search import CANDIDATE_LISTS, Hit, memory_search_for, resolve_weights
 from memory.selectors import (
     MemoryFilters,
-    get_memory_for,
+    memory_get_for,
     memory_history_for,
     memory_list_for,
     memory_read_for,
@@ -66,10 +68,10 @@ def safe_next(request: HttpRequest, candidate: str | None, default: str) -> str:
     return default
 
 
-def form_error(form: object, exc: InvalidInput) -> None:
+def form_error(form: forms.BaseForm, exc: InvalidInput) -> None:
     """Put a service's InvalidInput on the form field it names (or the whole form)."""
-    field = exc.field if exc.field in form.fields else None  # type: ignore[attr-defined]
-    form.add_error(field, exc.message)  # type: ignore[attr-defined]
+    field = exc.field if exc.field in form.fields else None
+    form.add_error(field, exc.message)
 
 
 # --- session and tenant ---------------------------------------------------------
@@ -84,7 +86,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     form = TenantSwitchForm(request.POST)
     if not form.is_valid():
         raise Http404("not found")
-    membership = membership_for(request.user, form.cleaned_data["tenant"])
+    membership = membership_get_for(request.user, form.cleaned_data["tenant"])
     if membership is None:
         raise Http404("not found")
     request.session[SESSION_TENANT_KEY] = str(membership.tenant_id)
@@ -93,7 +95,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read")
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: DashboardRequest) -> HttpResponse:
     return redirect("dashboard:search")
 
 
@@ -101,10 +103,11 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read")
-def search_page(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def search_page(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     form = SearchForm(request.GET or None)
-    hits, took_ms = None, None
+    explained: list[tuple[Hit, Any]] | None = None
+    took_ms = None
     if form.is_valid() and form.cleaned_data.get("q", "").strip():
         started = time.perf_counter()
         try:
@@ -116,10 +119,16 @@ def search_page(request: HttpRequest) -> HttpResponse:
         else:
             took_ms = round((time.perf_counter() - started) * 1000, 1)
             weights, rrf_k = resolve_weights(None), settings.EASYMEMORY_RRF_K
-            hits = [(hit, presenters.explain(hit.evidence, weights=weights, rrf_k=rrf_k)) for hit in hits]
+            explained = [(hit, presenters.explain(hit.evidence, weights=weights, rrf_k=rrf_k)) for hit in hits]
     template = "dashboard/partials/search_results.html" if is_htmx(request) else "dashboard/search.html"
     return page(
-        request, template, form=form, hits=hits, took_ms=took_ms, signal_names=list(CANDIDATE_LISTS), section="search"
+        request,
+        template,
+        form=form,
+        hits=explained,
+        took_ms=took_ms,
+        signal_names=list(CANDIDATE_LISTS),
+        section="search",
     )
 
 
@@ -127,8 +136,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read")
-def memory_list(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def memory_list(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     form = MemoryListForm(request.GET or None)
     valid = not form.is_bound or form.is_valid()
     filters, state = MemoryFilters(), ""
@@ -148,8 +157,8 @@ def memory_list(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(get="memory:write", post="memory:write")
-def memory_new(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def memory_new(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     form = MemoryForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -161,13 +170,14 @@ def memory_new(request: HttpRequest) -> HttpResponse:
                 messages.success(request, "Memory saved. Enrichment runs in the background.")
             else:
                 messages.info(request, "This content was already remembered in this scope: here it is.")
+            assert result.memory is not None  # None only when the memory policy declines an item
             return redirect("dashboard:memory-detail", memory_id=result.memory.id)
     return page(request, "dashboard/memories/form.html", form=form, memory=None, section="memories")
 
 
 @dashboard_view(get="memory:read")
-def memory_detail(request: HttpRequest, memory_id: str) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def memory_detail(request: DashboardRequest, memory_id: str) -> HttpResponse:
+    principal = request.principal
     memory = memory_read_for(principal, memory_id)
     entries = list(memory_history_for(principal, memory.id))
     labels = actor_labels_for(principal.tenant, {entry.actor for entry in entries})
@@ -184,16 +194,16 @@ def memory_detail(request: HttpRequest, memory_id: str) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read")
-def memory_state(request: HttpRequest, memory_id: str) -> HttpResponse:
+def memory_state(request: DashboardRequest, memory_id: str) -> HttpResponse:
     """The enrichment badge alone, polled by htmx while enrichment is pending."""
-    memory = get_memory_for(request.principal, memory_id)  # type: ignore[attr-defined]
+    memory = memory_get_for(request.principal, memory_id)
     return page(request, "dashboard/partials/enrichment_state.html", memory=memory)
 
 
 @dashboard_view(get="memory:write", post="memory:write")
-def memory_edit(request: HttpRequest, memory_id: str) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
-    memory = get_memory_for(principal, memory_id)
+def memory_edit(request: DashboardRequest, memory_id: str) -> HttpResponse:
+    principal = request.principal
+    memory = memory_get_for(principal, memory_id)
     initial = {
         "content": memory.content,
         "kind": memory.kind,
@@ -218,9 +228,9 @@ def memory_edit(request: HttpRequest, memory_id: str) -> HttpResponse:
 
 
 @dashboard_view(get="memory:write", post="memory:write")
-def memory_delete(request: HttpRequest, memory_id: str) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
-    memory = get_memory_for(principal, memory_id)
+def memory_delete(request: DashboardRequest, memory_id: str) -> HttpResponse:
+    principal = request.principal
+    memory = memory_get_for(principal, memory_id)
     if request.method == "POST":
         memory_services.memory_delete(principal=principal, memory=memory)
         messages.success(request, "Memory deleted. Its history is kept.")
@@ -232,8 +242,8 @@ def memory_delete(request: HttpRequest, memory_id: str) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read")
-def stats_page(request: HttpRequest) -> HttpResponse:
-    tenant = request.principal.tenant  # type: ignore[attr-defined]
+def stats_page(request: DashboardRequest) -> HttpResponse:
+    tenant = request.principal.tenant
     stats = memory_stats_for(tenant)
     days = memories_per_day_for(tenant, days=30)
     storage = tenant_storage_for(tenant)
@@ -257,8 +267,8 @@ def stats_page(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(get="admin", post="admin")
-def api_keys(request: HttpRequest) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def api_keys(request: DashboardRequest) -> HttpResponse:
+    principal = request.principal
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         days = form.cleaned_data.get("expires_in_days")
@@ -289,8 +299,8 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(post="admin")
-def api_key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def api_key_revoke(request: DashboardRequest, key_id: str) -> HttpResponse:
+    principal = request.principal
     api_key = get_scoped_or_404(ApiKey, principal.tenant, pk=key_id)
     account_services.api_key_revoke(api_key=api_key, principal=principal)
     messages.success(request, f"Key {api_key.prefix}… revoked.")
@@ -298,8 +308,8 @@ def api_key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
 
 
 @dashboard_view(post="admin")
-def member_update(request: HttpRequest, member_id: int) -> HttpResponse:
-    principal = request.principal  # type: ignore[attr-defined]
+def member_update(request: DashboardRequest, member_id: int) -> HttpResponse:
+    principal = request.principal
     membership = get_scoped_or_404(Membership, principal.tenant, pk=member_id)
     if "remove" in request.POST:
         try:
@@ -324,7 +334,7 @@ def member_update(request: HttpRequest, member_id: int) -> HttpResponse:
 
 
 @dashboard_view(get="memory:read", post="memory:read")
-def tenants(request: HttpRequest) -> HttpResponse:
+def tenants(request: DashboardRequest) -> HttpResponse:
     """Every tenant on the server, for superusers only; creating one makes its creator its admin."""
     if not request.user.is_superuser:
         return page(request, "dashboard/forbidden.html", status=403)
@@ -335,14 +345,14 @@ def tenants(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data.get("slug") or None,
                 admin=request.user,
-                principal=request.principal,  # type: ignore[attr-defined]
+                principal=request.principal,
             )
         except InvalidInput as exc:
             form_error(form, exc)
         else:
             messages.success(request, f"Tenant {created.name} created; you are its admin. Switch to it on the left.")
             return redirect("dashboard:tenants")
-    return page(request, "dashboard/admin/tenants.html", form=form, tenants=all_tenants(), section="tenants")
+    return page(request, "dashboard/admin/tenants.html", form=form, tenants=tenant_list_all(), section="tenants")
 
 
 # --- the browser's /favicon.ico (issue 19) -------------------------------------------------

@@ -3,6 +3,7 @@ service or selector, serialize. Tenant-scoped; scopes graph:read / graph:write."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import networkx as nx
@@ -11,13 +12,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import principal_of
 from audit.services import audit_record
-from config.pagination import StrictLimitOffsetPagination
+from core.pagination import StrictLimitOffsetPagination
 from graph import selectors, services
 from graph.schema import (
     EntityDetailSerializer,
@@ -157,8 +159,11 @@ class RelationDetailApi(APIView):
 class _IgnoreFormatParam(DefaultContentNegotiation):
     """`?format=` here picks the export format, not a DRF renderer."""
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> Any:
+        first = next(iter(renderers))
+        return first, first.media_type
 
 
 class GraphExportApi(APIView):

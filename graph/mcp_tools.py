@@ -1,5 +1,5 @@
 """MCP tools for the knowledge graph: thin wrappers over graph.selectors / graph.services,
-validated by the REST serializers (see memory/mcp/registry.py for how tools are served)."""
+validated by the REST serializers (see mcp_server/registry.py for how tools are served)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from audit.services import audit_record
 from graph import selectors, services
 from graph.models import Origin
 from graph.serializers import NeighborParams, RelationCreateSerializer
-from memory.mcp.registry import NULLABLE_TIME_OUT, TIME_OUT, out_object, tool, validated
+from mcp_server.registry import NULLABLE_TIME_OUT, TIME_OUT, out_object, tool, validated
 from memory.models import Kind
 
 READ = "graph:read"

@@ -33,7 +33,7 @@ class EntityPageSerializer(serializers.Serializer):
 
 class RelationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    source = EntityRefSerializer()
+    source = EntityRefSerializer()  # type: ignore[assignment]  # DRF's Field.source
     target = EntityRefSerializer()
     predicate = serializers.CharField()
     fact = serializers.CharField()
@@ -74,7 +74,7 @@ class SubgraphNodeSerializer(EntitySerializer):
 
 class SubgraphEdgeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    source = serializers.IntegerField()
+    source = serializers.IntegerField()  # type: ignore[assignment]  # DRF's Field.source
     target = serializers.IntegerField()
     predicate = serializers.CharField()
     fact = serializers.CharField()
@@ -92,7 +92,7 @@ class NeighborsSerializer(serializers.Serializer):
 
 class PathEdgeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    source = serializers.IntegerField()
+    source = serializers.IntegerField()  # type: ignore[assignment]  # DRF's Field.source
     target = serializers.IntegerField()
     predicate = serializers.CharField()
     fact = serializers.CharField()

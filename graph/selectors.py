@@ -21,7 +21,7 @@ from rest_framework import status
 from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from graph.models import Entity, EntityMerge, GraphExtraction, Mention, Relation
 from graph.providers.base import normalise_key
 from graph.providers.offline import LEADING_STOP
@@ -426,8 +426,8 @@ def neighbourhood_summary(
     by_type: dict[str, int] = {}
     for row in outgoing:
         by_type[row["target__type"]] = by_type.get(row["target__type"], 0) + row["n"]
-    for row in incoming:
-        by_type[row["source__type"]] = by_type.get(row["source__type"], 0) + row["n"]
+    for row_in in incoming:
+        by_type[row_in["source__type"]] = by_type.get(row_in["source__type"], 0) + row_in["n"]
     return {
         "relations": relations.count(),
         "by_predicate": [{"predicate": r["predicate"], "count": r["n"]} for r in by_predicate],

@@ -41,7 +41,7 @@ class EntityRefField(serializers.Field):
 
 
 class RelationCreateSerializer(StrictSerializer):
-    source = EntityRefField()
+    source = EntityRefField()  # type: ignore[assignment]  # DRF's Field.source
     target = EntityRefField()
     predicate = serializers.CharField(max_length=100)
     fact = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")

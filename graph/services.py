@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -25,7 +26,7 @@ from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput, PayloadTooLarge
+from core.errors import InvalidInput, PayloadTooLarge
 from graph.models import Entity, EntityMerge, GraphExtraction, Mention, Origin, Relation, RelationSource
 from graph.providers import Extraction, ExtractionError, Extractor, TransientProviderError, extractor_from_settings
 from graph.providers.base import (
@@ -36,6 +37,7 @@ from graph.providers.base import (
     normalise_key,
     normalise_predicate,
 )
+from memory.dispatch import enrichment_enqueue
 from memory.models import EnrichmentState, Memory
 from memory.redaction import is_placeholder
 
@@ -95,7 +97,7 @@ def _similar_entity(tenant: Tenant, name: str, type_: str, vector: list[float], 
     if types is not None:
         candidates = candidates.filter(type__in=types)
     best = candidates.annotate(distance=CosineDistance("embedding", vector)).order_by("distance").first()
-    if best is None or 1.0 - float(best.distance) < settings.EASYMEMORY_GRAPH_SIMILARITY:  # type: ignore[attr-defined]
+    if best is None or 1.0 - float(best.distance) < settings.EASYMEMORY_GRAPH_SIMILARITY:
         return None
     return best if same_digits(name, best.name) else None
 
@@ -321,27 +323,27 @@ def _apply(
             _add_alias(entity, alias)
         mentions.setdefault(entity.pk, (item.text or item.name)[:300])
     relations = 0
-    for item in extraction.relations:
-        source = entity_for(item.source, GENERIC_TYPE)
-        target = entity_for(item.target, GENERIC_TYPE)
+    for extracted in extraction.relations:
+        source = entity_for(extracted.source, GENERIC_TYPE)
+        target = entity_for(extracted.target, GENERIC_TYPE)
         if source.pk == target.pk:
             continue
-        mentions.setdefault(source.pk, item.source[:300])
-        mentions.setdefault(target.pk, item.target[:300])
-        predicate = normalise_predicate(item.predicate)
+        mentions.setdefault(source.pk, extracted.source[:300])
+        mentions.setdefault(target.pk, extracted.target[:300])
+        predicate = normalise_predicate(extracted.predicate)
         existing = _relation_current(
             scoped(Relation, tenant).filter(source=source, target=target, predicate=predicate)
         ).first()
         if existing is None:
             existing = Relation.objects.create(
-                tenant=tenant, source=source, target=target, predicate=predicate, fact=item.fact,
-                confidence=item.confidence, valid_at=item.valid_at or memory.occurred_at or memory.created_at,
-                invalid_at=item.invalid_at,
+                tenant=tenant, source=source, target=target, predicate=predicate, fact=extracted.fact,
+                confidence=extracted.confidence, valid_at=extracted.valid_at or memory.occurred_at or memory.created_at,
+                invalid_at=extracted.invalid_at,
             )  # fmt: skip
-            if item.invalid_at is None and (item.replaces_previous or predicate in SINGLE_VALUED_PREDICATES):
+            if extracted.invalid_at is None and (extracted.replaces_previous or predicate in SINGLE_VALUED_PREDICATES):
                 _close_contradicted(existing)
-        elif item.confidence > existing.confidence:
-            existing.confidence = item.confidence
+        elif extracted.confidence > existing.confidence:
+            existing.confidence = extracted.confidence
             existing.save(update_fields=["confidence"])
         if item.ends:
             _close_ended(existing, [normalise_predicate(p) for p in item.ends])
@@ -425,14 +427,14 @@ def graph_extract_memories(memory_ids: Sequence[str], *, extractor: Extractor | 
 
 
 def _embed_new_names(
-    results: dict[Any, Extraction], tenant_of: dict[Any, int]
-) -> dict[int, dict[str, tuple[list[float], str]]]:
+    results: dict[Any, Extraction], tenant_of: dict[Any, UUID]
+) -> dict[UUID, dict[str, tuple[list[float], str]]]:
     """One embedding call for the whole batch: names not yet known in their tenant (by key or alias).
     Per-memory calls would pay the model's per-call overhead dozens of times per batch."""
-    wanted: dict[int, dict[str, str]] = {}
+    wanted: dict[UUID, dict[str, str]] = {}
     for mid, extraction in results.items():
         wanted.setdefault(tenant_of[mid], {}).update(_candidate_names(extraction))
-    texts: list[tuple[int, str, str]] = []
+    texts: list[tuple[UUID, str, str]] = []
     for tenant_id, names in wanted.items():
         keys = list(names)
         known = Entity.objects.filter(tenant_id=tenant_id).filter(  # unscoped: by tenant_id, a worker has no Tenant
@@ -443,7 +445,7 @@ def _embed_new_names(
                 names.pop(k, None)
         texts += [(tenant_id, key, name) for key, name in names.items()]
     vectors, model = _embed_names([name for _, _, name in texts])
-    out: dict[int, dict[str, tuple[list[float], str]]] = {}
+    out: dict[UUID, dict[str, tuple[list[float], str]]] = {}
     for (tenant_id, key, _), vector in zip(texts, vectors, strict=False):
         out.setdefault(tenant_id, {})[key] = (vector, model)
     return out
@@ -462,14 +464,12 @@ def graph_memories_deleting(*, tenant: Tenant, memory_ids: Sequence[Any]) -> Non
 
 def graph_reconcile(*, limit: int = 10_000) -> int:
     """Re-queue memories whose graph extraction is missing, stale or failed. Returns the count."""
-    from memory.services import _enqueue_enrichment
-
     stale = Memory.objects.filter(  # unscoped: maintenance over all tenants
         Q(graph_extraction__isnull=True) | ~Q(graph_extraction__content_hash=F("content_hash"))
     )
     ids = [str(mid) for mid in stale.order_by("created_at").values_list("id", flat=True)[:limit]]
     if ids:
-        _enqueue_enrichment(ids)
+        enrichment_enqueue(ids)
     return len(ids)
 
 

@@ -16,14 +16,14 @@ from rest_framework.views import APIView
 from accounts.permissions import principal_of
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
-from config.errors import InvalidInput, PayloadTooLarge
-from config.pagination import StrictCursorPagination
-from config.schema import paginated
+from core.errors import InvalidInput, PayloadTooLarge
+from core.pagination import StrictCursorPagination
+from core.schema import paginated
 from ingest import services
 from ingest.models import ImportRoot, JobKind
 from ingest.portability import export_lines
 from ingest.roots import PathRefused, import_root_add, import_root_remove
-from ingest.selectors import get_job_for, job_list_for
+from ingest.selectors import job_get_for, job_list_for
 from ingest.serializers import (
     ImportRootCreateSerializer,
     ImportRootSerializer,
@@ -66,7 +66,7 @@ class JobDetailApi(APIView):
 
     @extend_schema(responses=JobSerializer, operation_id="job_retrieve")
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(JobSerializer(get_job_for(principal_of(request), job_id)).data)
+        return Response(JobSerializer(job_get_for(principal_of(request), job_id)).data)
 
 
 class IndexApi(APIView):

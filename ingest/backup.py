@@ -24,7 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, connections
 
-from config.progress import Step
+from core.progress import Step
 
 FORMAT = "easymemory-backup"
 SKIP_DIRS = {"pg", "static"}  # the database (dumped instead) and collected static files (rebuilt)

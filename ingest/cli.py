@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.cli_support import add_tenant_argument, system_principal
-from config.progress import ProgressBar
+from core.progress import ProgressBar
 from ingest import services
 from ingest.models import IngestJob, JobStatus
 

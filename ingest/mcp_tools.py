@@ -1,5 +1,5 @@
 """MCP tools for ingest: add a file, index a server directory. Both start an ingest job (the
-worker does the reading); they answer with the job at once. See memory/mcp/registry.py."""
+worker does the reading); they answer with the job at once. See mcp_server/registry.py."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from django.conf import settings
 
 from accounts.principal import Principal
 from audit.services import audit_record
-from config.errors import InvalidInput, PayloadTooLarge
+from core.errors import InvalidInput, PayloadTooLarge
 from ingest import services
 from ingest.models import JobKind, JobStatus
 from ingest.roots import PathRefused, import_path_check
-from ingest.selectors import get_job_for
+from ingest.selectors import job_get_for
 from ingest.serializers import IndexRequestSerializer, JobSerializer
 from ingest.sources.files import SUPPORTED, extension_of
-from memory.mcp.registry import NULLABLE_TIME_OUT, TIME_OUT, ToolError, out_object, tool
+from mcp_server.registry import NULLABLE_TIME_OUT, TIME_OUT, ToolError, out_object, tool
 
 WRITE = "memory:write"
 READ = "memory:read"
@@ -168,4 +168,4 @@ def memory_index_path(principal: Principal, args: dict[str, Any]) -> dict[str, A
     },
 )
 def ingest_job_get(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
-    return {"job": dict(JobSerializer(get_job_for(principal, args["id"])).data)}
+    return {"job": dict(JobSerializer(job_get_for(principal, args["id"])).data)}

@@ -30,7 +30,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Tenant
 from accounts.scoping import scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from graph.models import Entity, GraphExtraction, Mention, Relation, RelationSource
 from graph.services import (
     MAX_IMPORT_ALIASES,
@@ -41,7 +41,7 @@ from graph.services import (
     RelationImport,
     graph_import_validate,
 )
-from ingest.services import SourceItem, chunked
+from ingest.items import SourceItem, chunked
 from memory.models import HistoryEvent, Memory, MemoryHistory
 from memory.services import MAX_HISTORY_ENTRIES, HistoryInput, MemoryInput, RestoredMemory
 
@@ -486,7 +486,8 @@ def mem0_item(record: Any, index: int) -> SourceItem:
     rid = str(record.get("id") or "")
     user = str(record.get("user_id") or record.get("user_ref") or "")
     key = f"mem0:{rid}" if rid else "mem0:" + hashlib.sha256(f"{user}\x00{content}".encode()).hexdigest()
-    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    given = record.get("metadata")
+    metadata = given if isinstance(given, dict) else {}
     metadata = {**metadata, "source": "mem0", "source_key": key}
     for name in ("created_at", "updated_at", "hash"):
         if record.get(name):

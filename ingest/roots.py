@@ -20,7 +20,7 @@ from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from ingest.models import ImportRoot
 
 
@@ -85,6 +85,7 @@ def import_root_add(*, principal: Principal, path: str, operator: bool = False) 
     with transaction.atomic():
         # Serialise root changes so two concurrent adds cannot both pass the overlap check.
         with connection.cursor() as cursor:
+            # unscoped: a table lock, no row is read
             cursor.execute(f"LOCK TABLE {ImportRoot._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
         # unscoped: the overlap check must see every tenant's roots; none of them is returned.
         others = ImportRoot.objects.exclude(tenant=principal.tenant)  # unscoped: see above

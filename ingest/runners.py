@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,23 +17,15 @@ from django.db import transaction
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from graph.services import graph_import
+from ingest.items import SourceError, SourceItem
 from ingest.models import IndexedFile, IngestJob
 from ingest.portability import FORMAT, GRAPH_TYPES, export_file_read, exported_memory_parse, mem0_item, mem0_records
 from ingest.roots import PathRefused, import_path_check
-from ingest.services import (
-    GROUP_MEMORIES,
-    JobRun,
-    SourceError,
-    SourceItem,
-    create_all,
-    delete_memories,
-    store_items,
-    upload_bytes,
-)
 from ingest.sources.files import UnsupportedFile, extension_of, extract_text
 from ingest.sources.markdown import NotText, decode_text, parse_note, split_text
+from ingest.writes import GROUP_MEMORIES, JobRun, create_all, delete_memories, store_items, upload_bytes
 from memory.services import MemoryInput, RestoredMemory, memory_restore_many
 
 HIDDEN_DIRS = {".git", ".obsidian", ".trash", "node_modules", "__pycache__"}
@@ -166,7 +158,7 @@ def run_vault(principal: Principal, job: IngestJob, run: JobRun) -> None:
     run.tick(force=True)
 
 
-def _unshared(principal: Principal, ids: list[object], keep_row: int | None) -> list[object]:
+def _unshared(principal: Principal, ids: Sequence[object], keep_row: int | None) -> list[object]:
     """Memory ids no other indexed file still points to (equal chunks are one memory)."""
     others = scoped(IndexedFile, principal.tenant).filter(memory_ids__overlap=ids)
     if keep_row is not None:

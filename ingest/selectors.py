@@ -13,5 +13,5 @@ def job_list_for(principal: Principal) -> QuerySet[IngestJob]:
     return scoped(IngestJob, principal.tenant).order_by("-created_at", "-id")
 
 
-def get_job_for(principal: Principal, job_id: object) -> IngestJob:
+def job_get_for(principal: Principal, job_id: object) -> IngestJob:
     return get_scoped_or_404(IngestJob, principal.tenant, pk=job_id)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import OperationalError
 
+from ingest.dispatch import JOB_TASK
 from ingest.services import job_mark_crashed, job_run
 
 logger = logging.getLogger(__name__)
@@ -17,8 +18,8 @@ MAX_RETRIES = 3
 # Late acknowledgement: a job re-delivered after its worker died resumes (items already stored count
 # as skipped). The broker's visibility timeout must exceed the longest import, or a job still running
 # would be handed to a second worker (EASYMEMORY_TASK_VISIBILITY_TIMEOUT).
-@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
-def ingest_job_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+@shared_task(name=JOB_TASK, bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
+def ingest_job_task(self: Task, job_id: str) -> str:
     try:
         job = job_run(job_id)
     except OperationalError as exc:  # database restart or lost connection: resume later

@@ -14,12 +14,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import principal_of
-from config.errors import InvalidInput, PayloadTooLarge
-from config.pagination import StrictCursorPagination
-from config.schema import paginated
+from core.errors import InvalidInput, PayloadTooLarge
+from core.pagination import StrictCursorPagination
+from core.schema import paginated
 from memory import services
 from memory.search import memory_search_for
-from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for
+from memory.selectors import memory_get_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for
 from memory.serializers import (
     FiltersSerializer,
     ForgetUserParams,
@@ -122,7 +122,7 @@ class MemoryDetailApi(APIView):
     @extend_schema(request=MemoryUpdateSerializer, responses=MemorySerializer)
     def patch(self, request: Request, memory_id: str) -> Response:
         principal = principal_of(request)
-        memory = get_memory_for(principal, memory_id)
+        memory = memory_get_for(principal, memory_id)
         serializer = MemoryUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         updated = services.memory_update(principal=principal, memory=memory, changes=dict(serializer.validated_data))
@@ -131,7 +131,7 @@ class MemoryDetailApi(APIView):
     @extend_schema(responses={204: None}, operation_id="memory_destroy")
     def delete(self, request: Request, memory_id: str) -> Response:
         principal = principal_of(request)
-        memory = get_memory_for(principal, memory_id)
+        memory = memory_get_for(principal, memory_id)
         services.memory_delete(principal=principal, memory=memory)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

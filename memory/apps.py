@@ -6,4 +6,8 @@ class MemoryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from core.metrics import register_scrape_collector
         from memory import warmup  # noqa: F401 - registers the start-up hook
+        from memory.metrics import embedding_backlog_metrics
+
+        register_scrape_collector(embedding_backlog_metrics)

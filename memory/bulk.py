@@ -22,7 +22,8 @@ from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput
+from core.errors import InvalidInput
+from memory import dispatch
 from memory.models import BulkAction, BulkStatus, Memory, MemoryBulkJob
 from memory.services import MAX_TAGS, SCOPE_FIELDS, _clean_tags, memory_delete, memory_rescope, memory_update
 
@@ -93,10 +94,8 @@ def bulk_job_create(
 
 
 def _enqueue(job_id: str) -> None:
-    from memory.tasks import memory_bulk_task
-
     try:
-        memory_bulk_task.delay(job_id)
+        dispatch.bulk_job_enqueue(job_id)
     except Exception:  # noqa: BLE001 - the job stays queued; it can be run again
         logger.warning("could not enqueue bulk job %s", job_id)
 

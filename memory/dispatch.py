@@ -1,4 +1,9 @@
-"""Hands committed memory ids to the enrichment queue from a background thread.
+"""Every task the memory app sends goes out from here; nothing else in memory sends one.
+
+Tasks are sent by name through the Celery app (the names `memory/tasks.py` registers and
+CELERY_TASK_ROUTES routes), so the services that send them never import the tasks that call them.
+
+Enrichment is handed to the queue from a background thread.
 
 A write request only appends its ids here (microseconds) instead of talking
 to the broker; a daemon thread sends them a moment later, batched, so one
@@ -19,6 +24,8 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from celery import current_app
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +88,43 @@ class Dispatcher:
                 logger.warning("enrichment dispatch failed; reconcile will re-queue", exc_info=True)
 
 
-def _send_now(memory_ids: list[str]) -> list[str]:
-    from memory.services import enqueue_enrichment
+ENRICH_TASK = "memory.tasks.memory_enrich_task"
+EXTRACT_TASK = "memory.tasks.memory_extract_task"
+TERM_STATS_REBUILD_TASK = "memory.tasks.term_stats_rebuild_task"
+BULK_TASK = "memory.tasks.memory_bulk_task"
 
-    return enqueue_enrichment(memory_ids)
+ENRICH_BATCH = 64  # memories per enrichment task: one embedding batch
 
 
-dispatcher = Dispatcher(_send_now)
+def enrichment_enqueue(memory_ids: list[str]) -> list[str]:
+    """Send ids to the worker now (writes go through `dispatch_enrichment`, which batches). Returns the ids
+    the broker did not take: a broker outage loses nothing, the dispatcher sends them again, and the
+    memories stay `pending` for `easymemory reconcile` meanwhile."""
+    unsent: list[str] = []
+    for start in range(0, len(memory_ids), ENRICH_BATCH):
+        chunk = memory_ids[start : start + ENRICH_BATCH]
+        try:
+            current_app.send_task(ENRICH_TASK, args=[chunk])
+        except Exception:  # noqa: BLE001 - any broker failure; sent again later
+            logger.warning("could not enqueue enrichment for %d memories; will retry", len(chunk))
+            unsent.extend(chunk)
+    return unsent
+
+
+def extraction_enqueue(memory_ids: list[str]) -> None:
+    """The enrichment steps beyond embedding, on the LLM queue."""
+    current_app.send_task(EXTRACT_TASK, args=[memory_ids])
+
+
+def term_stats_rebuild_enqueue(tenant_id: str) -> None:
+    current_app.send_task(TERM_STATS_REBUILD_TASK, args=[tenant_id])
+
+
+def bulk_job_enqueue(job_id: str) -> None:
+    current_app.send_task(BULK_TASK, args=[job_id])
+
+
+dispatcher = Dispatcher(enrichment_enqueue)
 atexit.register(dispatcher.flush)
 
 

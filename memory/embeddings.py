@@ -124,10 +124,10 @@ def query_encoder(name: str) -> Callable[[str], list[float]] | None:
 
     A query is embedded on the request path while the full-text list runs its SQL in the same
     process. Eager PyTorch dispatches each of the model's operations from Python, so the two
-    compete for the GIL; the traced graph runs in C++ (measured on the search benchmark: hybrid
-    search p50 35-38 ms → 30 ms in-process). Only for models made of a transformer, mean pooling
-    and normalisation (the default and its kind), and only if it reproduces the model's own
-    vectors on sample texts; otherwise None, and queries go through `embed_texts`.
+    compete for the GIL; the traced graph runs in C++ (docs/retrieval.md). Only for models made
+    of a transformer, mean pooling and normalisation (the default and its kind), and only if it
+    reproduces the model's own vectors on sample texts; otherwise None, and queries go through
+    `embed_texts`.
     """
     import torch
 

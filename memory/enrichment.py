@@ -1,7 +1,9 @@
-"""Extension point for enrichment steps beyond embedding (graph extraction, ...).
+"""Extension points for enrichment steps beyond embedding (graph extraction, ...).
 
 Other apps register a callable taking memory ids; `memory_extract_task` runs them
 on the LLM queue once the memories are embedded. Each hook must be idempotent.
+They also register what to do when memories are deleted, and a reconcile step that
+re-queues memories whose derived data of theirs is missing (`easymemory reconcile`).
 """
 
 from __future__ import annotations
@@ -42,3 +44,18 @@ def register_deletion_hook(hook: DeletionHook) -> DeletionHook:
 def run_deletion_hooks(*, tenant: object, memory_ids: Sequence[object]) -> None:
     for hook in _deletion_hooks:
         hook(tenant=tenant, memory_ids=memory_ids)
+
+
+ReconcileStep = Callable[..., int]
+_reconcile_steps: dict[str, ReconcileStep] = {}
+
+
+def register_reconcile_step(label: str, step: ReconcileStep) -> ReconcileStep:
+    """`step(limit=...)` re-queues memories whose `label` (e.g. "graph extraction") is missing,
+    stale or failed, and returns how many it re-queued."""
+    _reconcile_steps[label] = step
+    return step
+
+
+def reconcile_steps() -> dict[str, ReconcileStep]:
+    return dict(_reconcile_steps)

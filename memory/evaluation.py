@@ -274,6 +274,7 @@ def _ingest(
     for start in range(0, len(items), INGEST_BATCH):
         results = memory_create_many(principal=principal, items=items[start : start + INGEST_BATCH])
         for turn, result in zip(conversation.turns[start : start + INGEST_BATCH], results, strict=True):
+            assert result.memory is not None  # None only when the memory policy declines an item
             holds.setdefault(str(result.memory.id), set()).add(turn.dia_id)
             texts[str(result.memory.id)] = result.memory.content
     ids = list(holds)
@@ -300,7 +301,9 @@ def _evaluate_conversation(
     sessions = {turn.dia_id: turn.session for turn in conversation.turns}
     deepest = max(ks)
     for question in conversation.questions:
-        per_k = {k: [holds[str(hit.memory.id)] for hit in search(principal, question.question, k=k)] for k in ks}
+        per_k: dict[int, Sequence[set[str]]] = {
+            k: [holds[str(hit.memory.id)] for hit in search(principal, question.question, k=k)] for k in ks
+        }
         scores.add("easymemory", question, per_k[deepest], sessions, per_k=per_k)
         bm25_order = np.argsort(-bm25.get_scores(tokens(question.question)), kind="stable")[:deepest]
         scores.add("bm25", question, [holds[ids[i]] for i in bm25_order], sessions)

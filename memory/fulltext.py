@@ -6,7 +6,7 @@ Two plans, chosen by the size of the filtered set (like the vector list's):
   row, takes the document frequencies over them and ranks all of them;
 - tiered, above it, once the tenant has a term-statistics snapshot (memory/term_stats.py):
   reading every matching row is what makes BM25 slow on a large tenant (a typical question
-  matched 12k of the benchmark's 100k rows; counting them alone took 23 ms), so the IDFs come
+  matches a large share of its rows, and counting them alone is slow), so the IDFs come
   from the snapshot and the rows are fetched best tier first. A memory's tier is the summed IDF
   of the query terms it holds; "tier ≥ τ" is an OR of ANDs of term sets, which the GIN index
   answers inside the index, so only the rows that are read pay a heap visit. A binary search
@@ -36,7 +36,7 @@ from django.db.models import QuerySet
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
-from config.db_routing import read_connection as connection  # search reads: replica when configured
+from core.db_routing import read_connection as connection  # search reads: replica when configured
 from memory.models import Memory
 from memory.selectors import MemoryFilters, cached_count
 from memory.term_stats import TermStats, is_stale, request_rebuild, term_stats_for_text
@@ -108,7 +108,7 @@ def fulltext_query(query: str) -> SearchQuery | None:
     constraints = fulltext_constraints(query)
     if words is None or constraints is None:
         return words or constraints
-    return words & constraints  # type: ignore[no-any-return]
+    return words & constraints
 
 
 def fulltext_constraints(query: str) -> SearchQuery | None:
@@ -122,7 +122,7 @@ def fulltext_constraints(query: str) -> SearchQuery | None:
         ~SearchQuery(fulltext_input(word), config="english", search_type="plain")
         for word in dict.fromkeys(parsed.excluded)
     ]
-    return _balanced(terms, lambda a, b: a & b)  # type: ignore[no-any-return]
+    return _balanced(terms, lambda a, b: a & b)
 
 
 def fulltext_candidates(
@@ -167,6 +167,7 @@ def _frequencies(rows: QuerySet[Memory], lexemes: list[str], stats: TermStats, s
             FROM unnest(%s::text[], %s::text[]) AS t(lexeme, term)
         """  # noqa: S608
         with connection.cursor() as cursor:
+            # scoped: composed from the compiled SQL of a scoped() queryset
             cursor.execute(query, [*params, UNCOUNTED_CAP, uncounted, [tsquery_term(lex) for lex in uncounted]])
             df.update({lex: int(count) for lex, count in cursor.fetchall()})
     return df
@@ -235,7 +236,7 @@ def _probe(rows: QuerySet[Memory], condition: str | None, cap: int, scoring: Sco
     """  # noqa: S608
     args = [scoring.lexemes, scoring.idf, scoring.avgdl, *params, *([condition] if condition else []), cap]
     with connection.cursor() as cursor:
-        cursor.execute(query, [*args, scoring.keep])
+        cursor.execute(query, [*args, scoring.keep])  # scoped: built from a scoped() queryset's SQL
         fetched = cursor.fetchall()
     return Probe(found=int(fetched[0][2]) if fetched else 0, best=[(mid, float(score)) for mid, score, _ in fetched])
 
@@ -317,8 +318,8 @@ def _exact(
     frequencies over them (every row holding a query term matches an OR query, so that is the
     document frequency within the filtered set) and `size` for the IDF. A first pass scores every
     row with term frequency 1 (memories are short; reading positions out of every matched tsvector
-    cost 3× more on the 100k-row benchmark); the best `RESCORE_FACTOR × limit` are then re-scored
-    with their real term frequencies (+0.011 R@10 on the LoCoMo dev file)."""
+    costs several times more); the best `RESCORE_FACTOR × limit` are then re-scored with their real
+    term frequencies, which gains recall on LoCoMo (docs/retrieval.md)."""
     matched = base.filter(search_vector=tsquery).values("id", "search_vector")
     matched_sql, matched_params = matched.query.sql_with_params()
     sql = f"""
@@ -362,5 +363,6 @@ def _exact(
         LIMIT %s
     """  # noqa: S608
     with connection.cursor() as cursor:
+        # scoped: composed from the compiled SQL of a scoped() queryset
         cursor.execute(sql, [scored_text, *matched_params, size, limit * RESCORE_FACTOR, limit])
         return [(mid, float(score)) for mid, score in cursor.fetchall()]

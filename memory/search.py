@@ -30,16 +30,16 @@ from pgvector.django import CosineDistance
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
-from config.db_routing import read_connection as connection
-from config.db_routing import reads_from_replica
-from config.errors import InvalidInput
-from config.inputs import InputRefused, text_check
-from config.metrics import timed_candidate_list
+from core.db_routing import read_connection as connection
+from core.db_routing import reads_from_replica
+from core.errors import InvalidInput
+from core.inputs import InputRefused, text_check
+from core.metrics import timed_candidate_list
 from memory import embeddings
 from memory.adjustments import score_adjustments
 from memory.fulltext import fulltext_candidates, query_term_count
 from memory.models import Memory, MemoryEmbedding
-from memory.selectors import MemoryFilters, apply_filters, cached_count
+from memory.selectors import MemoryFilters, cached_count, filters_apply
 from memory.timeparse import time_windows
 
 MAX_K = 100
@@ -104,8 +104,7 @@ def resolve_weights(weights: dict[str, float] | None) -> dict[str, float]:
 
 def _limit_torch_threads() -> None:
     # One short query gains nothing from several intra-op threads, and on a small machine they
-    # compete with PostgreSQL and the web thread: on a 10k-row tenant of the benchmark the
-    # median hybrid search went from 322 ms to 76-116 ms with one thread. torch's setting is per process;
+    # compete with PostgreSQL and the web thread (docs/benchmarks.md, search latency). torch's setting is per process;
     # web processes only embed queries (the worker embeds documents in its own process).
     threads = settings.EASYMEMORY_SEARCH_EMBED_THREADS
     if threads:
@@ -153,11 +152,11 @@ def _exact_vector(
     by the planner, whose estimates are wrong for a tenant newer than the table statistics:
 
     - the filtered set is most of a tenant of some size: a hash join over the tenant's embeddings
-      (18 ms for 10,000 rows, where per-row lookups took 34 ms);
+      (cheaper there than one lookup per row);
     - otherwise: each memory's embedding fetched by its (memory, model) key, a cost that follows
-      the filtered set only (0.9 ms for a 20-row session inside the 100k-row tenant; 3 ms for a
-      new 1,000-row tenant where the planner's own choice, a nested loop comparing every memory
-      with every embedding, took 250 ms).
+      the filtered set only (a small session inside a large tenant, or a new tenant where the
+      planner's own choice, a nested loop comparing every memory with every embedding, is far
+      slower).
     """
     tenant_rows = cached_count(scoped(Memory, principal.tenant).values("id"))
     if filtered > EXACT_LOOKUP_MAX_ROWS and filtered * 2 >= tenant_rows:
@@ -188,7 +187,7 @@ def _exact_vector(
         LIMIT %s
     """  # noqa: S608 - composed from the compiled queryset; every value is a parameter
     with connection.cursor() as cursor:
-        cursor.execute(query, [_vector_literal(vector), *params, model, limit])
+        cursor.execute(query, [_vector_literal(vector), *params, model, limit])  # scoped: from scoped() SQL
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
 
 
@@ -258,16 +257,16 @@ def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: in
             )
         else:
             cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [ef_search])
-        cursor.execute(query, [literal, *params, limit])
+        cursor.execute(query, [literal, *params, limit])  # scoped: built from a scoped() queryset's SQL
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
 
 
 def vector_plan(filtered_rows: int, dims: int) -> str:
     """ "exact" or "hnsw" for a filtered set of this size.
 
-    A small filtered set (a small tenant, or tight filters) is scanned exactly: measured on
-    100k rows, exact through the tenant index gave recall 1.0 at p95 2.8 ms where filtered
-    HNSW gave 0.96 at p95 41 ms. Large sets use HNSW with iterative scans (pgvector ≥ 0.8);
+    A small filtered set (a small tenant, or tight filters) is scanned exactly: through the
+    tenant index that finds every nearest row, and faster than filtered HNSW, which misses some
+    (docs/retrieval.md). Large sets use HNSW with iterative scans (pgvector ≥ 0.8);
     without iterative scans only when the set is most of the index, else HNSW would return
     too few rows.
     """
@@ -307,7 +306,7 @@ def _candidate_lists(
 ) -> dict[str, list[tuple[Any, float]]]:
     """Each active list's candidates. The query is embedded on the embedding thread while the
     other lists run their SQL here; vector goes last. (Running the vector list's SQL on a second
-    connection as well was measured: no faster on two cores, where the legs compete for CPU.)"""
+    connection as well is no faster on two cores, where the legs compete for CPU.)"""
     others = [name for name in active if name != "vector"]
     pending = None
     if "vector" in active:
@@ -381,9 +380,9 @@ def search(
     query = validate_query(query, k)
     resolved = resolve_weights(weights)
     filters = filters or MemoryFilters()
-    base = apply_filters(scoped(Memory, principal.tenant), filters)
-    # Candidates per list. 30 rather than 50 for k ≤ 10: the same LoCoMo recall (±0.004), and
-    # the hybrid benchmark median 40 → 33 ms (fewer rows per full-text probe, smaller HNSW ef).
+    base = filters_apply(scoped(Memory, principal.tenant), filters)
+    # Candidates per list. 30 rather than 50 for k ≤ 10: the same LoCoMo recall, and a faster
+    # search (fewer rows per full-text probe, smaller HNSW ef).
     depth = max(30, k * 3)
     active = [name for name in CANDIDATE_LISTS if resolved.get(name, 0.0) > 0]
     lists = _candidate_lists(principal, base, query, depth, active, filters)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -17,7 +19,7 @@ from accounts.models import Tenant
 from accounts.principal import Principal
 from accounts.scoping import get_scoped_or_404, scoped
 from audit.services import audit_record
-from config.inputs import json_check, text_check
+from core.inputs import json_check, text_check
 from memory import embeddings
 from memory.models import EnrichmentState, Memory, MemoryHistory
 from memory.policy import EPHEMERAL_KEY
@@ -56,7 +58,7 @@ def filters_check(filters: MemoryFilters) -> None:
     json_check("metadata", filters.metadata)
 
 
-def apply_filters(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memory]:
+def filters_apply(qs: QuerySet[Memory], filters: MemoryFilters) -> QuerySet[Memory]:
     filters_check(filters)
     if filters.kinds:
         qs = qs.filter(kind__in=filters.kinds)
@@ -116,10 +118,10 @@ def memory_list_for(principal: Principal, filters: MemoryFilters) -> QuerySet[Me
     """The principal's memories within `filters`, newest first. Audited here (one `memory.list`
     per call), so REST, MCP and the dashboard are audited alike."""
     audit_record(principal=principal, action="memory.list", target_type="memory")
-    return apply_filters(scoped(Memory, principal.tenant), filters).order_by("-created_at", "-id")
+    return filters_apply(scoped(Memory, principal.tenant), filters).order_by("-created_at", "-id")
 
 
-def get_memory_for(principal: Principal, memory_id: object) -> Memory:
+def memory_get_for(principal: Principal, memory_id: object) -> Memory:
     """The memory with this id in the principal's tenant; 404 for missing and foreign ids alike.
 
     Not audited: writes look their target up through here too. Reads use memory_read_for."""
@@ -127,21 +129,32 @@ def get_memory_for(principal: Principal, memory_id: object) -> Memory:
 
 
 def memory_read_for(principal: Principal, memory_id: object) -> Memory:
-    """get_memory_for for showing a memory to the principal: audited as `memory.read`."""
-    memory = get_memory_for(principal, memory_id)
+    """memory_get_for for showing a memory to the principal: audited as `memory.read`."""
+    memory = memory_get_for(principal, memory_id)
     audit_record(principal=principal, action="memory.read", target_type="memory", target_id=str(memory.id))
     return memory
 
 
-def memory_history_for(principal: Principal, memory_id: object) -> QuerySet[MemoryHistory]:
+def memory_history_for(principal: Principal, memory_id: UUID | str) -> QuerySet[MemoryHistory]:
     try:
         history = scoped(MemoryHistory, principal.tenant).filter(memory_id=memory_id).order_by("created_at", "id")
     except ValidationError as exc:  # a malformed id is "not found", like in get_scoped_or_404 (found by schemathesis)
         raise Http404("not found") from exc
     if not history.exists():
-        get_memory_for(principal, memory_id)  # 404 unless the memory exists here
+        memory_get_for(principal, memory_id)  # 404 unless the memory exists here
     audit_record(principal=principal, action="memory.history", target_type="memory", target_id=str(memory_id))
     return history
+
+
+StatsProvider = Callable[[Tenant], dict[str, Any]]
+# Figures other apps add to a tenant's statistics, by key (the graph adds "graph"); memory never
+# imports the apps that register here.
+STATS_PROVIDERS: dict[str, StatsProvider] = {}
+
+
+def register_stats_provider(name: str, provider: StatsProvider) -> StatsProvider:
+    STATS_PROVIDERS[name] = provider
+    return provider
 
 
 def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
@@ -155,8 +168,6 @@ def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_database_size(current_database())")
         database_bytes = int(cursor.fetchone()[0])
-    from graph.selectors import graph_stats_for  # the graph app's counts and extraction failures
-
     return {
         "memories": sum(by_kind.values()),
         "by_kind": by_kind,
@@ -164,5 +175,5 @@ def memory_stats_for(tenant: Tenant) -> dict[str, Any]:
         "pending_embeddings": memories.exclude(embeddings__model=name).count(),
         "embedding_model": name,
         "database_bytes": database_bytes,
-        "graph": graph_stats_for(tenant),
+        **{name: provider(tenant) for name, provider in STATS_PROVIDERS.items()},
     }

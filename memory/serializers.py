@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from config.errors import InvalidInput
-from config.inputs import InputRefused, json_check, json_problem, printable
+from core.errors import InvalidInput
+from core.inputs import InputRefused, json_check, json_problem, printable
 from memory.models import Kind, Memory, MemoryHistory
 from memory.search import MAX_K, Hit
 from memory.selectors import MemoryFilters

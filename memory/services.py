@@ -23,11 +23,11 @@ from django.utils import timezone
 from accounts.principal import Principal
 from accounts.scoping import scoped
 from audit.services import audit_record
-from config.errors import InvalidInput, PayloadTooLarge
-from config.events import publish_event
-from config.inputs import json_check, text_check
+from core.errors import InvalidInput, PayloadTooLarge
+from core.events import publish_event
+from core.inputs import json_check, text_check
 from memory import embeddings
-from memory.dispatch import dispatch_enrichment
+from memory.dispatch import dispatch_enrichment, enrichment_enqueue
 from memory.enrichment import run_deletion_hooks
 from memory.models import EnrichmentState, HistoryEvent, Kind, Memory, MemoryEmbedding, MemoryHistory
 from memory.policy import apply_policy
@@ -114,26 +114,6 @@ def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
         if redacted:
             metadata = {**metadata, "redacted_secrets": redacted}
     return replace(data, tags=_clean_tags(data.tags, prefix), content=content, metadata=metadata)
-
-
-def _enqueue_enrichment(memory_ids: list[str]) -> list[str]:
-    """Send ids to the worker now (writes go through memory.dispatch, which batches). Returns the ids the
-    broker did not take: a broker outage loses nothing, the dispatcher sends them again, and the memories
-    stay `pending` for `easymemory reconcile` meanwhile."""
-    from memory.tasks import ENRICH_BATCH, memory_enrich_task
-
-    unsent: list[str] = []
-    for start in range(0, len(memory_ids), ENRICH_BATCH):
-        chunk = memory_ids[start : start + ENRICH_BATCH]
-        try:
-            memory_enrich_task.delay(chunk)
-        except Exception:  # noqa: BLE001 - any broker failure; sent again later
-            logger.warning("could not enqueue enrichment for %d memories; will retry", len(chunk))
-            unsent.extend(chunk)
-    return unsent
-
-
-enqueue_enrichment = _enqueue_enrichment  # for importers that write rows themselves
 
 
 def _insert(principal: Principal, data: MemoryInput) -> CreateResult:
@@ -511,8 +491,9 @@ def memory_tables_analyze() -> None:
     gets to it (migration 0006): after a large import, a tenant the statistics have not seen is
     estimated at one row and gets plans made for one row."""
     with connection.cursor() as cursor:
+        # unscoped: planner statistics of the whole tables, no rows read back
         cursor.execute("ANALYZE memory_memory")
-        cursor.execute("ANALYZE memory_memoryembedding")
+        cursor.execute("ANALYZE memory_memoryembedding")  # unscoped: as above
 
 
 def memory_embed_batch(*, memory_ids: Sequence[str]) -> int:
@@ -555,8 +536,8 @@ def memory_announce_enriched(*, memory_ids: Sequence[str]) -> None:
     ).values_list("tenant_id", "id")
     for tenant_id, memory_id in done:
         by_tenant.setdefault(str(tenant_id), []).append(str(memory_id))
-    for tenant_id, ids in by_tenant.items():
-        publish_event(tenant_id, "memory.enriched", {"ids": ids})
+    for tenant_key, ids in by_tenant.items():
+        publish_event(tenant_key, "memory.enriched", {"ids": ids})
 
 
 def memory_mark_failed(*, memory_ids: Sequence[str], error: str) -> None:
@@ -578,7 +559,7 @@ def memory_reconcile(*, limit: int = 10_000) -> int:
         Memory.objects.filter(pk__in=ids, enrichment_state=EnrichmentState.DONE).update(  # unscoped: ids from above
             enrichment_state=EnrichmentState.PENDING
         )
-        _enqueue_enrichment(ids)
+        enrichment_enqueue(ids)
     return len(ids)
 
 

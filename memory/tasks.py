@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import logging
 
-from config.celery import app
+from celery import Task, shared_task
+
+from memory.dispatch import BULK_TASK, ENRICH_TASK, EXTRACT_TASK, TERM_STATS_REBUILD_TASK, extraction_enqueue
 from memory.services import memory_announce_enriched, memory_embed_batch, memory_mark_failed
 
 logger = logging.getLogger(__name__)
 
-ENRICH_BATCH = 64  # measured: batches of 32-64 embed fastest on 2 cores
 MAX_RETRIES = 5
 
 
-@app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
-def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-untyped-def]
+@shared_task(name=ENRICH_TASK, bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
+def memory_enrich_task(self: Task, memory_ids: list[str]) -> int:
     """Embed the given memories, announce them, then hand the LLM steps to their own queue."""
     try:
         count = memory_embed_batch(memory_ids=memory_ids)
@@ -30,7 +31,7 @@ def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-u
         if has_enrichment_hooks():
             # After the embedding: a slow model never delays searchability. Sent again if this
             # task is re-run; the steps skip what they already did.
-            memory_extract_task.delay(memory_ids)
+            extraction_enqueue(memory_ids)
         return count
     except Exception as exc:
         if self.request.retries >= MAX_RETRIES:
@@ -40,8 +41,8 @@ def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-u
         raise self.retry(exc=exc, countdown=min(300, 2**self.request.retries * 5)) from exc
 
 
-@app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
-def memory_extract_task(self, memory_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+@shared_task(name=EXTRACT_TASK, bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
+def memory_extract_task(self: Task, memory_ids: list[str]) -> None:
     """The enrichment steps beyond embedding (graph extraction, often through an LLM).
 
     The steps record a provider's failure on the memory themselves; what reaches here is an
@@ -59,7 +60,7 @@ def memory_extract_task(self, memory_ids: list[str]) -> None:  # type: ignore[no
         raise self.retry(exc=exc, countdown=min(300, 2**self.request.retries * 5)) from exc
 
 
-@app.task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=TERM_STATS_REBUILD_TASK, acks_late=True, reject_on_worker_lost=True)
 def term_stats_rebuild_task(tenant_id: str) -> int:
     """Rebuild one tenant's full-text statistics (see memory/term_stats.py); returns its document count."""
     from accounts.models import Tenant
@@ -71,7 +72,7 @@ def term_stats_rebuild_task(tenant_id: str) -> int:
     return term_stats_rebuild(tenant).docs
 
 
-@app.task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=BULK_TASK, acks_late=True, reject_on_worker_lost=True)
 def memory_bulk_task(job_id: str) -> str:
     """Run one bulk action job (memory/bulk.py); a redelivered task resumes or finds it done (a job
     lock keeps a second delivery from running it twice), so it is acknowledged after the work."""

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.scoping import scoped
+from memory import dispatch
 from memory.models import Memory, TermStat, TermStatsSnapshot
 
 logger = logging.getLogger(__name__)
@@ -48,11 +49,11 @@ def term_stats_rebuild(tenant: Tenant) -> TermStatsSnapshot:
                 "INSERT INTO memory_termstat (tenant_id, lexeme, df)"
                 " SELECT m.tenant_id, v.lexeme, count(*) FROM memory_memory m, unnest(m.search_vector) v"
                 " WHERE m.tenant_id = %s GROUP BY m.tenant_id, v.lexeme",
-                [tenant.pk],
+                [tenant.pk],  # scoped: WHERE m.tenant_id
             )
             cursor.execute(
                 "SELECT count(*), COALESCE(avg(length(search_vector)), 1) FROM memory_memory WHERE tenant_id = %s",
-                [tenant.pk],
+                [tenant.pk],  # scoped: WHERE tenant_id
             )
             docs, avgdl = cursor.fetchone()
         snapshot, _ = TermStatsSnapshot.objects.update_or_create(
@@ -74,7 +75,7 @@ def term_stats_for_text(tenant: Tenant, text: str) -> tuple[list[str], TermStats
     One statement: this runs on every search of a large tenant."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT t.lexeme, s.df, snap.docs, snap.avgdl"
+            "SELECT t.lexeme, s.df, snap.docs, snap.avgdl"  # scoped: joins on the tenant's id
             " FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS t(lexeme)"
             " LEFT JOIN memory_termstat s ON s.tenant_id = %s AND s.lexeme = t.lexeme"
             " LEFT JOIN memory_termstatssnapshot snap ON snap.tenant_id = %s",
@@ -116,9 +117,7 @@ def request_rebuild(tenant: Tenant) -> None:
     if _requested.get(key, 0.0) > now:
         return
     _requested[key] = now + _REQUEST_INTERVAL_SECONDS
-    from memory.tasks import term_stats_rebuild_task
-
     try:
-        term_stats_rebuild_task.delay(key)
+        dispatch.term_stats_rebuild_enqueue(key)
     except Exception:  # the search itself must not fail because the queue is down
         logger.warning("could not queue a term statistics rebuild for tenant %s", key, exc_info=True)

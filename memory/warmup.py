@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from config.lifespan import register_lifespan
+from core.lifespan import register_lifespan
 from memory import embeddings
 
 logger = logging.getLogger(__name__)

@@ -42,3 +42,14 @@ def test_add_search_and_reconcile_from_the_command_line() -> None:
     assert memory_id in output
     with pytest.raises(CommandError, match="content"):
         run("add", "   ")
+
+
+def test_the_earlier_spelling_of_a_sub_command_still_names_a_command() -> None:
+    from django.core.management import get_commands
+
+    from config.cli import _ALIASES
+
+    commands = get_commands()
+    for old, new in _ALIASES.items():
+        assert "-" in old and new in commands
+    assert "add-file" not in commands  # module names hold no hyphen

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.request_context import RequestInfo
-from memory.mcp.registry import ToolError, autodiscover
-from memory.mcp.server import invoke_tool
+from core.request_context import RequestInfo
+from mcp_server.registry import ToolError, autodiscover
+from mcp_server.server import invoke_tool
 from tests.conftest import Persona
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

@@ -20,7 +20,7 @@ from typing import IO
 import pytest
 from django.core.management import call_command
 
-from config.progress import ProgressBar
+from core.progress import ProgressBar
 from memory.services import MemoryInput, memory_create
 from tests.conftest import Persona
 

@@ -18,7 +18,7 @@ def make_extractor(config: ProviderConfig) -> Extractor:
     if config.provider == "offline":
         return OfflineExtractor()
     cls = PROVIDERS[config.provider]
-    return cls(config)  # type: ignore[abstract]
+    return cls(config)
 
 
 def config_from_settings() -> ProviderConfig:

@@ -54,7 +54,7 @@ class ParsedNote:
 class _NoAliasLoader(yaml.SafeLoader):
     """SafeLoader without anchors/aliases: an alias bomb in frontmatter cannot expand."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             raise yaml.YAMLError("YAML aliases are not allowed in frontmatter")
         return super().compose_node(parent, index)

@@ -18,7 +18,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from ingest.services import SourceItem
+from ingest.items import SourceItem
 from ingest.sources.files import html_to_text
 from ingest.sources.markdown import split_text
 from memory.services import MemoryInput

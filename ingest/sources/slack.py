@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from ingest.services import SourceItem
+from ingest.items import SourceItem
 from ingest.sources.safezip import SafeZip
 from memory.services import MemoryInput
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from accounts.invitations import invitation_accept
 from accounts.models import ApiKey, Invitation, Membership, Tenant
 from audit.models import AuditEvent
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from tests.conftest import Persona
 from tests.factories import UserFactory
 

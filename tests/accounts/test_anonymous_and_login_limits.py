@@ -81,7 +81,7 @@ def test_the_oauth_token_endpoint_refuses_a_spent_address_before_checking_secret
 def test_mcp_requests_without_a_valid_credential_are_limited_per_address(settings: Any) -> None:
     import anyio
 
-    from memory.mcp.http import McpHttpApp
+    from mcp_server.http import McpHttpApp
 
     settings.EASYMEMORY_RATE_LIMIT_BACKEND = "database"
     settings.EASYMEMORY_ANON_RATE_LIMIT_PER_MIN = 1

@@ -57,13 +57,13 @@ def test_a_large_tenants_first_search_has_the_worker_build_its_term_statistics(
     from memory import term_stats
     from memory.fulltext import fulltext_candidates
     from memory.models import Memory, TermStat, TermStatsSnapshot
-    from memory.selectors import MemoryFilters, apply_filters
+    from memory.selectors import MemoryFilters, filters_apply
     from memory.services import MemoryInput, memory_create_many
 
     monkeypatch.setattr(term_stats, "_requested", {})
     texts = [f"note {i} about the zeppelin hangar" if i % 3 == 0 else f"note {i} about lunch" for i in range(60)]
     memory_create_many(principal=writer.principal, items=[MemoryInput(content=t) for t in texts])
-    base = apply_filters(scoped(Memory, writer.tenant), MemoryFilters())
+    base = filters_apply(scoped(Memory, writer.tenant), MemoryFilters())
     with override_settings(EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS=10):  # this tenant counts as large
         assert fulltext_candidates(writer.principal, base, "zeppelin", 5)  # exact meanwhile; asks the worker
         deadline = time.monotonic() + 120

@@ -15,11 +15,11 @@ from rest_framework.test import APIClient
 
 from accounts.models import Tenant
 from audit.models import AuditEvent
-from config.request_context import RequestInfo
+from core.request_context import RequestInfo
 from ingest.models import ImportRoot, IngestJob
 from ingest.services import job_run
-from memory.mcp.registry import ToolError, autodiscover
-from memory.mcp.server import invoke_tool
+from mcp_server.registry import ToolError, autodiscover
+from mcp_server.server import invoke_tool
 from memory.models import Memory
 from tests.conftest import Persona
 from tests.dashboard.conftest import Person, make_person

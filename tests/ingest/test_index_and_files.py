@@ -129,7 +129,7 @@ def test_a_pdf_over_the_upload_cap_is_refused(writer: Persona, tmp_path: Path) -
         path = tmp_path / "big.pdf"
         path.write_bytes(big)
         with pytest.raises(CommandError, match="limit"):
-            call_command("add-file", str(path), "--tenant", "acme", stdout=StringIO())
+            call_command("addfile", str(path), "--tenant", "acme", stdout=StringIO())
     assert not IngestJob.objects.exists() and not Memory.objects.exists()
 
 
@@ -137,6 +137,6 @@ def test_add_file_cli(writer: Persona, tmp_path: Path) -> None:
     path = tmp_path / "report.pdf"
     path.write_bytes(minimal_pdf("Board approved the budget"))
     out = StringIO()
-    call_command("add-file", str(path), "--tenant", "acme", stdout=out)
+    call_command("addfile", str(path), "--tenant", "acme", stdout=out)
     assert "1 imported" in out.getvalue()
     assert Memory.objects.get(tenant=writer.tenant).content.endswith("Board approved the budget")

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
-from ingest import services
+from ingest import dispatch, services
 from ingest.models import IngestJob, JobStatus
 from ingest.services import job_claimed_elsewhere, job_create, job_requeue_unfinished, job_run
 from memory.models import Memory
@@ -64,7 +64,7 @@ def test_resumejobs_skips_a_job_that_is_running_and_resends_the_others(
     writer: Persona, other_worker: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[str] = []
-    monkeypatch.setattr(services, "_enqueue", sent.append)
+    monkeypatch.setattr(dispatch, "job_enqueue", sent.append)
     running, crashed = queued_json_job(writer), queued_json_job(writer)
     IngestJob.objects.filter(pk__in=[running.pk, crashed.pk]).update(status=JobStatus.RUNNING)
     claim_in(other_worker, running)

@@ -10,8 +10,8 @@ from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 
-from config.events import tenant_group
-from ingest import services
+from core.events import tenant_group
+from ingest import services, writes
 from ingest.models import IngestedItem, IngestJob, IngestUpload
 from ingest.services import job_create, job_run
 from memory.models import Memory
@@ -28,7 +28,7 @@ MESSAGES = [
 def test_a_job_that_crashed_midway_resumes_without_duplicates(writer: Persona, monkeypatch: Any) -> None:
     data = slack_zip({"general": {"2024-01-01": MESSAGES}})
     job = job_create(principal=writer.principal, kind="slack", params={}, upload=("e.zip", data), enqueue=False)
-    real = services._store_group
+    real = writes._store_group
     calls = {"n": 0}
 
     def crash_on_second_group(*args: Any, **kwargs: Any) -> None:
@@ -37,7 +37,7 @@ def test_a_job_that_crashed_midway_resumes_without_duplicates(writer: Persona, m
             raise RuntimeError("worker killed")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_store_group", crash_on_second_group)
+    monkeypatch.setattr(writes, "_store_group", crash_on_second_group)
     with pytest.raises(RuntimeError):
         job_run(str(job.id))
     job.refresh_from_db()
@@ -45,7 +45,7 @@ def test_a_job_that_crashed_midway_resumes_without_duplicates(writer: Persona, m
     partial = Memory.objects.count()
     assert 0 < partial < 150
 
-    monkeypatch.setattr(services, "_store_group", real)
+    monkeypatch.setattr(writes, "_store_group", real)
     resumed = job_run(str(job.id))  # what the re-delivered task does
     assert resumed is not None and resumed.status == "done"
     assert (resumed.done, resumed.skipped) == (150 - partial, partial)

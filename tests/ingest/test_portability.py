@@ -182,7 +182,7 @@ def test_an_import_goes_through_the_memory_services(writer: Persona, django_capt
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    from config.events import tenant_group
+    from core.events import tenant_group
 
     layer = get_channel_layer()
 

@@ -19,7 +19,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from memory.mcp.stdio import remote_client
+from mcp_server.stdio import remote_client
 from tests.conftest import REPO, LiveServer, free_port, subprocess_env, wait_for_http
 
 T = TypeVar("T")

@@ -19,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from accounts.models import ApiKey
 from accounts.services import api_key_revoke
-from config.events import tenant_group
+from core.events import tenant_group
 from memory.services import MemoryInput, memory_create
 from tests.conftest import REPO, LiveServer, Persona, subprocess_env
 from tests.factories import MembershipFactory
@@ -147,7 +147,7 @@ def test_it_publishes_only_after_commit(writer: Persona) -> None:
     if settings.EASYMEMORY_EVENTS_VIA_POSTGRES:  # no Redis: the events travel as NOTIFY
         import psycopg
 
-        from config.events import NOTIFY_CHANNEL, _listen_conninfo
+        from core.events import NOTIFY_CHANNEL, _listen_conninfo
 
         with psycopg.connect(**_listen_conninfo(), autocommit=True) as listener:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")

@@ -30,7 +30,7 @@ from websockets.sync.client import connect as ws_connect
 
 from accounts.models import ConsentGrant
 from accounts.roles import Role
-from memory.mcp.stdio import _owning
+from mcp_server.stdio import _owning
 from tests.conftest import free_port
 from tests.e2e.browser import chromium
 from tests.factories import MembershipFactory, TenantFactory

@@ -18,8 +18,8 @@ from graph import services as graph_services
 from graph.models import Mention
 from ingest.models import ImportRoot
 from ingest.services import job_run
-from memory.mcp.registry import autodiscover
-from memory.mcp.surface import ENTITY_URI, MEMORY_URI, resource_target
+from mcp_server.registry import autodiscover
+from mcp_server.surface import ENTITY_URI, MEMORY_URI, resource_target
 from memory.services import MemoryInput, memory_create
 from tests.conftest import Persona
 from tests.mcp.conftest import mcp_client, payload, run

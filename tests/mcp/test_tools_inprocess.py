@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from config.request_context import RequestInfo
-from memory.mcp.registry import ToolError, autodiscover, register_call_check
-from memory.mcp.server import invoke_tool
+from core.request_context import RequestInfo
+from mcp_server.registry import ToolError, autodiscover, register_call_check
+from mcp_server.server import invoke_tool
 from memory.models import Memory
 from tests.conftest import Persona
 
@@ -25,7 +25,7 @@ def test_it_reports_a_message_the_policy_declines(writer: Persona, settings: Any
 
 
 def test_it_runs_the_per_call_checks_before_anything_else(reader: Persona, monkeypatch: Any) -> None:
-    from memory.mcp import registry
+    from mcp_server import registry
 
     seen: list[str] = []
 
@@ -34,7 +34,7 @@ def test_it_runs_the_per_call_checks_before_anything_else(reader: Persona, monke
         raise ToolError("rate limited: retry in 7 s")
 
     monkeypatch.setattr(registry, "CALL_CHECKS", list(registry.CALL_CHECKS))
-    monkeypatch.setattr("memory.mcp.server.CALL_CHECKS", registry.CALL_CHECKS)
+    monkeypatch.setattr("mcp_server.server.CALL_CHECKS", registry.CALL_CHECKS)
     register_call_check(refuse)
     with pytest.raises(ToolError, match="rate limited"):
         call(reader, "memory_add", {"content": "x"})  # refused before the scope check would say forbidden

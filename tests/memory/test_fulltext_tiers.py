@@ -14,9 +14,9 @@ from django.test import override_settings
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
-from memory import fulltext, term_stats
+from memory import dispatch, fulltext, term_stats
 from memory.models import Memory, TermStat, TermStatsSnapshot
-from memory.selectors import MemoryFilters, apply_filters
+from memory.selectors import MemoryFilters, filters_apply
 from memory.services import MemoryInput, memory_create_many, memory_forget_user
 from memory.tasks import term_stats_rebuild_task
 from memory.term_stats import term_stats_rebuild
@@ -46,7 +46,7 @@ def zipf_corpus(principal: Principal, count: int, seed: int, **fields: Any) -> N
 def ranked(
     principal: Principal, query: str, limit: int, filters: MemoryFilters | None = None
 ) -> list[tuple[Any, float]]:
-    base = apply_filters(scoped(Memory, principal.tenant), filters or MemoryFilters())
+    base = filters_apply(scoped(Memory, principal.tenant), filters or MemoryFilters())
     return fulltext.fulltext_candidates(principal, base, query, limit)
 
 
@@ -197,7 +197,7 @@ def test_the_rebuild_counts_each_lexeme_of_the_tenant(writer: Persona, outsider:
 
 def test_rebuild_requests_are_sent_at_most_once_a_minute(writer: Persona, monkeypatch: Any) -> None:
     sent: list[str] = []
-    monkeypatch.setattr(term_stats_rebuild_task, "delay", lambda tenant_id: sent.append(tenant_id))
+    monkeypatch.setattr(dispatch, "term_stats_rebuild_enqueue", lambda tenant_id: sent.append(tenant_id))
     monkeypatch.setattr(term_stats, "_requested", {})
     term_stats.request_rebuild(writer.tenant)
     term_stats.request_rebuild(writer.tenant)

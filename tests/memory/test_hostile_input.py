@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from config.request_context import RequestInfo
-from memory.mcp.registry import ToolError, autodiscover
-from memory.mcp.server import invoke_tool
+from core.request_context import RequestInfo
+from mcp_server.registry import ToolError, autodiscover
+from mcp_server.server import invoke_tool
 from memory.models import Memory, MemoryHistory
 from tests.conftest import Persona
 

@@ -13,9 +13,9 @@ from django.core.management import call_command
 
 from accounts.models import Tenant
 from audit.models import AuditEvent
-from config.request_context import RequestInfo
-from memory.mcp.registry import autodiscover
-from memory.mcp.server import invoke_tool
+from core.request_context import RequestInfo
+from mcp_server.registry import autodiscover
+from mcp_server.server import invoke_tool
 from memory.models import Memory
 from memory.services import MemoryInput, memory_create
 from tests.conftest import Persona

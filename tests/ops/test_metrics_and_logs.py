@@ -13,7 +13,7 @@ import httpx
 import pytest
 from django.test import Client, override_settings
 
-from config.logs import JsonFormatter
+from core.logs import JsonFormatter
 from memory.models import Memory
 from tests.conftest import LiveServer, Persona
 

@@ -46,8 +46,8 @@ class Command(BaseCommand):
                 state = "revoked" if key.revoked_at else "active"
                 self.stdout.write(f"{key.prefix}…\t{key.name}\t{key.role}\t{state}\tlast used {key.last_used_at}")
         else:
-            key = scoped(ApiKey, tenant).filter(prefix=options["prefix"].rstrip("…")).first()
-            if key is None:
+            revoking = scoped(ApiKey, tenant).filter(prefix=options["prefix"].rstrip("…")).first()
+            if revoking is None:
                 raise CommandError(f"no key with prefix {options['prefix']!r} in tenant {tenant.slug}")
-            api_key_revoke(api_key=key)
-            self.stdout.write(f"revoked {key.prefix}…")
+            api_key_revoke(api_key=revoking)
+            self.stdout.write(f"revoked {revoking.prefix}…")

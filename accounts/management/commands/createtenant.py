@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 
 from accounts.services import tenant_create
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from config.progress import ProgressBar
+from core.progress import ProgressBar
 from ingest.backup import BackupError, backup_create
 
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.cli_support import add_tenant_argument, system_principal
 from audit.services import audit_record
-from config.progress import ProgressBar
+from core.progress import ProgressBar
 from ingest.portability import export_lines
 
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.cli_support import add_tenant_argument, system_principal
 from accounts.scoping import scoped
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from ingest.models import ImportRoot
 from ingest.roots import PathRefused, import_root_add, import_root_remove
 
@@ -35,10 +35,10 @@ class Command(BaseCommand):
                 root = import_root_add(principal=principal, path=options["path"], operator=True)
                 self.stdout.write(f"added {root.path}")
                 return
-            root = roots.filter(path=str(Path(options["path"]).expanduser().resolve())).first()
-            if root is None:
+            existing = roots.filter(path=str(Path(options["path"]).expanduser().resolve())).first()
+            if existing is None:
                 raise CommandError(f"{options['path']}: not an import root of this tenant")
-            import_root_remove(principal=principal, root=root)
-            self.stdout.write(f"removed {root.path}")
+            import_root_remove(principal=principal, root=existing)
+            self.stdout.write(f"removed {existing.path}")
         except (PathRefused, InvalidInput) as exc:
             raise CommandError(str(exc)) from exc

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.cli_support import add_tenant_argument, system_principal
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from memory.models import Kind
 from memory.services import MemoryInput, memory_create
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from config.progress import ProgressBar
+from core.progress import ProgressBar
 from memory.answer_judge import PROVIDERS, AnswerJudge, ChatModel, JudgeError, endpoint_from_settings
 from memory.evaluation import EvalFormatError, format_answers, format_table, run_locomo
 

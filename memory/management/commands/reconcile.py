@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from config.progress import ProgressBar
+from core.progress import ProgressBar
+from memory.enrichment import reconcile_steps
 from memory.services import memory_reconcile
 
 
@@ -18,17 +19,19 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=10_000)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from graph.services import graph_reconcile
         from memory.term_stats import term_stats_refresh
 
-        # Three passes over every tenant; the bar counts passes and shows what each found.
-        with ProgressBar(self.stderr, "reconcile", unit="passes", total=3) as bar:
+        # One pass for the embeddings, one per registered step (the graph's), one for the statistics.
+        steps = reconcile_steps()
+        passes = len(steps) + 2
+        with ProgressBar(self.stderr, "reconcile", unit="passes", total=passes) as bar:
             count = memory_reconcile(limit=options["limit"])
             bar.update(1, embeddings=count)
             bar.write(self.stdout, f"re-queued {count} memories")
-            graph_count = graph_reconcile(limit=options["limit"])
-            bar.update(2, graph=graph_count)
-            bar.write(self.stdout, f"re-queued {graph_count} memories for graph extraction")
+            for done, (label, step) in enumerate(steps.items(), start=2):
+                step_count = step(limit=options["limit"])
+                bar.update(done, **{label.split()[0]: step_count})
+                bar.write(self.stdout, f"re-queued {step_count} memories for {label}")
             rebuilt = term_stats_refresh()
-            bar.update(3, term_statistics=len(rebuilt))
+            bar.update(passes, term_statistics=len(rebuilt))
             bar.write(self.stdout, f"rebuilt full-text statistics of {len(rebuilt)} tenants")

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from memory.mcp import stdio
+        from mcp_server import stdio
 
         url = options["url"] or os.environ.get("EASYMEMORY_URL", "")
         api_key = options["api_key"] or os.environ.get("EASYMEMORY_API_KEY", "")

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -99,7 +100,7 @@ def publish_event(tenant_id: object, event_type: str, payload: dict[str, Any]) -
         if settings.EASYMEMORY_EVENTS_VIA_POSTGRES:
             _notify(message)
         else:
-            transaction.on_commit(lambda message=message: _send(message))
+            transaction.on_commit(partial(_send, message))
 
 
 # --- the relay (single-user mode) ------------------------------------------------------
@@ -133,7 +134,7 @@ async def _relay_forever(listening: asyncio.Event) -> None:
             params = await asyncio.to_thread(_listen_conninfo)
             conn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
             async with conn:
-                await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")  # unscoped: reads no row
                 listening.set()
                 delay = 0.5
                 async for note in conn.notifies():

@@ -18,20 +18,21 @@ from __future__ import annotations
 import time
 from importlib import import_module
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user
+from django.http import HttpRequest
 from django.http.request import validate_host
 
 from accounts.authentication import principal_for_bearer, principal_for_session
 from accounts.principal import Principal
 from accounts.selectors import InvalidCredential
-from config.events import tenant_group
-from config.request_context import RequestInfo
+from core.events import tenant_group
+from core.request_context import RequestInfo
 
 READ_SCOPE = "memory:read"
 CLOSE_FORBIDDEN = 4403
@@ -57,7 +58,8 @@ def _session_principal(session_key: str | None) -> Principal | None:
         return None
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
     request = SimpleNamespace(session=store)
-    request.user = get_user(request)  # type: ignore[arg-type] - needs only .session; verifies the session hash
+    # get_user needs only .session; it verifies the session hash
+    request.user = get_user(cast(HttpRequest, request))
     return principal_for_session(request)
 
 

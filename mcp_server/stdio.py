@@ -26,9 +26,9 @@ from accounts.authentication import principal_for_bearer
 from accounts.cli_support import system_principal
 from accounts.principal import Principal
 from accounts.selectors import InvalidCredential
+from mcp_server.registry import ToolError
+from mcp_server.server import INSTRUCTIONS, SERVER_NAME, build_server, run_db
 from memory import embeddings
-from memory.mcp.registry import ToolError
-from memory.mcp.server import INSTRUCTIONS, SERVER_NAME, build_server, run_db
 
 
 def local_principal_source(*, tenant: str | None, api_key: str | None) -> Any:

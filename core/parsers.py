@@ -10,8 +10,8 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from config.errors import PayloadTooLarge
-from config.inputs import InputRefused, json_problem
+from core.errors import PayloadTooLarge
+from core.inputs import InputRefused, json_problem
 
 
 class StrictJSONParser(JSONParser):

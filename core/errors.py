@@ -18,7 +18,7 @@ from rest_framework.response import Response
 class InvalidInput(Exception):
     """Semantically invalid input (HTTP 422); `field` names what is wrong."""
 
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    status_code: int = status.HTTP_422_UNPROCESSABLE_ENTITY
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -38,19 +38,20 @@ def error_body(field: str | None, message: str, **extra: Any) -> dict[str, Any]:
     return body
 
 
-def _first_error(detail: Any, path: str = "") -> tuple[str, str]:
+def first_error(detail: Any, path: str = "") -> tuple[str, str]:
+    """(field path, message) of the first error in a DRF ValidationError's detail."""
     if isinstance(detail, dict):
         for key, value in detail.items():
             sub = key if not path else f"{path}.{key}"
             if key == "non_field_errors":
                 sub = path
-            return _first_error(value, sub)
+            return first_error(value, sub)
     if isinstance(detail, list) and detail:
         if all(not isinstance(item, dict | list) for item in detail):
             return path, str(detail[0])
         for index, item in enumerate(detail):
             if item:
-                return _first_error(item, f"{path}[{index}]")
+                return first_error(item, f"{path}[{index}]")
     return path, str(detail)
 
 
@@ -70,7 +71,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        field, message = _first_error(exc.detail)
+        field, message = first_error(exc.detail)
         response.data = error_body(field or None, message, errors=exc.detail)
         response.status_code = status.HTTP_400_BAD_REQUEST
     elif isinstance(exc, exceptions.ParseError):

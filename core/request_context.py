@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 
@@ -21,9 +21,9 @@ def current_request_info() -> RequestInfo:
     return _current.get()
 
 
-def set_request_info(info: RequestInfo) -> object:
+def set_request_info(info: RequestInfo) -> Token[RequestInfo]:
     return _current.set(info)
 
 
-def reset_request_info(token: object) -> None:
-    _current.reset(token)  # type: ignore[arg-type]
+def reset_request_info(token: Token[RequestInfo]) -> None:
+    _current.reset(token)

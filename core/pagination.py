@@ -14,10 +14,12 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination, LimitOffsetPagination
 from rest_framework.request import Request
 
-from config.inputs import text_problem
+from core.inputs import text_problem
 
 
-def _bounded_int(request: Request, name: str, *, minimum: int, maximum: int | None, default: int) -> int:
+def _bounded_int(
+    request: Request, name: str, *, minimum: int, maximum: int | None, default: int | None
+) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -36,7 +38,7 @@ class StrictCursorPagination(CursorPagination):
 
     page_size_query_param = "limit"
 
-    def get_page_size(self, request: Request) -> int:
+    def get_page_size(self, request: Request) -> int | None:
         return _bounded_int(
             request, self.page_size_query_param, minimum=1, maximum=self.max_page_size, default=self.page_size
         )
@@ -67,4 +69,5 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         )
 
     def get_offset(self, request: Request) -> int:
-        return _bounded_int(request, self.offset_query_param, minimum=0, maximum=None, default=0)
+        offset = _bounded_int(request, self.offset_query_param, minimum=0, maximum=None, default=0)
+        return 0 if offset is None else offset  # never None: the default is 0

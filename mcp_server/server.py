@@ -31,9 +31,9 @@ from mcp.server import Server, ServerRequestContext
 from rest_framework.exceptions import ValidationError
 
 from accounts.principal import Principal
-from config.errors import InvalidInput, _first_error
-from config.request_context import RequestInfo, reset_request_info, set_request_info
-from memory.mcp.registry import CALL_CHECKS, ToolError, ToolSpec, autodiscover, register_call_check, validate_arguments
+from core.errors import InvalidInput, first_error
+from core.request_context import RequestInfo, reset_request_info, set_request_info
+from mcp_server.registry import CALL_CHECKS, ToolError, ToolSpec, autodiscover, register_call_check, validate_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def invoke_tool(spec: ToolSpec, principal: Principal, arguments: dict[str, Any],
         except InvalidInput as exc:
             raise ToolError(f"invalid argument {exc.field}: {exc.message}") from exc
         except ValidationError as exc:
-            field, message = _first_error(exc.detail)
+            field, message = first_error(exc.detail)
             raise ToolError(f"invalid argument {field or '(arguments)'}: {message}") from exc
         except Http404 as exc:
             raise ToolError(f"not found: no such {spec.subject} in this workspace") from exc
@@ -173,7 +173,7 @@ def build_server(principal_source: PrincipalSource) -> Server[Any]:
             return _error(f"internal error in {spec.name}; the server log has the details (request {info.request_id})")
         return _result(data)
 
-    from memory.mcp.surface import surface_handlers
+    from mcp_server.surface import surface_handlers
 
     server: Server[Any] = Server(
         SERVER_NAME,

@@ -186,31 +186,26 @@ def _broker_depths() -> dict[str, int]:
         client.close()
 
 
+ScrapeCollector = Callable[[], Iterator[Any]]
+# Figures that are facts of an app's tables, read when /metrics is scraped; apps register a function
+# yielding metric families (memory: the embedding backlog), so this module imports no app.
+SCRAPE_COLLECTORS: list[ScrapeCollector] = []
+
+
+def register_scrape_collector(collector: ScrapeCollector) -> ScrapeCollector:
+    if collector not in SCRAPE_COLLECTORS:
+        SCRAPE_COLLECTORS.append(collector)
+    return collector
+
+
 class _ScrapeTimeCollector:
-    """Embedding backlog from the database and queue depths from the broker, when scraped."""
+    """The apps' scrape-time figures, then queue depths from the broker, when scraped."""
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        from memory.models import EnrichmentState, Memory
-
-        pending = GaugeMetricFamily(
-            "easymemory_embedding_pending", "Memories waiting for their embedding, all tenants together."
-        )
-        oldest = GaugeMetricFamily(
-            "easymemory_embedding_oldest_pending_age_seconds",
-            "Age of the oldest memory waiting for its embedding (0 when none waits).",
-        )
-        from django.db.models import Count, Min
-        from django.utils import timezone
-
-        pending_rows = Memory.objects.filter(enrichment_state=EnrichmentState.PENDING)  # unscoped: operator total
-        row = pending_rows.aggregate(count=Count("id"), first=Min("created_at"))  # counts and a time, no content
-        pending.add_metric([], float(row["count"] or 0))
-        age = (timezone.now() - row["first"]).total_seconds() if row["first"] else 0.0
-        oldest.add_metric([], max(age, 0.0))
-        yield pending
-        yield oldest
+        for collector in SCRAPE_COLLECTORS:
+            yield from collector()
 
         depth = GaugeMetricFamily("easymemory_queue_depth", "Tasks waiting in each broker queue.", labels=["queue"])
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from config.errors import InvalidInput, PayloadTooLarge
+from core.errors import InvalidInput, PayloadTooLarge
 
 
 class InputRefused(InvalidInput):

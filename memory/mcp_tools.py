@@ -19,12 +19,12 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
 from accounts.principal import Principal
-from config.errors import InvalidInput
+from core.errors import InvalidInput
+from mcp_server.registry import NULLABLE_TIME_OUT, TIME_OUT, out_object, tool, validated
 from memory import services
-from memory.mcp.registry import NULLABLE_TIME_OUT, TIME_OUT, out_object, tool, validated
 from memory.models import Kind
 from memory.search import MAX_K, memory_search_for
-from memory.selectors import get_memory_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for
+from memory.selectors import memory_get_for, memory_history_for, memory_list_for, memory_read_for, memory_stats_for
 from memory.serializers import (
     FiltersSerializer,
     HitSerializer,
@@ -248,7 +248,7 @@ def memory_add(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
     ),
 )
 def memory_update(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
-    memory = get_memory_for(principal, args["id"])
+    memory = memory_get_for(principal, args["id"])
     changes = validated(MemoryUpdateSerializer(data={k: v for k, v in args.items() if k != "id"}))
     updated = services.memory_update(principal=principal, memory=memory, changes=changes)
     return {"memory": _memory(updated)}
@@ -268,7 +268,7 @@ def memory_update(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
     schema=_object({"id": _ID}, required=["id"]),
 )
 def memory_delete(principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
-    memory = get_memory_for(principal, args["id"])
+    memory = memory_get_for(principal, args["id"])
     services.memory_delete(principal=principal, memory=memory)
     return {"deleted": str(memory.id)}
 

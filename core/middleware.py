@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from config.request_context import RequestInfo, reset_request_info, set_request_info
+from core.request_context import RequestInfo, reset_request_info, set_request_info
 
 
 class RequestIdMiddleware:
@@ -67,8 +67,9 @@ def principal_labels(principal: object) -> tuple[str, str]:
 
     if not isinstance(principal, Principal):
         # A dashboard page sees the signed-in Django user; its tenant is chosen per view.
-        if getattr(principal, "is_authenticated", False) and getattr(principal, "pk", None) is not None:
-            return "", f"user:{principal.pk}"  # type: ignore[attr-defined]
+        pk = getattr(principal, "pk", None)
+        if getattr(principal, "is_authenticated", False) and pk is not None:
+            return "", f"user:{pk}"
         return "", ""
     tenant = principal.tenant.slug if principal.tenant is not None else ""
     return tenant, principal.actor
@@ -85,7 +86,7 @@ class RequestObservationMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from config.metrics import pool_observe, request_observe
+        from core.metrics import pool_observe, request_observe
 
         started = time.perf_counter()
         response = self.get_response(request)

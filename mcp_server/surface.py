@@ -25,8 +25,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from accounts.principal import Principal
-from config.request_context import RequestInfo
-from memory.mcp.registry import ToolError, ToolSpec
+from core.request_context import RequestInfo
+from mcp_server.registry import ToolError, ToolSpec
 
 JSON = "application/json"
 MAX_PROMPT_ARGUMENT = 1000

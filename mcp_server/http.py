@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from functools import partial
 from typing import Any
 
@@ -38,10 +38,10 @@ from accounts.authentication import principal_for_bearer
 from accounts.oauth_grants import asgi_origin, mcp_resource_url
 from accounts.principal import Principal
 from accounts.selectors import InvalidCredential
-from config.lifespan import register_lifespan
-from config.request_context import RequestInfo
-from memory.mcp.registry import ToolError
-from memory.mcp.server import build_server, run_db
+from core.lifespan import register_lifespan
+from core.request_context import RequestInfo
+from mcp_server.registry import ToolError
+from mcp_server.server import build_server, run_db
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class McpHttpApp:
             AccessToken(token=principal.actor, client_id=principal.actor, scopes=sorted(principal.scopes))
         )
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), id_header]}
             await send(message)

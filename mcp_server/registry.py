@@ -4,24 +4,22 @@ A tool is a thin edge: validate, look up through the access helpers, call one
 service or selector, serialize. Tools are sync functions that receive the
 caller's Principal and the (schema-checked) arguments and return JSON-able
 data; the server runs them off the event loop and turns exceptions into MCP
-tool errors. Other apps add tools from their own `mcp_tools` module (imported
-by `autodiscover`) with `register_tool`.
+tool errors. Every app adds tools from their own `mcp_tools` module (imported
+by `autodiscover`) with `register_tool` or the `tool` decorator.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
+from django.utils.module_loading import autodiscover_modules
 from jsonschema import Draft202012Validator
 
 from accounts.principal import Principal
-from config.inputs import json_problem, printable
+from core.inputs import json_problem, printable
 
 ToolHandler = Callable[[Principal, dict[str, Any]], Any]
 
@@ -118,14 +116,11 @@ _discovered = False
 
 
 def autodiscover() -> dict[str, ToolSpec]:
-    """Import `memory.mcp.tools` and every installed app's `mcp_tools` module once."""
+    """Import every installed app's `mcp_tools` module once, in INSTALLED_APPS order, as the admin
+    imports each app's `admin` module: an app adds tools by having that module, nothing here names it."""
     global _discovered
     if not _discovered:
-        importlib.import_module("memory.mcp.tools")
-        for app in apps.get_app_configs():
-            module = f"{app.name}.mcp_tools"
-            if importlib.util.find_spec(module) is not None:
-                importlib.import_module(module)
+        autodiscover_modules("mcp_tools")
         _discovered = True
     return TOOLS
 
@@ -172,6 +167,6 @@ def validate_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> None:
 
 def validated(serializer: Any) -> dict[str, Any]:
     """Tool arguments checked by the REST serializer, the one definition of valid input;
-    its ValidationError becomes a tool error naming the field (see memory.mcp.server)."""
+    its ValidationError becomes a tool error naming the field (see mcp_server.server)."""
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
