@@ -17,7 +17,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, Field, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pgvector.django import CosineDistance
@@ -345,8 +345,8 @@ def _apply(
         elif extracted.confidence > existing.confidence:
             existing.confidence = extracted.confidence
             existing.save(update_fields=["confidence"])
-        if item.ends:
-            _close_ended(existing, [normalise_predicate(p) for p in item.ends])
+        if extracted.ends:
+            _close_ended(existing, [normalise_predicate(p) for p in extracted.ends])
         RelationSource.objects.get_or_create(tenant=tenant, relation=existing, memory=memory)
         relations += 1
     Mention.objects.bulk_create(
@@ -751,10 +751,10 @@ def _update_columns(tenant: Tenant, rows: Sequence[Entity] | Sequence[Relation],
     if not rows:
         return
     meta = type(rows[0])._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns = [column for name in fields if isinstance(column := meta.get_field(name), Field)]
     quote = connection.ops.quote_name
-    names = ", ".join(["id", *(quote(c.column) for c in columns)])
-    assign = ", ".join(f"{quote(c.column)} = v.{quote(c.column)}::{c.db_type(connection)}" for c in columns)
+    names = ", ".join(["id", *(quote(c.attname) for c in columns)])
+    assign = ", ".join(f"{quote(c.attname)} = v.{quote(c.attname)}::{c.db_type(connection)}" for c in columns)
     with connection.cursor() as cursor:
         for chunk in _chunks(rows):
             values = ", ".join(["(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"] * len(chunk))
