@@ -28,7 +28,6 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Tenant
-from accounts.scoping import scoped
 from memory.models import EnrichmentState, Memory
 from memory.text import fulltext_input
 
@@ -40,15 +39,11 @@ MAX_ROUNDS = 5
 # parameter. The full-text vector is the expression memory.services.search_vector_for compiles to
 # (Django's SearchVector of one value, config "english"), so a bulk-written vector equals it.
 _FIND_BY_KEY = (
-    "SELECT m.id, m.user_ref, m.agent_id, m.session_id, m.content_hash"
-    " FROM json_to_recordset(%s::json) AS k(u text, a text, s text, h text)"
+    "SELECT m.* FROM json_to_recordset(%s::json) AS k(u text, a text, s text, h text)"
     " JOIN memory_memory m ON m.tenant_id = %s AND m.user_ref = k.u AND m.agent_id = k.a"
     " AND m.session_id = k.s AND m.content_hash = k.h"
 )
-_FIND_BY_ID = (
-    "SELECT m.id, m.user_ref, m.agent_id, m.session_id, m.content_hash"
-    " FROM memory_memory m WHERE m.tenant_id = %s AND m.id = ANY(%s::uuid[])"
-)
+_FIND_BY_ID = "SELECT m.* FROM memory_memory m WHERE m.tenant_id = %s AND m.id = ANY(%s::uuid[])"
 _FOREIGN_IDS = "SELECT id FROM memory_memory WHERE id = ANY(%s::uuid[]) AND tenant_id <> %s"
 # Rows go in sorted by their scope key (column n): two writers with overlapping batches take the
 # unique index's entries in the same order, so one waits for the other instead of deadlocking.
@@ -129,21 +124,23 @@ def _json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, ensure_ascii=False, allow_nan=False)
 
 
-def _find(tenant: Tenant, keys: Sequence[Key], ids: Sequence[uuid.UUID]) -> tuple[dict[Key, Any], set[Any]]:
-    """The tenant's memories holding any of `keys` (key -> id) and which of `ids` it holds."""
-    by_key: dict[Key, Any] = {}
-    by_id: set[Any] = set()
-    with connection.cursor() as cursor:
-        if keys:
-            keys_json = _json([{"u": u, "a": a, "s": s, "h": h} for u, a, s, h in keys])
-            cursor.execute(_FIND_BY_KEY, [keys_json, tenant.pk])
-            by_key.update({(u, a, s, h): mid for mid, u, a, s, h in cursor.fetchall()})
-        if ids:
-            cursor.execute(_FIND_BY_ID, [tenant.pk, [str(i) for i in ids]])
-            for mid, u, a, s, h in cursor.fetchall():
-                by_id.add(mid)
-                by_key.setdefault((u, a, s, h), mid)
+def _find(tenant: Tenant, keys: Sequence[Key], ids: Sequence[uuid.UUID]) -> tuple[dict[Key, Memory], dict[Any, Memory]]:
+    """The tenant's memories holding any of `keys`, and those with any of `ids`."""
+    by_key: dict[Key, Memory] = {}
+    by_id: dict[Any, Memory] = {}
+    if keys:
+        keys_json = _json([{"u": u, "a": a, "s": s, "h": h} for u, a, s, h in keys])
+        for memory in Memory.objects.raw(_FIND_BY_KEY, [keys_json, tenant.pk]):  # unscoped: tenant_id in the SQL
+            by_key[_key_of(memory)] = memory
+    if ids:
+        for memory in Memory.objects.raw(_FIND_BY_ID, [tenant.pk, [str(i) for i in ids]]):  # unscoped: as above
+            by_id[memory.pk] = memory
+            by_key.setdefault(_key_of(memory), memory)
     return by_key, by_id
+
+
+def _key_of(memory: Memory) -> Key:
+    return (memory.user_ref, memory.agent_id, memory.session_id, memory.content_hash)
 
 
 def _foreign_ids(tenant: Tenant, ids: Sequence[uuid.UUID]) -> set[Any]:
@@ -280,7 +277,7 @@ def memory_rows_store(*, tenant: Tenant, rows: Sequence[NewRow], match_ids: bool
         for position, index in enumerate(dict.fromkeys(stands_for))
     }
 
-    found: dict[int, Any] = {}  # row index -> id of the memory already present
+    found: dict[int, Memory] = {}  # row index -> the memory already present
     stored: dict[int, tuple[NewRow, str]] = {}
     for _ in range(MAX_ROUNDS):
         if match_ids:
@@ -292,7 +289,8 @@ def memory_rows_store(*, tenant: Tenant, rows: Sequence[NewRow], match_ids: bool
             tenant, [row.key for row in todo.values()], [row.id for row in todo.values()] if match_ids else []
         )
         for index, row in list(todo.items()):
-            present = row.id if match_ids and row.id in by_id else by_key.get(row.key)
+            present = by_id.get(row.id) if match_ids else None
+            present = present or by_key.get(row.key)
             if present is not None:
                 found[index] = present
                 del todo[index]
@@ -311,7 +309,6 @@ def memory_rows_store(*, tenant: Tenant, rows: Sequence[NewRow], match_ids: bool
         raise RuntimeError(f"{len(todo)} memories were neither stored nor found after {MAX_ROUNDS} attempts")
 
     _insert_history(tenant, [row for row, _ in stored.values()])
-    existing = scoped(Memory, tenant).in_bulk(list(found.values())) if found else {}
-    memories: dict[int, Memory] = {index: existing[mid] for index, mid in found.items()}
+    memories: dict[int, Memory] = dict(found)
     memories.update({index: _instance(tenant, row, vector) for index, (row, vector) in stored.items()})
     return [(memories[earlier], index == earlier and earlier in stored) for index, earlier in enumerate(stands_for)]
