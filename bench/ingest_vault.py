@@ -88,7 +88,8 @@ def main() -> None:
     generate(vault, args.files)
     print(f"vault: {args.files} files in {vault}", flush=True)
 
-    params = {"path": str(vault), "pattern": "*.md", "recursive": True}
+    # As `easymemory index` runs it: the local command line may index any directory it can read.
+    params = {"path": str(vault), "pattern": "*.md", "recursive": True, "trusted": True}
     started = time.perf_counter()
     job = job_run(str(job_create(principal=principal, kind=JobKind.VAULT, params=params, enqueue=False).id))
     indexed = time.perf_counter()

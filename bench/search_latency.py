@@ -17,9 +17,11 @@ Loading: embedding 190,000 texts at ~150/s would take over 20 minutes, so the me
 built from a vocabulary of ~2,000 generated sentences that are embedded for real (once,
 ~15 s), and each memory is two of them joined; its vector is the normalised sum of the two
 sentence vectors (close to what the model gives for the pair, and distributed like real
-data, which random vectors are not). Rows go in with COPY (binary for vectors), the full-text
-vector is computed in SQL from the same `fulltext_input` text the write path uses, and the
-HNSW and GIN indexes are dropped during the load and rebuilt afterwards, and the full-text term
+data, which random vectors are not). Rows go in through the write path of imports
+(`memory_restore_many`, 1,000 per call: rows, history and full-text vectors, with the given
+times), the vectors with COPY (binary), each tenant's memories are then marked embedded, the
+enrichment the writes queued (on a private queue) is purged, the HNSW and GIN indexes are
+dropped during the load and rebuilt afterwards, and the full-text term
 statistics of the tenants above `EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS` are built (what the worker
 does on a running server). Queries are embedded by the server per request, as in production.
 """
@@ -27,7 +29,6 @@ does on a running server). Queries are embedded by the server per request, as in
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import os
@@ -78,6 +79,7 @@ QUESTION_FORMS = [
     "{o} {pl}", "Did {p} {v} {o} {t}?", "what happened with {o}", "{p} {o}",
 ]  # fmt: skip
 BIG, SMALL = 100_000, 10_000
+LOAD_BATCH = 1000  # memories per memory_restore_many call (EASYMEMORY_MAX_BATCH)
 
 
 def sentence_vocabulary(rng: random.Random, size: int) -> list[str]:
@@ -104,6 +106,8 @@ def setup_django(data_dir: Path) -> None:
     os.environ["EASYMEMORY_DATA_DIR"] = str(data_dir)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.pop("DATABASE_URL", None)
+    # The enrichment the load's writes queue goes to a queue of its own, purged after the load.
+    os.environ["EASYMEMORY_QUEUE"] = f"bench-{uuid.uuid4().hex[:8]}"
     import django
 
     from config.startup import data_dir_prepare
@@ -115,14 +119,18 @@ def setup_django(data_dir: Path) -> None:
 def load(seed: int, scale: float = 1.0) -> dict[str, str]:
     """Create the tenants and rows unless present; return {tenant slug: reader API key}."""
     import numpy as np
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
     from pgvector.psycopg import register_vector
 
     from accounts.models import Tenant
+    from accounts.principal import Principal
     from accounts.services import api_key_create, tenant_create
+    from config.celery import app as celery_app
     from memory import embeddings
-    from memory.text import fulltext_input
+    from memory.dispatch import dispatcher
+    from memory.services import MemoryInput, RestoredMemory, memory_restore_many
 
     hnsw = importlib.import_module("memory.migrations.0003_embedding_hnsw_index")
     call_command("migrate", interactive=False, verbosity=0)
@@ -140,10 +148,6 @@ def load(seed: int, scale: float = 1.0) -> dict[str, str]:
         with connection.cursor() as cursor:
             cursor.execute("DROP INDEX IF EXISTS memory_embedding_hnsw_384")
             cursor.execute("DROP INDEX IF EXISTS memory_search_vector")
-            cursor.execute(
-                "CREATE TEMP TABLE bench_stage (id uuid, tenant_id uuid, content text, ft text, session_id text,"
-                " content_hash text, importance float8, occurred_at timestamptz, created_at timestamptz)"
-            )
         raw = connection.connection
         register_vector(raw)
         base_time = datetime(2025, 1, 1, tzinfo=UTC)
@@ -151,40 +155,56 @@ def load(seed: int, scale: float = 1.0) -> dict[str, str]:
             if slug in existing:
                 continue
             tenant = tenant_create(name=slug, slug=slug)
+            principal = Principal.system(tenant)
             t0 = time.perf_counter()
             ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(count)]
             pairs = [(rng.randrange(len(vocabulary)), rng.randrange(len(vocabulary))) for _ in range(count)]
+            importance = [rng.random() for _ in range(count)]
+            stored: list[tuple[uuid.UUID, tuple[int, int]]] = []
+            for start in range(0, count, LOAD_BATCH):
+                # Through the write path every import takes (memory_restore_many keeps the given
+                # ids and times): rows, history and full-text vectors, de-duplicated per scope.
+                items = [
+                    RestoredMemory(
+                        id=ids[n],
+                        data=MemoryInput(
+                            content=f"{vocabulary[a]} {vocabulary[b]}",
+                            kind="message",
+                            session_id=f"s{n // 20}",
+                            importance=importance[n],
+                            occurred_at=base_time + timedelta(minutes=n),
+                        ),
+                        created_at=base_time + timedelta(minutes=n),
+                        updated_at=base_time + timedelta(minutes=n),
+                    )
+                    for n, (a, b) in enumerate(pairs[start : start + LOAD_BATCH], start=start)
+                ]
+                results = memory_restore_many(principal=principal, items=items, actor="system:bench")
+                stored += [
+                    (r.memory.id, pair)
+                    for r, pair in zip(results, pairs[start : start + LOAD_BATCH], strict=True)
+                    if r.created and r.memory is not None
+                ]
+            # The embeddings are the worker's part: here the sum of the two sentences' vectors.
             with raw.cursor() as cur:
-                with cur.copy(
-                    "COPY bench_stage (id, tenant_id, content, ft, session_id, content_hash, importance,"
-                    " occurred_at, created_at) FROM STDIN"
-                ) as copy:
-                    for n, (memory_id, (a, b)) in enumerate(zip(ids, pairs, strict=True)):
-                        content = f"{vocabulary[a]} {vocabulary[b]}"
-                        when = base_time + timedelta(minutes=n)
-                        copy.write_row(
-                            (memory_id, tenant.id, content, fulltext_input(content), f"s{n // 20}",
-                             hashlib.sha256(f"{n}:{content}".encode()).hexdigest(), rng.random(), when, when)
-                        )  # fmt: skip
-                cur.execute(
-                    "INSERT INTO memory_memory (id, tenant_id, kind, content, metadata, tags, user_ref, agent_id,"
-                    " session_id, content_hash, importance, occurred_at, created_at, updated_at, expires_at,"
-                    " search_vector, enrichment_state, enrichment_error, version)"
-                    " SELECT id, tenant_id, 'message', content, '{}'::jsonb, '{}', '', '', session_id, content_hash,"
-                    " importance, occurred_at, created_at, created_at, NULL, to_tsvector('english', ft), 'done', '', 1"
-                    " FROM bench_stage"
-                )
-                cur.execute("TRUNCATE bench_stage")
                 with cur.copy(
                     "COPY memory_memoryembedding (tenant_id, memory_id, model, dims, embedding, created_at)"
                     " FROM STDIN WITH (FORMAT BINARY)"
                 ) as copy:
                     copy.set_types(["uuid", "uuid", "varchar", "int2", "vector", "timestamptz"])
-                    for memory_id, (a, b) in zip(ids, pairs, strict=True):
+                    for memory_id, (a, b) in stored:
                         vector = vectors[a] + vectors[b]
                         vector /= np.linalg.norm(vector)
                         copy.write_row((tenant.id, memory_id, model, 384, vector, base_time))
-            print(f"loaded {count:>7} memories into {slug} in {time.perf_counter() - t0:.1f}s", flush=True)
+                cur.execute("UPDATE memory_memory SET enrichment_state = 'done' WHERE tenant_id = %s", (tenant.id,))
+            print(f"loaded {len(stored):>7} memories into {slug} in {time.perf_counter() - t0:.1f}s", flush=True)
+        dispatcher.flush()
+        for name in ("CELERY_TASK_DEFAULT_QUEUE", "EASYMEMORY_QUEUE_LLM", "EASYMEMORY_QUEUE_IMPORTS"):
+            # The enrichment the writes queued (their embeddings are loaded above): never run here.
+            queue = getattr(settings, name, "")
+            if queue:
+                with celery_app.connection_for_write() as conn:
+                    conn.default_channel.queue_purge(queue)
         t0 = time.perf_counter()
         with connection.cursor() as cursor:
             cursor.execute("SET maintenance_work_mem = '1GB'")

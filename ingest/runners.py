@@ -198,6 +198,7 @@ def _store_files(principal: Principal, job: IngestJob, run: JobRun, root: Path, 
 def _store_files_atomic(principal: Principal, job: IngestJob, root: Path, pending: list[_Pending]) -> list[int]:
     results = create_all(principal, [data for item in pending for data in item.inputs])
     counts: list[int] = []
+    rows: list[IndexedFile] = []
     offset = 0
     for item in pending:
         mine = results[offset : offset + len(item.inputs)]
@@ -207,12 +208,19 @@ def _store_files_atomic(principal: Principal, job: IngestJob, root: Path, pendin
         if item.previous is not None:
             stale = [mid for mid in item.previous.memory_ids if mid not in set(ids)]
             job.memories_deleted += delete_memories(principal, _unshared(principal, stale, item.previous.pk))
-        IndexedFile.objects.update_or_create(
-            tenant=principal.tenant,
-            root=str(root),
-            rel_path=item.file.rel,
-            defaults={"size": item.size, "mtime_ns": item.mtime_ns, "sha256": item.sha, "memory_ids": ids},
-        )
+        rows.append(
+            IndexedFile(
+                tenant=principal.tenant, root=str(root), rel_path=item.file.rel, size=item.size,
+                mtime_ns=item.mtime_ns, sha256=item.sha, memory_ids=ids,
+            )
+        )  # fmt: skip
+    # The group's files in one upsert (a row per path: new files inserted, changed ones updated).
+    IndexedFile.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["tenant", "root", "rel_path"],
+        update_fields=["size", "mtime_ns", "sha256", "memory_ids", "indexed_at"],
+    )
     return counts
 
 

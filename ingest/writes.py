@@ -22,7 +22,7 @@ from memory.models import Memory
 from memory.services import MemoryInput, memory_create_many, memory_delete
 
 MAX_JOB_ERRORS = 200  # per-item errors kept on the job; the count is always exact
-GROUP_MEMORIES = 64  # memories per transaction: one enrichment task (ENRICH_BATCH) per group
+GROUP_MEMORIES = 256  # memories per transaction, each group a few statements (memory_create_many)
 CREATE_SLICE = 500  # below EASYMEMORY_MAX_BATCH
 PROGRESS_EVERY_SECONDS = 1.0
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet, Value
 from django.utils import timezone
 
@@ -32,6 +32,7 @@ from memory.enrichment import run_deletion_hooks
 from memory.models import EnrichmentState, HistoryEvent, Kind, Memory, MemoryEmbedding, MemoryHistory
 from memory.policy import apply_policy
 from memory.redaction import redact_secrets
+from memory.rows import HistoryRow, NewRow, memory_rows_store
 from memory.term_stats import term_stats_discard
 from memory.text import content_hash, fulltext_input
 
@@ -116,41 +117,27 @@ def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
     return replace(data, tags=_clean_tags(data.tags, prefix), content=content, metadata=metadata)
 
 
-def _insert(principal: Principal, data: MemoryInput) -> CreateResult:
-    digest = content_hash(data.content)
-    scope = {name: getattr(data, name) for name in SCOPE_FIELDS}
-    existing = scoped(Memory, principal.tenant).filter(content_hash=digest, **scope).first()
-    if existing is not None:
-        return CreateResult(existing, False)
-    try:
-        with transaction.atomic():
-            memory = Memory.objects.create(
-                tenant=principal.tenant,
-                kind=data.kind,
-                content=data.content,
-                metadata=data.metadata,
-                tags=data.tags,
-                occurred_at=data.occurred_at,
-                expires_at=data.expires_at,
-                importance=data.importance,
-                content_hash=digest,
-                search_vector=search_vector_for(data.content),
-                **scope,
+def _new_row(principal: Principal, data: MemoryInput) -> NewRow:
+    return NewRow(
+        id=uuid.uuid4(),
+        kind=data.kind,
+        content=data.content,
+        content_hash=content_hash(data.content),
+        metadata=data.metadata,
+        tags=data.tags,
+        user_ref=data.user_ref,
+        agent_id=data.agent_id,
+        session_id=data.session_id,
+        importance=data.importance,
+        occurred_at=data.occurred_at,
+        expires_at=data.expires_at,
+        history=[
+            HistoryRow(
+                event=HistoryEvent.ADD, version=1, actor=principal.actor, new_content=data.content,
+                new_metadata=data.metadata,
             )
-    except IntegrityError:
-        # A concurrent writer stored the same content first: theirs is ours.
-        return CreateResult(scoped(Memory, principal.tenant).get(content_hash=digest, **scope), False)
-    MemoryHistory.objects.create(
-        tenant=principal.tenant,
-        memory_id=memory.id,
-        event=HistoryEvent.ADD,
-        new_content=memory.content,
-        new_metadata=memory.metadata,
-        user_ref=memory.user_ref,
-        actor=principal.actor,
-        version=1,
-    )
-    return CreateResult(memory, True)
+        ],
+    )  # fmt: skip
 
 
 def memory_create_many(
@@ -168,9 +155,13 @@ def memory_create_many(
     many = len(items) > 1
     cleaned = [validate_input(item, f"[{index}]." if many else "") for index, item in enumerate(items)]
     decisions = [apply_policy(item, policy or settings.EASYMEMORY_MEMORY_POLICY) for item in cleaned]
+    accepted = [d.item for d in decisions if d.item is not None]
     with transaction.atomic():
+        # The whole batch in a few statements (memory/rows.py); duplicates come back as the stored row.
+        stored = iter(memory_rows_store(tenant=principal.tenant, rows=[_new_row(principal, d) for d in accepted]))
         results = [
-            _insert(principal, d.item) if d.item is not None else CreateResult(None, False, d.reason) for d in decisions
+            CreateResult(*next(stored)) if d.item is not None else CreateResult(None, False, d.reason)
+            for d in decisions
         ]
         new_ids = [str(result.memory.id) for result in results if result.created and result.memory is not None]
         declined = sum(1 for result in results if result.memory is None)
@@ -271,62 +262,43 @@ def validate_restored(item: RestoredMemory, prefix: str = "") -> RestoredMemory:
     return replace(item, data=data, history=history)
 
 
-def _restore(principal: Principal, item: RestoredMemory, actor: str) -> CreateResult:
+def _restored_row(item: RestoredMemory, actor: str) -> NewRow:
     data = item.data
-    memories = scoped(Memory, principal.tenant)
-    target = item.id
-    if Memory.objects.filter(pk=target).exclude(tenant=principal.tenant).exists():  # unscoped: id collision check
-        # Another tenant owns this id: derive a stable one, so a re-run finds it again.
-        target = uuid.uuid5(uuid.NAMESPACE_URL, f"easymemory:{principal.tenant.pk}:{item.id}")
-    existing = memories.filter(pk=target).first()
-    if existing is not None:
-        return CreateResult(existing, False)
-    scope = {name: getattr(data, name) for name in SCOPE_FIELDS}
-    digest = content_hash(data.content)
-    duplicate = memories.filter(content_hash=digest, **scope).first()
-    if duplicate is not None:
-        return CreateResult(duplicate, False)
-    memory = Memory.objects.create(
-        id=target,
-        tenant=principal.tenant,
-        kind=data.kind,
-        content=data.content,
-        metadata=data.metadata,
-        tags=data.tags,
-        occurred_at=data.occurred_at,
-        expires_at=data.expires_at,
-        importance=data.importance,
-        content_hash=digest,
-        search_vector=search_vector_for(data.content),
-        version=item.version,
-        **scope,
-    )
-    # auto_now(_add) ignore given values: put the exported times back with an update.
-    times = {k: v for k, v in (("created_at", item.created_at), ("updated_at", item.updated_at)) if v is not None}
-    if times:
-        memories.filter(pk=memory.pk).update(**times)
     history = item.history or [
         HistoryInput(event=HistoryEvent.ADD, version=1, new_content=data.content, new_metadata=data.metadata)
     ]
-    for entry in history:
-        row = MemoryHistory.objects.create(
-            tenant=principal.tenant,
-            memory_id=memory.id,
-            user_ref=data.user_ref,
-            event=entry.event,
-            version=entry.version,
-            old_content=entry.old_content,
-            new_content=entry.new_content,
-            old_metadata=entry.old_metadata,
-            new_metadata=entry.new_metadata,
-            # The file's actor labels name principals of the exporting installation (perhaps
-            # another tenant's users): the history records who imported it instead.
-            actor=actor,
-        )
-        if entry.created_at is not None:
-            scoped(MemoryHistory, principal.tenant).filter(pk=row.pk).update(created_at=entry.created_at)
-    memory.refresh_from_db()
-    return CreateResult(memory, True)
+    return NewRow(
+        id=item.id,
+        kind=data.kind,
+        content=data.content,
+        content_hash=content_hash(data.content),
+        metadata=data.metadata,
+        tags=data.tags,
+        user_ref=data.user_ref,
+        agent_id=data.agent_id,
+        session_id=data.session_id,
+        importance=data.importance,
+        occurred_at=data.occurred_at,
+        expires_at=data.expires_at,
+        version=item.version,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        history=[
+            HistoryRow(
+                event=entry.event,
+                version=entry.version,
+                # The file's actor labels name principals of the exporting installation (perhaps
+                # another tenant's users): the history records who imported it instead.
+                actor=actor,
+                old_content=entry.old_content,
+                new_content=entry.new_content,
+                old_metadata=entry.old_metadata,
+                new_metadata=entry.new_metadata,
+                created_at=entry.created_at,
+            )
+            for entry in history
+        ],
+    )
 
 
 def memory_restore_many(
@@ -346,7 +318,12 @@ def memory_restore_many(
     cleaned = [validate_restored(item, f"[{index}]." if many else "") for index, item in enumerate(items)]
     with transaction.atomic():
         label = (actor or principal.actor)[:200]
-        results = [_restore(principal, item, label) for item in cleaned]
+        # Present means the same id in the tenant, else the same content in the scope; an id that
+        # another tenant owns is replaced by a stable derived one, so a re-run finds it again.
+        stored = memory_rows_store(
+            tenant=principal.tenant, rows=[_restored_row(item, label) for item in cleaned], match_ids=True
+        )
+        results = [CreateResult(memory, created) for memory, created in stored]
         new_ids = [str(r.memory.id) for r in results if r.created and r.memory is not None]
         audit_record(
             principal=principal,

@@ -38,6 +38,7 @@ def test_a_job_that_crashed_midway_resumes_without_duplicates(writer: Persona, m
         real(*args, **kwargs)
 
     monkeypatch.setattr(writes, "_store_group", crash_on_second_group)
+    monkeypatch.setattr(writes, "GROUP_MEMORIES", 64)  # several groups, so it crashes midway
     with pytest.raises(RuntimeError):
         job_run(str(job.id))
     job.refresh_from_db()
