@@ -762,6 +762,7 @@ def _update_columns(tenant: Tenant, rows: Sequence[Entity] | Sequence[Relation],
             for row in chunk:
                 params.append(row.pk)
                 params += [c.get_db_prep_save(getattr(row, c.attname), connection) for c in columns]
+            # scoped: WHERE t.tenant_id = %s
             cursor.execute(
                 f"UPDATE {quote(meta.db_table)} AS t SET {assign} FROM (VALUES {values}) AS v({names})"  # noqa: S608 - names from the model
                 " WHERE t.id = v.id::bigint AND t.tenant_id = %s",

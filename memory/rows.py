@@ -145,6 +145,7 @@ def _key_of(memory: Memory) -> Key:
 
 def _foreign_ids(tenant: Tenant, ids: Sequence[uuid.UUID]) -> set[Any]:
     with connection.cursor() as cursor:
+        # unscoped: learns only which of the given ids another tenant owns, to derive fresh ones
         cursor.execute(_FOREIGN_IDS, [[str(i) for i in ids], tenant.pk])
         return {row[0] for row in cursor.fetchall()}
 
@@ -191,7 +192,7 @@ def _insert(tenant: Tenant, rows: list[NewRow]) -> dict[uuid.UUID, tuple[NewRow,
     ]
     by_id = {row.id: row for row in rows}
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT, [tenant.pk, EnrichmentState.PENDING.value, _json(payload)])
+        cursor.execute(_INSERT, [tenant.pk, EnrichmentState.PENDING.value, _json(payload)])  # scoped: tenant_id is %s
         stored = {uuid.UUID(str(mid)): (by_id[uuid.UUID(str(mid))], vector) for mid, vector in cursor.fetchall()}
     return stored
 
@@ -215,7 +216,7 @@ def _insert_history(tenant: Tenant, rows: Sequence[NewRow]) -> None:
     ]
     if payload:
         with connection.cursor() as cursor:
-            cursor.execute(_INSERT_HISTORY, [tenant.pk, _json(payload)])
+            cursor.execute(_INSERT_HISTORY, [tenant.pk, _json(payload)])  # scoped: tenant_id is %s
 
 
 def _instance(tenant: Tenant, row: NewRow, vector: str) -> Memory:

@@ -220,6 +220,7 @@ def _nearest_of_tenant(
         LIMIT %s
     """  # noqa: S608
     with connection.cursor() as cursor:
+        # scoped: composed from the compiled SQL of scoped() querysets
         cursor.execute(query, [_vector_literal(vector), *ranked_params, limit + margin, *base_params, limit])
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
 
@@ -346,7 +347,7 @@ def _session_neighbours(base: QuerySet[Memory], ids: list[Any]) -> dict[Any, lis
         WHERE c.id = ANY(%s) AND c.session_id <> ''
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(query, [*params, *params, *params, list(ids)])
+        cursor.execute(query, [*params, *params, *params, list(ids)])  # scoped: from a scoped() queryset's SQL
         rows = cursor.fetchall()
     return {mid: [n for n in (prev, nxt) if n is not None] for mid, prev, nxt in rows}
 
