@@ -107,7 +107,7 @@ def _limit_torch_threads() -> None:
     # median hybrid search went from 322 ms to 76-116 ms with one thread. torch's setting is per process;
     # web processes only embed queries (the worker embeds documents in its own process).
     threads = settings.EASYMEMORY_SEARCH_EMBED_THREADS
-    if threads:
+    if threads and embeddings.backend() == "torch":  # an ONNX session takes its threads itself
         import torch
 
         torch.set_num_threads(threads)
