@@ -86,11 +86,14 @@ def _load_torch(base: str) -> Any:
     return SentenceTransformer(_model_path(base), device="cpu", local_files_only=True)
 
 
-@cache
 def _load(name: str, threads: int) -> Any:
-    base, runtime = _resolve(name)
+    return _load_runtime(*_resolve(name), threads)
+
+
+@cache
+def _load_runtime(base: str, runtime: str, threads: int) -> Any:
     if runtime == "torch":
-        return _load_torch(base)
+        return _load_torch(base)  # torch's threads are process-wide: set by its callers
     cache_root = Path(settings.EASYMEMORY_MODEL_CACHE_DIR)
     return onnx_embeddings.load(Path(_model_path(base)), cache_root, base, runtime, threads)
 
@@ -163,8 +166,14 @@ _TRACE_CHECKS = ("When did Caroline go to the LGBTQ support group?", "a", "ä»Šå¤
 _trace_lock = threading.Lock()
 
 
-@cache
 def query_encoder(name: str) -> Callable[[str], list[float]] | None:
+    """A faster way to embed one query than `embed_texts` (see `_query_encoder`), made once per
+    model and backend."""
+    return _query_encoder(name, backend(name))
+
+
+@cache
+def _query_encoder(name: str, runtime: str) -> Callable[[str], list[float]] | None:
     """A faster way to embed one query: the model's transformer traced by TorchScript.
 
     A query is embedded on the request path while the full-text list runs its SQL in the same
@@ -177,7 +186,7 @@ def query_encoder(name: str) -> Callable[[str], list[float]] | None:
     On the ONNX backends: the model's session with EASYMEMORY_SEARCH_EMBED_THREADS threads (a
     session of its own only when that differs from EASYMEMORY_EMBED_THREADS).
     """
-    if backend(name) != "torch":
+    if runtime != "torch":
         with _load_lock:
             encoder = _load(name, int(settings.EASYMEMORY_SEARCH_EMBED_THREADS))
 

@@ -192,6 +192,7 @@ class OnnxEncoder:
         # Idle threads sleep instead of spinning: on a small machine PostgreSQL and the web
         # thread need those cores between batches.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.model_file = model_file
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(max_length=max_length)  # the file's own settings truncate at 128
