@@ -107,12 +107,12 @@ def test_the_export_is_kept_and_made_again_when_the_model_changes(tmp_path: Path
     assert onnx_embeddings.ensure_export(model_dir, cache, "copy") == directory
     assert (directory / "model.onnx").stat().st_mtime_ns == exported_at
 
-    # Changed weights (the last layer's output bias here): exported again, and the new vectors follow.
+    # Changed weights (the last layer norm's bias): exported again, and the new vectors follow.
     from safetensors.numpy import load_file, save_file
 
     weights = load_file(str(model_dir / "model.safetensors"))
-    name = next(key for key in weights if key.endswith("layer.5.output.dense.bias"))
-    weights[name] = weights[name] + np.float32(0.5)
+    name = next(key for key in weights if key.endswith("layer.5.output.LayerNorm.bias"))
+    weights[name] = weights[name] + np.linspace(-0.5, 0.5, weights[name].size, dtype=np.float32)
     save_file(weights, str(model_dir / "model.safetensors"))
     before = onnx_embeddings.load(model_dir, cache, "copy", "onnx", 1).encode(TEXTS[:2])  # loads the new export
     remade = json.loads((directory / "meta.json").read_text())
