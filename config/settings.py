@@ -567,7 +567,7 @@ EASYMEMORY_EMBED_BACKEND = _embed.choice(
     help="What runs the model: `onnx` (ONNX Runtime, the PyTorch model's own vectors, no torch in the serving "
     "processes), `onnx-int8` (int8 weights; other vectors, stored under the model name plus `@onnx-int8`, so "
     "switching re-embeds in the background) or `torch` (sentence-transformers on PyTorch). Models that are not "
-    "a transformer with mean pooling and normalisation always use `torch`. See the retrieval page.",
+    "a transformer with mean pooling and normalisation always use `torch`. See the embedding model page.",
 )
 EASYMEMORY_EMBED_THREADS = _embed.integer(
     "EASYMEMORY_EMBED_THREADS",
@@ -583,7 +583,7 @@ EASYMEMORY_MODEL_CACHE_DIR = Path(
         str(EASYMEMORY_DATA_DIR / "models"),
         help="Where the ONNX export of the model is kept (made from the installed model at first use, again "
         "when the model or the exporting packages change).",
-        shown_default="`models/` in the data directory",
+        shown_default="<data directory>/models",
     )
 ).expanduser()
 

@@ -119,7 +119,8 @@ def _current(directory: Path, model_dir: Path) -> bool:
     if meta.get("fingerprint") != fingerprint(model_dir):
         return False
     meta["stat_key"] = _stat_key(model_dir)  # same content, touched files: trust it from now on
-    _write_json(meta_file, meta)
+    with contextlib.suppress(OSError):
+        _write_json(meta_file, meta)
     return True
 
 
@@ -133,6 +134,8 @@ def ensure_export(model_dir: Path, cache_root: Path, name: str) -> Path:
     """The directory of a current ONNX export of `model_dir`, exporting it first if it is missing
     or stale. The export runs in a child process (it needs torch; the caller never imports it)."""
     directory = cache_dir_for(model_dir, cache_root, name)
+    if _current(directory, model_dir):
+        return directory  # without the lock: a cache made at install time may be read-only
     with _locked(directory):
         if _current(directory, model_dir):
             return directory
