@@ -562,11 +562,12 @@ EASYMEMORY_EMBED_BATCH = _embed.integer(
 )
 EASYMEMORY_EMBED_BACKEND = _embed.choice(
     "EASYMEMORY_EMBED_BACKEND",
-    "onnx",
+    "onnx-int8",  # LoCoMo recall within run-to-run noise of PyTorch's, several times faster: docs/embeddings.md
     {"onnx", "onnx-int8", "torch"},
-    help="What runs the model: `onnx` (ONNX Runtime, the PyTorch model's own vectors, no torch in the serving "
-    "processes), `onnx-int8` (int8 weights; other vectors, stored under the model name plus `@onnx-int8`, so "
-    "switching re-embeds in the background) or `torch` (sentence-transformers on PyTorch). Models that are not "
+    help="What runs the model: `onnx-int8` (ONNX Runtime with int8 weights; its vectors differ slightly, so they "
+    "are stored under the model name plus `@onnx-int8` and switching re-embeds in the background), `onnx` (ONNX "
+    "Runtime in fp32: the PyTorch model's own vectors) or `torch` (sentence-transformers on PyTorch). The ONNX "
+    "backends never load torch in the serving processes. Models that are not "
     "a transformer with mean pooling and normalisation always use `torch`. See the embedding model page.",
 )
 EASYMEMORY_EMBED_THREADS = _embed.integer(
