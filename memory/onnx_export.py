@@ -88,8 +88,9 @@ def export(model_dir: Path, out_dir: Path) -> dict[str, Any]:
 
     started = time.monotonic()
     model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
-    hidden = int(model.get_sentence_embedding_dimension())
-    max_length = int(model.max_seq_length)
+    hidden, max_length = model.get_sentence_embedding_dimension(), model.max_seq_length
+    if hidden is None or max_length is None:
+        raise RuntimeError("the model states no embedding dimension or maximum sequence length")
     expected = model.encode(list(CHECK_TEXTS), normalize_embeddings=True, convert_to_numpy=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / "raw.onnx"
