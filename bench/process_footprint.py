@@ -3,6 +3,9 @@ database connections each holds, measured on a throw-away `easymemory serve`.
 
     .venv/bin/python bench/process_footprint.py [--memories 300] [--searches 50]
 
+Set EASYMEMORY_EMBED_BACKEND (onnx, onnx-int8, torch) to measure a backend; each process also
+says whether it has torch's library mapped.
+
 Prints the figures and the load average; they size a machine (RAM per process, PostgreSQL
 max_connections per process) and say what one more web process or worker adds.
 """
@@ -27,6 +30,13 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def torch_loaded(pid: int) -> bool:
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
 
 
 def children(pid: int) -> list[tuple[int, str]]:
@@ -76,7 +86,7 @@ def main() -> None:
         print(f"search over HTTP, sequential: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
         for pid, cmd in children(serve_pid):
             kind = "web (uvicorn)" if "uvicorn" in cmd else "worker (celery)" if "celery" in cmd else cmd[:40]
-            print(f"{kind}: RSS {rss_mb(pid):.0f} MB")
+            print(f"{kind}: RSS {rss_mb(pid):.0f} MB, torch loaded: {'yes' if torch_loaded(pid) else 'no'}")
         for line in metrics.splitlines():
             if line.startswith("easymemory_db_pool_connections{"):
                 print("pool", line)

@@ -563,6 +563,33 @@ EASYMEMORY_EMBED_MODEL = _embed.string(
 EASYMEMORY_EMBED_BATCH = _embed.integer(
     "EASYMEMORY_EMBED_BATCH", 32, minimum=1, maximum=512, help="Texts embedded per batch by the worker."
 )
+EASYMEMORY_EMBED_BACKEND = _embed.choice(
+    "EASYMEMORY_EMBED_BACKEND",
+    "onnx-int8",  # LoCoMo recall within run-to-run noise of PyTorch's, several times faster: docs/embeddings.md
+    {"onnx", "onnx-int8", "torch"},
+    help="What runs the model: `onnx-int8` (ONNX Runtime with int8 weights; its vectors differ slightly, so they "
+    "are stored under the model name plus `@onnx-int8` and switching re-embeds in the background), `onnx` (ONNX "
+    "Runtime in fp32: the PyTorch model's own vectors) or `torch` (sentence-transformers on PyTorch). The ONNX "
+    "backends never load torch in the serving processes. Models that are not "
+    "a transformer with mean pooling and normalisation always use `torch`. See the embedding model page.",
+)
+EASYMEMORY_EMBED_THREADS = _embed.integer(
+    "EASYMEMORY_EMBED_THREADS",
+    0,
+    minimum=0,
+    maximum=64,
+    help="ONNX Runtime threads for embedding batches of memories (0: one per core). Queries use "
+    "`EASYMEMORY_SEARCH_EMBED_THREADS`.",
+)
+EASYMEMORY_MODEL_CACHE_DIR = Path(
+    _embed.string(
+        "EASYMEMORY_MODEL_CACHE_DIR",
+        str(EASYMEMORY_DATA_DIR / "models"),
+        help="Where the ONNX export of the model is kept (made from the installed model at first use, again "
+        "when the model or the exporting packages change).",
+        shown_default="<data directory>/models",
+    )
+).expanduser()
 
 # --- search -------------------------------------------------------------------------------------------------
 _search = SettingGroup(
@@ -630,7 +657,7 @@ EASYMEMORY_SEARCH_EMBED_THREADS = _search.integer(
     1,
     minimum=0,
     maximum=64,
-    help="torch threads for query embeddings in processes that search (0: torch's default; process-wide).",
+    help="Threads for query embeddings in processes that search (0: the runtime's default; for torch process-wide).",
 )
 # Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
 EASYMEMORY_EXACT_SCAN_MAX_ROWS = _search.integer(

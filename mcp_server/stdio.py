@@ -50,7 +50,11 @@ def local_principal_source(*, tenant: str | None, api_key: str | None) -> Any:
 
 async def serve_local(*, tenant: str | None, api_key: str | None) -> None:
     # Load the embedding model while the client initializes, not on its first search.
-    threading.Thread(target=embeddings.get_model, name="embedding-warmup", daemon=True).start()
+    # The query encoder, as a web process does: on ONNX Runtime that is a session of its own.
+    warmup = threading.Thread(
+        target=lambda: embeddings.query_encoder(embeddings.model_name()), name="embedding-warmup", daemon=True
+    )
+    warmup.start()
     server = build_server(local_principal_source(tenant=tenant, api_key=api_key))
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())

