@@ -114,7 +114,7 @@ def embed_texts(texts: Sequence[str], name: str | None = None) -> list[list[floa
         return []
     model = get_model(name)
     if isinstance(model, onnx_embeddings.OnnxEncoder):
-        return model.encode(list(texts), batch_size=settings.EASYMEMORY_EMBED_BATCH).tolist()  # type: ignore[no-any-return]
+        return model.encode(list(texts), batch_size=settings.EASYMEMORY_EMBED_BATCH).tolist()
     vectors = model.encode(
         list(texts),
         batch_size=settings.EASYMEMORY_EMBED_BATCH,
@@ -195,7 +195,7 @@ def _query_encoder(name: str, runtime: str) -> Callable[[str], list[float]] | No
             encoder = _load(name, int(settings.EASYMEMORY_SEARCH_EMBED_THREADS))
 
         def encode_onnx(text: str) -> list[float]:
-            return encoder.encode([text])[0].tolist()  # type: ignore[no-any-return]
+            return encoder.encode([text])[0].tolist()
 
         return encode_onnx
     import torch
