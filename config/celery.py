@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -43,6 +43,14 @@ def _start_embedded_database(**_: Any) -> None:
         from config.embedded_pg import ensure_server
 
         ensure_server(Path(settings.EASYMEMORY_DATA_DIR))
+
+
+@worker_ready.connect
+def _preload_embedding_model(sender: Any, **_: Any) -> None:
+    # Loaded once the worker consumes, before the first task needs it (memory/warmup.py).
+    from memory.warmup import worker_model_preload
+
+    worker_model_preload(set(sender.app.amqp.queues.consume_from or {}))
 
 
 # Task durations, failures and retries for /metrics (config/metrics.py).

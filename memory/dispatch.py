@@ -1,9 +1,11 @@
 """Hands committed memory ids to the enrichment queue from a background thread.
 
 A write request only appends its ids here (microseconds) instead of talking
-to the broker; a daemon thread sends them a moment later, batched, so one
-task embeds many memories (batched embedding costs a fraction of one-by-one
-on 2 cores) and the broker round trip leaves the request path. Nothing is lost
+to the broker; a daemon thread sends them, batched, so one task embeds many
+memories (batched embedding costs a fraction of one-by-one on 2 cores) and the
+broker round trip leaves the request path. After a quiet spell the first ids go
+at once (a single memory is searchable sooner); within a burst, sends are at
+least DISPATCH_DELAY_SECONDS apart, so the rest of the burst gathers meanwhile. Nothing is lost
 if the process dies before a send: the memories are committed with
 `enrichment_state=pending`, and `easymemory serve` / `easymemory reconcile`
 re-queue every memory without an embedding. Pending ids are flushed at exit.
@@ -17,6 +19,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +43,7 @@ class Dispatcher:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._last_send = float("-inf")
 
     def submit(self, memory_ids: Sequence[str]) -> None:
         if not memory_ids:
@@ -74,7 +78,10 @@ class Dispatcher:
                 while not self._pending:
                     self._wake.wait()
             # Let more writes of the same burst join this batch (or the broker come back).
-            threading.Event().wait(max(self._delay, self._backoff))
+            wait = max(self._last_send + self._delay - time.monotonic(), self._backoff)
+            if wait > 0:
+                threading.Event().wait(wait)
+            self._last_send = time.monotonic()
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - the sender logs; reconcile recovers the ids

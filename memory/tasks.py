@@ -9,48 +9,71 @@ acknowledges after the work (`acks_late`) and is handed back to the queue when i
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from config.celery import app
-from memory.services import memory_announce_enriched, memory_embed_batch, memory_mark_failed
+from memory.services import memory_mark_failed
 
 logger = logging.getLogger(__name__)
 
-ENRICH_BATCH = 64  # measured: batches of 32-64 embed fastest on 2 cores
+ENRICH_BATCH = 256  # ids per task: the pipeline embeds them in chunks of EASYMEMORY_EMBED_BATCH
+EXTRACT_CHUNK = 16  # memories extracted between checks for embeddings waiting
+EXTRACT_WAIT_SECONDS = 60.0  # the longest extraction waits for embeddings before it runs anyway
 MAX_RETRIES = 5
+
+
+def _embed_then_extract(task, memory_ids: list[str]) -> int:  # type: ignore[no-untyped-def]
+    from memory.embed_pipeline import pipeline
+    from memory.enrichment import has_enrichment_hooks
+
+    try:
+        count = pipeline.embed(memory_ids)
+    except Exception as exc:
+        if task.request.retries >= MAX_RETRIES:
+            memory_mark_failed(memory_ids=memory_ids, error=f"{type(exc).__name__}: {exc}")
+            logger.exception("embedding failed for good for %d memories", len(memory_ids))
+            return 0
+        raise task.retry(exc=exc, countdown=min(300, 2**task.request.retries * 5)) from exc
+    if has_enrichment_hooks():
+        # After the embedding, on its own queue: a slow model never delays searchability. Sent
+        # again if this task is re-run; the steps skip what they already did.
+        memory_extract_task.delay(memory_ids)
+    return count
+
+
+@app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
+def memory_embed_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-untyped-def]
+    """Embed the given memories (through this worker's pipeline, memory/embed_pipeline.py), announce
+    them, then hand the other enrichment steps to the LLM queue. Returns how many it embedded."""
+    return _embed_then_extract(self, memory_ids)
 
 
 @app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
 def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-untyped-def]
-    """Embed the given memories, announce them, then hand the LLM steps to their own queue."""
-    try:
-        count = memory_embed_batch(memory_ids=memory_ids)
-        memory_announce_enriched(memory_ids=memory_ids)
-        from memory.enrichment import has_enrichment_hooks
+    """The former name of memory_embed_task: messages queued before an upgrade still run."""
+    return _embed_then_extract(self, memory_ids)
 
-        if has_enrichment_hooks():
-            # After the embedding: a slow model never delays searchability. Sent again if this
-            # task is re-run; the steps skip what they already did.
-            memory_extract_task.delay(memory_ids)
-        return count
-    except Exception as exc:
-        if self.request.retries >= MAX_RETRIES:
-            memory_mark_failed(memory_ids=memory_ids, error=f"{type(exc).__name__}: {exc}")
-            logger.exception("enrichment failed for good for %d memories", len(memory_ids))
-            return 0
-        raise self.retry(exc=exc, countdown=min(300, 2**self.request.retries * 5)) from exc
+
+def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
+    return [list(ids[start : start + size]) for start in range(0, len(ids), size)]
 
 
 @app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
 def memory_extract_task(self, memory_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
     """The enrichment steps beyond embedding (graph extraction, often through an LLM).
 
-    The steps record a provider's failure on the memory themselves; what reaches here is an
-    infrastructure error (database, broker), retried with backoff.
+    In a worker that also embeds, each small chunk first lets the embeddings waiting in the
+    process go (bounded wait), so extraction never holds the cores while memories wait to become
+    searchable. The steps record a provider's failure on the memory themselves; what reaches here
+    is an infrastructure error (database, broker), retried with backoff.
     """
+    from memory.embed_pipeline import wait_for_embeddings
     from memory.enrichment import run_enrichment_hooks
 
     try:
-        run_enrichment_hooks(memory_ids)
+        for chunk in _chunks(memory_ids, EXTRACT_CHUNK):
+            wait_for_embeddings(EXTRACT_WAIT_SECONDS)
+            run_enrichment_hooks(chunk)
     except Exception as exc:
         if self.request.retries >= MAX_RETRIES:
             memory_mark_failed(memory_ids=memory_ids, error=f"graph: {type(exc).__name__}: {exc}")
