@@ -328,16 +328,12 @@ EASYMEMORY_TASK_VISIBILITY_TIMEOUT = _work.integer(
     help="Seconds after which a task a dead worker held is delivered again (Redis); longer than the longest task.",
 )
 if EASYMEMORY_REDIS_URL:
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": EASYMEMORY_TASK_VISIBILITY_TIMEOUT,
         # Look for abandoned tasks every few seconds (a cheap sorted-set range), not every 100 s.
         "unacked_restore_interval": max(1, min(10, EASYMEMORY_TASK_VISIBILITY_TIMEOUT // 3)),
         "unacked_restore_throttle": 1,
     }
-else:
-    # The database as the broker is polled: every queue is checked, then the worker sleeps this long
-    # (kombu's default is a second, which a single memory would wait on its way to searchable).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.1}
 
 if EASYMEMORY_REDIS_URL:
     CHANNEL_LAYERS = {

@@ -9,24 +9,25 @@ they are stored (so the task is still acknowledged only after the work). The pip
 - runs the model on one thread, while a second thread fetches the next batch and a third stores
   the vectors of the previous one (one statement each, see memory_embed_fetch/_store): the
   database round trips overlap inference instead of adding to it;
-- reports when it is idle, so the slower enrichment steps of the same process (graph
-  extraction) wait for the embeddings in front of them instead of competing for the cores.
+- says whether it is busy, so the slower enrichment steps of the same process (graph
+  extraction) step aside for the embeddings instead of competing for the cores.
 
 One pipeline per process: threads of the Celery pool share it, and the model is loaded once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from memory import embeddings
 from memory.services import EmbedFetch, EmbedItem, memory_announce_enriched, memory_embed_fetch, memory_embed_store
@@ -36,6 +37,17 @@ logger = logging.getLogger(__name__)
 MERGE_MAX_IDS = 512  # ids fetched at once when tasks are waiting (bounds one query and the memory held)
 STORES_IN_FLIGHT = 4  # vector batches waiting for the database before the model waits too
 WAIT_SECONDS = 900.0  # a task gives up (and is retried) if its ids are not stored by then
+
+
+@contextlib.contextmanager
+def _thread_connection() -> Iterator[None]:
+    """This thread's database connection for one step, handed back after it (to the pool, when
+    there is one): a pipeline thread holds no connection while it waits."""
+    close_old_connections()
+    try:
+        yield
+    finally:
+        connection.close()
 
 
 @dataclass
@@ -61,6 +73,7 @@ class EmbeddingPipeline:
         self._active = 0  # requests accepted and not finished
         self._idle = threading.Event()
         self._idle.set()
+        self._idle_since = float("-inf")
         self._thread: threading.Thread | None = None
         self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-fetch")
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-store")
@@ -92,8 +105,10 @@ class EmbeddingPipeline:
         """Wait until no embedding is waiting or running here (at most `timeout` seconds)."""
         return self._idle.wait(timeout)
 
-    def busy(self) -> bool:
-        return not self._idle.is_set()
+    def busy(self, within: float = 0.0) -> bool:
+        """Whether embeddings are waiting or running here, or were `within` seconds ago (the next
+        task of a backlog arrives a moment after the previous one is done)."""
+        return not self._idle.is_set() or time.monotonic() - self._idle_since < within
 
     # --- the model's thread ----------------------------------------------------------------------
 
@@ -119,8 +134,8 @@ class EmbeddingPipeline:
         for request in requests:
             for memory_id in request.ids:
                 owners.setdefault(memory_id, []).append(request)
-        close_old_connections()  # this thread's connection, as Celery does around a task
-        fetched = memory_embed_fetch(memory_ids=list(owners), model=embeddings.model_name())
+        with _thread_connection():
+            fetched = memory_embed_fetch(memory_ids=list(owners), model=embeddings.model_name())
         return _Batch(requests=requests, fetched=fetched, owners=owners)
 
     def _run(self) -> None:
@@ -154,8 +169,8 @@ class EmbeddingPipeline:
             for item in todo:
                 for request in batch.owners[str(item.id)]:
                     request.outstanding += 1
-        if batch.fetched.done:
-            memory_announce_enriched(batch.fetched.done)
+        if batch.fetched.done:  # a re-run: announced again, in case the first run was cut short before
+            self._storer.submit(self._announce, batch.fetched.done)
         for request in requests:
             if request.outstanding == 0:
                 self._finish(request)
@@ -178,15 +193,23 @@ class EmbeddingPipeline:
 
     def _store(self, batch: _Batch, chunk: list[EmbedItem], vectors: list[list[float]], name: str) -> None:
         try:
-            close_old_connections()
-            done = memory_embed_store(items=chunk, vectors=vectors, model=name)
-            memory_announce_enriched(done)
+            with _thread_connection():
+                done = memory_embed_store(items=chunk, vectors=vectors, model=name)
         except Exception as exc:  # noqa: BLE001 - the store failed: its tasks retry
             self._settle(batch, chunk, error=exc)
         else:
+            self._announce(done)
             self._settle(batch, chunk)
         finally:
             self._stores.release()
+
+    @staticmethod
+    def _announce(done: list[tuple[str, str]]) -> None:
+        try:
+            with _thread_connection():
+                memory_announce_enriched(done)
+        except Exception:  # noqa: BLE001 - a live event only; the memories are stored
+            logger.warning("could not announce %d enriched memories", len(done), exc_info=True)
 
     # --- book-keeping ----------------------------------------------------------------------------
 
@@ -217,15 +240,8 @@ class EmbeddingPipeline:
             request.finished.set()
             self._active -= 1
             if self._active == 0:
+                self._idle_since = time.monotonic()
                 self._idle.set()
 
 
 pipeline = EmbeddingPipeline()
-
-
-def wait_for_embeddings(timeout: float) -> None:
-    """Let the embeddings waiting in this process go first (see the module docstring)."""
-    if pipeline.busy():
-        started = time.monotonic()
-        pipeline.wait_idle(timeout)
-        logger.debug("enrichment waited %.2fs for embeddings", time.monotonic() - started)

@@ -9,7 +9,6 @@ acknowledges after the work (`acks_late`) and is handed back to the queue when i
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from config.celery import app
 from memory.services import memory_mark_failed
@@ -18,7 +17,9 @@ logger = logging.getLogger(__name__)
 
 ENRICH_BATCH = 256  # ids per task: the pipeline embeds them in chunks of EASYMEMORY_EMBED_BATCH
 EXTRACT_CHUNK = 16  # memories extracted between checks for embeddings waiting
-EXTRACT_WAIT_SECONDS = 60.0  # the longest extraction waits for embeddings before it runs anyway
+EXTRACT_QUIET_SECONDS = 1.0  # extraction runs once the pipeline has been idle this long
+EXTRACT_DEFER_SECONDS = 2.0
+EXTRACT_MAX_DEFERRALS = 60  # then it runs anyway (about two minutes of steady embedding)
 MAX_RETRIES = 5
 
 
@@ -54,26 +55,27 @@ def memory_enrich_task(self, memory_ids: list[str]) -> int:  # type: ignore[no-u
     return _embed_then_extract(self, memory_ids)
 
 
-def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
-    return [list(ids[start : start + size]) for start in range(0, len(ids), size)]
-
-
 @app.task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
-def memory_extract_task(self, memory_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+def memory_extract_task(self, memory_ids: list[str], deferrals: int = 0) -> None:  # type: ignore[no-untyped-def]
     """The enrichment steps beyond embedding (graph extraction, often through an LLM).
 
-    In a worker that also embeds, each small chunk first lets the embeddings waiting in the
-    process go (bounded wait), so extraction never holds the cores while memories wait to become
-    searchable. The steps record a provider's failure on the memory themselves; what reaches here
-    is an infrastructure error (database, broker), retried with backoff.
+    Embeddings go first: in a worker that also embeds, while its pipeline is busy (or was a moment
+    ago) the memories not yet extracted go back to the queue for EXTRACT_DEFER_SECONDS, which frees
+    this thread for the next embedding task; after EXTRACT_MAX_DEFERRALS they run anyway. The steps
+    record a provider's failure on the memory themselves; what reaches here is an infrastructure
+    error (database, broker), retried with backoff.
     """
-    from memory.embed_pipeline import wait_for_embeddings
+    from memory.embed_pipeline import pipeline
     from memory.enrichment import run_enrichment_hooks
 
     try:
-        for chunk in _chunks(memory_ids, EXTRACT_CHUNK):
-            wait_for_embeddings(EXTRACT_WAIT_SECONDS)
-            run_enrichment_hooks(chunk)
+        for start in range(0, len(memory_ids), EXTRACT_CHUNK):
+            if deferrals < EXTRACT_MAX_DEFERRALS and pipeline.busy(within=EXTRACT_QUIET_SECONDS):
+                memory_extract_task.apply_async(
+                    (memory_ids[start:],), {"deferrals": deferrals + 1}, countdown=EXTRACT_DEFER_SECONDS
+                )
+                return
+            run_enrichment_hooks(memory_ids[start : start + EXTRACT_CHUNK])
     except Exception as exc:
         if self.request.retries >= MAX_RETRIES:
             memory_mark_failed(memory_ids=memory_ids, error=f"graph: {type(exc).__name__}: {exc}")
