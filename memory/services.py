@@ -539,7 +539,8 @@ def memory_embed_fetch(*, memory_ids: Sequence[str], model: str | None = None) -
     (redelivery, reconcile) costs one query and no inference.
     """
     name = model or embeddings.model_name()
-    has_vector = Exists(MemoryEmbedding.objects.filter(memory_id=OuterRef("pk"), model=name))
+    vectors = MemoryEmbedding.objects.filter(memory_id=OuterRef("pk"), model=name)  # unscoped: of the rows below
+    has_vector = Exists(vectors)
     rows = (
         Memory.objects.filter(pk__in=list(memory_ids))  # unscoped: the worker acts on ids it was given
         .annotate(embedded=has_vector)
