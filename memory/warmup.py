@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -42,8 +43,13 @@ def ready_mark(kind: str) -> None:
 def _load() -> None:
     started = time.monotonic()
     try:
-        embeddings.query_encoder(embeddings.model_name())
-        logger.info("embedding model %s loaded in %.1fs", embeddings.model_name(), time.monotonic() - started)
+        name = embeddings.model_name()
+        embeddings.query_encoder(name)
+        # Once on the thread searches embed their queries on (its torch settings apply there).
+        from memory.search import _embedder
+
+        _embedder.submit(embeddings.embed_query, WARM_UP_TEXTS[1], name).result()
+        logger.info("embedding model %s loaded in %.1fs", name, time.monotonic() - started)
     finally:
         ready_mark("web")  # a failure is logged (and met again by the first search); serve need not wait
 
@@ -62,6 +68,11 @@ def _worker_load() -> None:
     started = time.monotonic()
     try:
         embeddings.embed_texts(list(WARM_UP_TEXTS))
+        from memory.embed_pipeline import pipeline
+
+        # Starts the pipeline's threads and its database connection with one query for an id that
+        # does not exist, so the first real task finds them running.
+        pipeline.embed([str(uuid.UUID(int=0))])
     except Exception:  # the tasks meet it again when they load the model, and retry
         logger.exception("the worker could not load the embedding model")
     else:
