@@ -101,10 +101,6 @@ class EmbeddingPipeline:
             raise request.error
         return request.embedded
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no embedding is waiting or running here (at most `timeout` seconds)."""
-        return self._idle.wait(timeout)
-
     def busy(self, within: float = 0.0) -> bool:
         """Whether embeddings are waiting or running here, or were `within` seconds ago (the next
         task of a backlog arrives a moment after the previous one is done)."""
