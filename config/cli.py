@@ -126,7 +126,9 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-worker", action="store_true", help="do not start the background worker (team mode runs its own)"
     )
-    parser.add_argument("--worker-concurrency", type=int, default=2)
+    # Four threads: while the embedding pipeline works on some tasks' memories, the next tasks are
+    # already in the worker, so it never waits for the broker between batches.
+    parser.add_argument("--worker-concurrency", type=int, default=4)
     parser.add_argument(
         "--drain-seconds",
         type=float,

@@ -34,7 +34,9 @@ from memory.services import EmbedFetch, EmbedItem, memory_announce_enriched, mem
 
 logger = logging.getLogger(__name__)
 
-MERGE_MAX_IDS = 512  # ids fetched at once when tasks are waiting (bounds one query and the memory held)
+# Ids fetched at once when tasks are waiting. Not every waiting task at once: those left over are
+# fetched while the model runs, and the tasks done meanwhile free their threads for the next ones.
+MERGE_MAX_IDS = 256
 STORES_IN_FLIGHT = 4  # vector batches waiting for the database before the model waits too
 WAIT_SECONDS = 900.0  # a task gives up (and is retried) if its ids are not stored by then
 
