@@ -24,12 +24,19 @@ class Server:
     url: str
     key: str
     data_dir: Path | None
+    ready_seconds: float | None = None  # from start to serve's "ready" line (wait_ready=True)
 
 
 @contextmanager
 def bench_server(
-    url: str | None, key: str | None, port: int = 8190, extra_env: dict[str, str] | None = None
+    url: str | None,
+    key: str | None,
+    port: int = 8190,
+    extra_env: dict[str, str] | None = None,
+    wait_ready: bool = False,
 ) -> Iterator[Server]:
+    """`wait_ready`: return once serve says "ready" (worker and web processes have their embedding
+    model loaded), not as soon as /healthz answers."""
     if url and key:
         yield Server(url=url.rstrip("/"), key=key, data_dir=None)
         return
@@ -45,23 +52,29 @@ def bench_server(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    started = time.monotonic()
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600
         while True:
             if process.poll() is not None:
                 raise RuntimeError(log.read_text())
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            if wait_ready:
+                up = re.search(r"^ready in ", log.read_text(), re.MULTILINE) is not None
+            else:
+                try:
+                    up = httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    up = False
+            if up:
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError("server did not start")
-            time.sleep(0.3)
+            time.sleep(0.1 if wait_ready else 0.3)
+        ready_seconds = time.monotonic() - started
         found = re.search(r"API key\s+:\s+(emk_\S+)", log.read_text())
         assert found, "no API key in the first-run output"
-        yield Server(url=base, key=found.group(1), data_dir=data_dir)
+        yield Server(url=base, key=found.group(1), data_dir=data_dir, ready_seconds=ready_seconds)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -124,7 +126,9 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-worker", action="store_true", help="do not start the background worker (team mode runs its own)"
     )
-    parser.add_argument("--worker-concurrency", type=int, default=2)
+    # Four threads: while the embedding pipeline works on some tasks' memories, the next tasks are
+    # already in the worker, so it never waits for the broker between batches.
+    parser.add_argument("--worker-concurrency", type=int, default=4)
     parser.add_argument(
         "--drain-seconds",
         type=float,
@@ -211,7 +215,8 @@ def serve(argv: list[str]) -> int:
 
         connections.close_all()  # children open their own; the supervisor holds none
 
-        child_env = {**os.environ, "EASYMEMORY_DRAIN_FILE": str(drain_file)}
+        ready_dir = _ready_dir_reset(data_dir)
+        child_env = {**os.environ, "EASYMEMORY_DRAIN_FILE": str(drain_file), "EASYMEMORY_READY_DIR": str(ready_dir)}
         if not args.no_worker:
             print("starting the background worker", flush=True)
             children["worker"] = _start_child(worker_command(args.worker_concurrency), child_env)
@@ -222,13 +227,19 @@ def serve(argv: list[str]) -> int:
         if requeued:
             print(f"re-queued {requeued} memories whose embedding is missing", flush=True)
         children["web"] = _start_child(_web_command(args), child_env)
-        print("loading the embedding model in the background (the server answers meanwhile)", flush=True)
-        print(
-            f"ready in {time.monotonic() - started:.1f}s: {url} ({args.workers} web process"
-            f"{'es' if args.workers > 1 else ''}; API docs at /api/docs; Ctrl-C or `easymemory stop` to stop)",
-            flush=True,
-        )
-        code = _supervise(args, children, stop_signals, drain_file, child_env)
+        print("loading the embedding model (the server answers meanwhile)", flush=True)
+        if _wait_until_loaded(args, children, ready_dir):
+            print(
+                f"ready in {time.monotonic() - started:.1f}s: {url} ({args.workers} web process"
+                f"{'es' if args.workers > 1 else ''}; API docs at /api/docs; Ctrl-C or `easymemory stop` to stop)",
+                flush=True,
+            )
+            code = _supervise(args, children, stop_signals, drain_file, child_env)
+        else:
+            web = children["web"]
+            status = web.returncode if web is not None else None
+            print(f"web server exited with {status}; stopping", file=sys.stderr, flush=True)
+            code = 1
     except KeyboardInterrupt:
         pass
     finally:
@@ -248,6 +259,38 @@ def serve(argv: list[str]) -> int:
             instance_release(data_dir, lock)
     print("EasyMemory stopped", flush=True)
     return code
+
+
+READY_WAIT_SECONDS = 600.0
+
+
+def _ready_dir_reset(data_dir: Path) -> Path:
+    folder = data_dir / "ready"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _wait_until_loaded(
+    args: argparse.Namespace, children: dict[str, subprocess.Popen[bytes] | None], ready_dir: Path
+) -> bool:
+    """Wait until the worker and every web process have loaded the embedding model (each marks
+    itself in `ready_dir`, memory/warmup.py), so that after "ready" a memory written is searchable
+    at once, the first one included. False if the web server ended meanwhile."""
+    deadline = time.monotonic() + READY_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        marks = [path.name for path in ready_dir.iterdir()]
+        webs = sum(1 for mark in marks if mark.startswith("web-"))
+        worker = children["worker"]
+        worker_done = worker is None or worker.poll() is not None or any(m.startswith("worker-") for m in marks)
+        if webs >= args.workers and worker_done:
+            return True
+        web = children["web"]
+        if web is None or web.poll() is not None:
+            return False
+        time.sleep(0.1)
+    print("the embedding model is still loading; the first searches will wait for it", file=sys.stderr, flush=True)
+    return True
 
 
 def _supervise(

@@ -312,7 +312,8 @@ EASYMEMORY_QUEUES = {
 if len(set(EASYMEMORY_QUEUES.values())) != len(EASYMEMORY_QUEUES):
     raise ConfigError("EASYMEMORY_QUEUE, EASYMEMORY_QUEUE_LLM and EASYMEMORY_QUEUE_IMPORTS must differ")
 CELERY_TASK_ROUTES = {
-    "memory.tasks.memory_enrich_task": {"queue": EASYMEMORY_QUEUE_EMBEDDINGS},
+    "memory.tasks.memory_embed_task": {"queue": EASYMEMORY_QUEUE_EMBEDDINGS},
+    "memory.tasks.memory_enrich_task": {"queue": EASYMEMORY_QUEUE_EMBEDDINGS},  # its former name
     "memory.tasks.term_stats_rebuild_task": {"queue": EASYMEMORY_QUEUE_EMBEDDINGS},
     "memory.tasks.memory_extract_task": {"queue": EASYMEMORY_QUEUE_LLM},
     "ingest.tasks.ingest_job_task": {"queue": EASYMEMORY_QUEUE_IMPORTS},
@@ -923,6 +924,11 @@ if EASYMEMORY_LOG_FORMAT == "json":
 # Set by `easymemory serve` for its web processes: while this file exists /readyz answers "draining".
 EASYMEMORY_DRAIN_FILE = _ops.string(
     "EASYMEMORY_DRAIN_FILE", help="Set by `easymemory serve` for its web processes (graceful stop)."
+)
+# Set by `easymemory serve` for its children: each marks itself here once its embedding model is loaded.
+EASYMEMORY_READY_DIR = _ops.string(
+    "EASYMEMORY_READY_DIR",
+    help="Set by `easymemory serve` for its processes: where each marks that its embedding model is loaded.",
 )
 # Behind PgBouncer in transaction mode a client's next transaction may run on another server
 # connection: no prepared statements (psycopg prepares after 5 runs of a query) and no

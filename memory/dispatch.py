@@ -6,9 +6,11 @@ CELERY_TASK_ROUTES routes), so the services that send them never import the task
 Enrichment is handed to the queue from a background thread.
 
 A write request only appends its ids here (microseconds) instead of talking
-to the broker; a daemon thread sends them a moment later, batched, so one
-task embeds many memories (batched embedding costs a fraction of one-by-one
-on 2 cores) and the broker round trip leaves the request path. Nothing is lost
+to the broker; a daemon thread sends them, batched, so one task embeds many
+memories (batched embedding costs a fraction of one-by-one on 2 cores) and the
+broker round trip leaves the request path. After a quiet spell the first ids go
+at once (a single memory is searchable sooner); within a burst, sends are at
+least DISPATCH_DELAY_SECONDS apart, so the rest of the burst gathers meanwhile. Nothing is lost
 if the process dies before a send: the memories are committed with
 `enrichment_state=pending`, and `easymemory serve` / `easymemory reconcile`
 re-queue every memory without an embedding. Pending ids are flushed at exit.
@@ -22,6 +24,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,6 +50,7 @@ class Dispatcher:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._last_send = float("-inf")
 
     def submit(self, memory_ids: Sequence[str]) -> None:
         if not memory_ids:
@@ -81,19 +85,23 @@ class Dispatcher:
                 while not self._pending:
                     self._wake.wait()
             # Let more writes of the same burst join this batch (or the broker come back).
-            threading.Event().wait(max(self._delay, self._backoff))
+            wait = max(self._last_send + self._delay - time.monotonic(), self._backoff)
+            if wait > 0:
+                threading.Event().wait(wait)
+            self._last_send = time.monotonic()
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - the sender logs; reconcile recovers the ids
                 logger.warning("enrichment dispatch failed; reconcile will re-queue", exc_info=True)
 
 
-ENRICH_TASK = "memory.tasks.memory_enrich_task"
+EMBED_TASK = "memory.tasks.memory_embed_task"
+ENRICH_TASK = "memory.tasks.memory_enrich_task"  # the former name of EMBED_TASK, still served
 EXTRACT_TASK = "memory.tasks.memory_extract_task"
 TERM_STATS_REBUILD_TASK = "memory.tasks.term_stats_rebuild_task"
 BULK_TASK = "memory.tasks.memory_bulk_task"
 
-ENRICH_BATCH = 64  # memories per enrichment task: one embedding batch
+ENRICH_BATCH = 256  # ids per task: the worker's pipeline embeds them in chunks of EASYMEMORY_EMBED_BATCH
 
 
 def enrichment_enqueue(memory_ids: list[str]) -> list[str]:
@@ -104,16 +112,18 @@ def enrichment_enqueue(memory_ids: list[str]) -> list[str]:
     for start in range(0, len(memory_ids), ENRICH_BATCH):
         chunk = memory_ids[start : start + ENRICH_BATCH]
         try:
-            current_app.send_task(ENRICH_TASK, args=[chunk])
+            current_app.send_task(EMBED_TASK, args=[chunk])
         except Exception:  # noqa: BLE001 - any broker failure; sent again later
             logger.warning("could not enqueue enrichment for %d memories; will retry", len(chunk))
             unsent.extend(chunk)
     return unsent
 
 
-def extraction_enqueue(memory_ids: list[str]) -> None:
-    """The enrichment steps beyond embedding, on the LLM queue."""
-    current_app.send_task(EXTRACT_TASK, args=[memory_ids])
+def extraction_enqueue(memory_ids: list[str], *, deferrals: int = 0, countdown: float | None = None) -> None:
+    """The enrichment steps beyond embedding, on the LLM queue (`deferrals`: how often they already
+    stepped aside for embeddings, see memory/tasks.py)."""
+    kwargs = {"deferrals": deferrals} if deferrals else {}
+    current_app.send_task(EXTRACT_TASK, args=[memory_ids], kwargs=kwargs, countdown=countdown)
 
 
 def term_stats_rebuild_enqueue(tenant_id: str) -> None:

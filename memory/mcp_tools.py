@@ -134,11 +134,16 @@ MEMORY_OUT: dict[str, Any] = {
 }
 HIT_OUT: dict[str, Any] = {
     "type": "object",
-    "required": ["memory", "score", "evidence"],
+    "required": ["memory", "score", "evidence", "embedded"],
     "properties": {
         "memory": MEMORY_OUT,
         "score": {"type": "number"},
         "evidence": {"type": "object", "description": "Which signals found it and at what rank."},
+        "embedded": {
+            "type": "boolean",
+            "description": "false while the memory waits for its embedding (just written): found by words "
+            "or the graph only, for now.",
+        },
     },
 }
 

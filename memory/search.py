@@ -54,6 +54,8 @@ class Hit:
     memory: Memory
     score: float
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
+    # False while the memory waits for its embedding: found by the other lists only, for now.
+    embedded: bool = True
 
 
 def validate_query(query: str, k: int) -> str:
@@ -443,9 +445,27 @@ def search(
                 **{name: round(part, 4) for name, part in extra.items()},
             }
     top = sorted(final, key=lambda mid: (-final[mid], str(mid)))[:k]
-    return [
+    hits = [
         Hit(memory=memories[mid], score=round(final[mid], 6), evidence=evidence[mid]) for mid in top if mid in memories
     ]
+    _mark_unembedded(principal, hits)
+    return hits
+
+
+def _mark_unembedded(principal: Principal, hits: list[Hit]) -> None:
+    """Flag the hits that have no embedding under the current model yet (written a moment ago):
+    the vector list cannot see them, so a caller learns why they rank on words alone. Only hits
+    the vector list did not return are looked up (one indexed query, usually none)."""
+    unseen = [hit.memory.pk for hit in hits if "vector" not in hit.evidence]
+    if not unseen:
+        return
+    have = set(
+        scoped(MemoryEmbedding, principal.tenant)
+        .filter(memory_id__in=unseen, model=embeddings.model_name())
+        .values_list("memory_id", flat=True)
+    )
+    for hit in hits:
+        hit.embedded = "vector" in hit.evidence or hit.memory.pk in have
 
 
 def memory_search_for(

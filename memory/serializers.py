@@ -189,13 +189,20 @@ class HitSerializer(serializers.Serializer):
     memory = MemorySerializer()
     score = serializers.FloatField()
     evidence = serializers.DictField()
+    embedded = serializers.BooleanField(
+        help_text="false while the memory waits for its embedding (seconds after it was written): "
+        "it was found by full text or the graph, and meaning-based search will find it once embedded"
+    )
 
     @classmethod
     def of(cls, hits: list[Hit]) -> list[dict[str, Any]]:
         # The same representation as serializing through this class, without building a
         # ModelSerializer's fields for every response (about a millisecond per search).
         memory = _memory_representation()
-        return [{"memory": memory(h.memory), "score": h.score, "evidence": h.evidence} for h in hits]
+        return [
+            {"memory": memory(h.memory), "score": h.score, "evidence": h.evidence, "embedded": h.embedded}
+            for h in hits
+        ]
 
 
 @cache

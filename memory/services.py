@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import connection, transaction
-from django.db.models import QuerySet, Value
+from django.db.models import Case, Exists, F, OuterRef, QuerySet, TextField, Value, When
 from django.utils import timezone
 
 from accounts.principal import Principal
@@ -473,48 +473,122 @@ def memory_tables_analyze() -> None:
         cursor.execute("ANALYZE memory_memoryembedding")  # unscoped: as above
 
 
-def memory_embed_batch(*, memory_ids: Sequence[str]) -> int:
-    """Embed the given memories under the current model, skipping those done or gone.
+@dataclass(frozen=True)
+class EmbedItem:
+    """A memory to embed, as fetched: the content hash pins the text the vector is made from."""
 
-    Idempotent: safe to run twice for the same ids. Returns how many it embedded.
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    content: str
+    content_hash: str
+
+
+@dataclass
+class EmbedFetch:
+    todo: list[EmbedItem]
+    # Memories already embedded under the model and marked done: announced again on a re-run.
+    done: list[tuple[str, str]] = field(default_factory=list)  # (tenant id, memory id)
+
+
+def memory_embed_fetch(*, memory_ids: Sequence[str], model: str | None = None) -> EmbedFetch:
+    """The given memories that still need an embedding under `model`, in one query.
+
+    Gone ids drop out; already embedded ones come back without their text, so a re-run
+    (redelivery, reconcile) costs one query and no inference.
+    """
+    name = model or embeddings.model_name()
+    vectors = MemoryEmbedding.objects.filter(memory_id=OuterRef("pk"), model=name)  # unscoped: of the rows below
+    has_vector = Exists(vectors)
+    rows = (
+        Memory.objects.filter(pk__in=list(memory_ids))  # unscoped: the worker acts on ids it was given
+        .annotate(embedded=has_vector)
+        .annotate(text=Case(When(embedded=True, then=Value("")), default=F("content"), output_field=TextField()))
+        .values_list("id", "tenant_id", "text", "content_hash", "embedded", "enrichment_state")
+    )
+    fetched = EmbedFetch(todo=[])
+    for mid, tenant_id, text, digest, embedded, state in rows:
+        if not embedded:
+            fetched.todo.append(EmbedItem(mid, tenant_id, text, digest))
+        elif state == EnrichmentState.DONE:
+            fetched.done.append((str(tenant_id), str(mid)))
+    return fetched
+
+
+def _vector_text(vector: Sequence[float]) -> str:
+    # pgvector's text form; float32 needs at most 9 significant digits to round-trip.
+    return "[" + ",".join(format(x, ".9g") for x in vector) + "]"
+
+
+# One statement: store the vectors of the memories that still exist with the same text (locked
+# against a concurrent delete or edit: FOR KEY SHARE re-checks the row once that commits), and
+# mark those memories done. Returns the memories marked done, for the announcement.
+_STORE_SQL = """
+WITH given AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(hashes)s::text[], %(vectors)s::text[]) AS g(id, content_hash, vector)
+), alive AS (
+    SELECT m.id, m.tenant_id, g.vector FROM memory_memory m
+    JOIN given g ON g.id = m.id AND g.content_hash = m.content_hash
+    FOR KEY SHARE OF m
+), stored AS (
+    INSERT INTO memory_memoryembedding (tenant_id, memory_id, model, dims, embedding, created_at)
+    SELECT a.tenant_id, a.id, %(model)s, %(dims)s, a.vector::vector, now() FROM alive a
+    ON CONFLICT (memory_id, model) DO NOTHING
+    RETURNING memory_id
+)
+UPDATE memory_memory m SET enrichment_state = %(done)s, enrichment_error = ''
+FROM alive a WHERE m.id = a.id AND m.enrichment_state = %(pending)s
+RETURNING m.tenant_id, m.id
+"""
+
+
+def memory_embed_store(
+    *, items: Sequence[EmbedItem], vectors: Sequence[Sequence[float]], model: str
+) -> list[tuple[str, str]]:
+    """Store the vectors of `items` and mark them done, in one statement (see _STORE_SQL).
+
+    Memories deleted or edited since they were fetched are skipped (an edit queues its own
+    embedding). Idempotent. Returns (tenant id, memory id) of the memories marked done.
+    """
+    if not items:
+        return []
+    params: dict[str, Any] = {
+        "ids": [item.id for item in items],
+        "hashes": [item.content_hash for item in items],
+        "vectors": [_vector_text(vector) for vector in vectors],
+        "model": model,
+        "dims": len(vectors[0]),
+        "done": EnrichmentState.DONE.value,
+        "pending": EnrichmentState.PENDING.value,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_SQL, params)
+        return [(str(tenant_id), str(mid)) for tenant_id, mid in cursor.fetchall()]
+
+
+def memory_embed_batch(*, memory_ids: Sequence[str]) -> int:
+    """Embed the given memories under the current model, skipping those done or gone, and
+    announce them: one query to fetch, the model, one statement to store.
+
+    Idempotent: safe to run twice for the same ids. Returns how many it embedded. (The worker
+    runs the same steps through memory/embed_pipeline.py, overlapping them across batches.)
     """
     name = embeddings.model_name()
-    todo = list(
-        Memory.objects.filter(pk__in=list(memory_ids))  # unscoped: worker acts on ids it was given
-        .exclude(embeddings__model=name)
-        .values_list("id", "tenant_id", "content")
-    )
-    if not todo:
-        return 0
-    vectors = embeddings.embed_texts([content for _, _, content in todo], name)
-    dims = len(vectors[0])
-    with transaction.atomic():
-        # ids deleted while we were embedding are skipped (their FK would fail).
-        todo_ids = [mid for mid, _, _ in todo]
-        alive = set(Memory.objects.filter(pk__in=todo_ids).values_list("id", flat=True))  # unscoped: ids from above
-        MemoryEmbedding.objects.bulk_create(
-            [
-                MemoryEmbedding(tenant_id=tenant_id, memory_id=mid, model=name, dims=dims, embedding=vector)
-                for (mid, tenant_id, _), vector in zip(todo, vectors, strict=True)
-                if mid in alive
-            ],
-            ignore_conflicts=True,
-        )
-        done = Memory.objects.filter(pk__in=alive, enrichment_state=EnrichmentState.PENDING)  # unscoped: ids from above
-        done.update(enrichment_state=EnrichmentState.DONE, enrichment_error="")
-    return len(alive)
+    fetched = memory_embed_fetch(memory_ids=memory_ids, model=name)
+    done = list(fetched.done)
+    if fetched.todo:
+        vectors = embeddings.embed_texts([item.content for item in fetched.todo], name)
+        done += memory_embed_store(items=fetched.todo, vectors=vectors, model=name)
+    memory_announce_enriched(done)
+    return len(done) - len(fetched.done)
 
 
-def memory_announce_enriched(*, memory_ids: Sequence[str]) -> None:
-    """Tell each tenant's subscribers which of these memories finished enrichment."""
+def memory_announce_enriched(done: Sequence[tuple[str, str]]) -> None:
+    """Tell each tenant's subscribers which memories finished enrichment ((tenant id, memory id) pairs)."""
     by_tenant: dict[str, list[str]] = {}
-    done = Memory.objects.filter(  # unscoped: worker acts on ids it was given, grouped by tenant below
-        pk__in=list(memory_ids), enrichment_state=EnrichmentState.DONE
-    ).values_list("tenant_id", "id")
     for tenant_id, memory_id in done:
-        by_tenant.setdefault(str(tenant_id), []).append(str(memory_id))
-    for tenant_key, ids in by_tenant.items():
-        publish_event(tenant_key, "memory.enriched", {"ids": ids})
+        by_tenant.setdefault(tenant_id, []).append(memory_id)
+    for tenant_id, ids in by_tenant.items():
+        publish_event(tenant_id, "memory.enriched", {"ids": ids})
 
 
 def memory_mark_failed(*, memory_ids: Sequence[str], error: str) -> None:

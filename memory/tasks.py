@@ -12,46 +12,76 @@ import logging
 
 from celery import Task, shared_task
 
-from memory.dispatch import BULK_TASK, ENRICH_TASK, EXTRACT_TASK, TERM_STATS_REBUILD_TASK, extraction_enqueue
-from memory.services import memory_announce_enriched, memory_embed_batch, memory_mark_failed
+from memory.dispatch import (
+    BULK_TASK,
+    EMBED_TASK,
+    ENRICH_TASK,
+    EXTRACT_TASK,
+    TERM_STATS_REBUILD_TASK,
+    extraction_enqueue,
+)
+from memory.services import memory_mark_failed
 
 logger = logging.getLogger(__name__)
 
+EXTRACT_CHUNK = 16  # memories extracted between checks for embeddings waiting
+EXTRACT_QUIET_SECONDS = 1.0  # extraction runs once the pipeline has been idle this long
+EXTRACT_DEFER_SECONDS = 2.0
+EXTRACT_MAX_DEFERRALS = 60  # then it runs anyway (about two minutes of steady embedding)
 MAX_RETRIES = 5
+
+
+def _embed_then_extract(task: Task, memory_ids: list[str]) -> int:
+    from memory.embed_pipeline import pipeline
+    from memory.enrichment import has_enrichment_hooks
+
+    try:
+        count = pipeline.embed(memory_ids)
+    except Exception as exc:
+        if task.request.retries >= MAX_RETRIES:
+            memory_mark_failed(memory_ids=memory_ids, error=f"{type(exc).__name__}: {exc}")
+            logger.exception("embedding failed for good for %d memories", len(memory_ids))
+            return 0
+        raise task.retry(exc=exc, countdown=min(300, 2**task.request.retries * 5)) from exc
+    if has_enrichment_hooks():
+        # After the embedding, on its own queue: a slow model never delays searchability. Sent
+        # again if this task is re-run; the steps skip what they already did.
+        extraction_enqueue(memory_ids)
+    return count
+
+
+@shared_task(name=EMBED_TASK, bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
+def memory_embed_task(self: Task, memory_ids: list[str]) -> int:
+    """Embed the given memories (through this worker's pipeline, memory/embed_pipeline.py), announce
+    them, then hand the other enrichment steps to the LLM queue. Returns how many it embedded."""
+    return _embed_then_extract(self, memory_ids)
 
 
 @shared_task(name=ENRICH_TASK, bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
 def memory_enrich_task(self: Task, memory_ids: list[str]) -> int:
-    """Embed the given memories, announce them, then hand the LLM steps to their own queue."""
-    try:
-        count = memory_embed_batch(memory_ids=memory_ids)
-        memory_announce_enriched(memory_ids=memory_ids)
-        from memory.enrichment import has_enrichment_hooks
-
-        if has_enrichment_hooks():
-            # After the embedding: a slow model never delays searchability. Sent again if this
-            # task is re-run; the steps skip what they already did.
-            extraction_enqueue(memory_ids)
-        return count
-    except Exception as exc:
-        if self.request.retries >= MAX_RETRIES:
-            memory_mark_failed(memory_ids=memory_ids, error=f"{type(exc).__name__}: {exc}")
-            logger.exception("enrichment failed for good for %d memories", len(memory_ids))
-            return 0
-        raise self.retry(exc=exc, countdown=min(300, 2**self.request.retries * 5)) from exc
+    """The former name of memory_embed_task: messages queued before an upgrade still run."""
+    return _embed_then_extract(self, memory_ids)
 
 
 @shared_task(name=EXTRACT_TASK, bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
-def memory_extract_task(self: Task, memory_ids: list[str]) -> None:
+def memory_extract_task(self: Task, memory_ids: list[str], deferrals: int = 0) -> None:
     """The enrichment steps beyond embedding (graph extraction, often through an LLM).
 
-    The steps record a provider's failure on the memory themselves; what reaches here is an
-    infrastructure error (database, broker), retried with backoff.
+    Embeddings go first: in a worker that also embeds, while its pipeline is busy (or was a moment
+    ago) the memories not yet extracted go back to the queue for EXTRACT_DEFER_SECONDS, which frees
+    this thread for the next embedding task; after EXTRACT_MAX_DEFERRALS they run anyway. The steps
+    record a provider's failure on the memory themselves; what reaches here is an infrastructure
+    error (database, broker), retried with backoff.
     """
+    from memory.embed_pipeline import pipeline
     from memory.enrichment import run_enrichment_hooks
 
     try:
-        run_enrichment_hooks(memory_ids)
+        for start in range(0, len(memory_ids), EXTRACT_CHUNK):
+            if deferrals < EXTRACT_MAX_DEFERRALS and pipeline.busy(within=EXTRACT_QUIET_SECONDS):
+                extraction_enqueue(memory_ids[start:], deferrals=deferrals + 1, countdown=EXTRACT_DEFER_SECONDS)
+                return
+            run_enrichment_hooks(memory_ids[start : start + EXTRACT_CHUNK])
     except Exception as exc:
         if self.request.retries >= MAX_RETRIES:
             memory_mark_failed(memory_ids=memory_ids, error=f"graph: {type(exc).__name__}: {exc}")

@@ -119,6 +119,18 @@ def test_it_filters_the_list_and_search(people: dict[str, Person], tenant: Any) 
     assert "<html" not in partial and "budget review notes" in partial
 
 
+def test_its_search_results_say_which_memories_wait_for_their_embedding(people: dict[str, Person], tenant: Any) -> None:
+    from tests.conftest import embed_pending
+
+    remember(tenant, "the zeppelin hangar opens on Thursday")
+    client = people["reader"].client()
+    page = client.get("/search/?q=zeppelin").content.decode()
+    assert "the zeppelin hangar opens on Thursday" in page and "not embedded yet" in page
+    embed_pending()
+    page = client.get("/search/?q=zeppelin").content.decode()
+    assert "the zeppelin hangar opens on Thursday" in page and "not embedded yet" not in page
+
+
 def test_it_keeps_at_least_one_admin(people: dict[str, Person], tenant: Any) -> None:
     admin = people["admin"]
     own = Membership.objects.get(user=admin.user, tenant=tenant)

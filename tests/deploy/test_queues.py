@@ -19,7 +19,8 @@ def test_each_kind_of_work_has_its_own_queue() -> None:
     assert queues["embeddings"] == settings.CELERY_TASK_DEFAULT_QUEUE
     assert len(set(queues.values())) == 3
     routes = settings.CELERY_TASK_ROUTES
-    assert routes["memory.tasks.memory_enrich_task"]["queue"] == queues["embeddings"]
+    assert routes["memory.tasks.memory_embed_task"]["queue"] == queues["embeddings"]
+    assert routes["memory.tasks.memory_enrich_task"]["queue"] == queues["embeddings"]  # its former name
     assert routes["memory.tasks.memory_extract_task"]["queue"] == queues["llm"]
     assert routes["ingest.tasks.ingest_job_task"]["queue"] == queues["imports"]
     app.loader.import_default_modules()

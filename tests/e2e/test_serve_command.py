@@ -72,6 +72,13 @@ def test_serve_bootstraps_serves_enriches_and_restarts_with_its_data(tmp_path: P
         headers = {"Authorization": f"Bearer {key.group(1)}"}
         assert (data_dir / "first-run-credentials.txt").stat().st_mode & 0o077 == 0
         assert http.get(f"{base}/readyz").json()["checks"] == {"database": "ok", "queue": "ok"}
+        # "ready" only once the worker and the web process have the embedding model loaded.
+        deadline = time.monotonic() + 300
+        while "ready in" not in log.read_text():
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.2)
+        marks = sorted(path.name.split("-")[0] for path in (data_dir / "ready").iterdir())
+        assert marks == ["web", "worker"], marks
         body = {"content": "Our wifi password hint is the cat"}
         created = http.post(f"{base}/v1/memories", json=body, headers=headers)
         assert created.status_code == 201

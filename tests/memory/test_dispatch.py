@@ -13,13 +13,15 @@ def wait_for(condition, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_it_gathers_a_burst_of_writes_into_one_send() -> None:
+def test_after_a_quiet_spell_the_first_ids_go_at_once_and_the_rest_of_a_burst_gathers() -> None:
     sent: list[list[str]] = []
-    dispatcher = Dispatcher(sent.append, delay=0.3)
+    dispatcher = Dispatcher(sent.append, delay=5.0)
+    dispatcher.submit(["first"])
+    wait_for(lambda: sent == [["first"]], timeout=4.0)  # no waiting for a burst that may never come
     for i in range(5):
         dispatcher.submit([f"id-{i}"])
-    wait_for(lambda: sum(len(batch) for batch in sent) == 5)
-    assert sent == [[f"id-{i}" for i in range(5)]]
+    wait_for(lambda: sum(len(batch) for batch in sent) == 6)
+    assert sent == [["first"], [f"id-{i}" for i in range(5)]]
 
 
 def test_flush_sends_what_is_pending_in_the_caller() -> None:

@@ -419,7 +419,10 @@ def test_hits_are_represented_exactly_as_the_hit_serializer_would(writer: Person
 
     remember(writer.principal, "tea in Lisbon", tags=["travel"], metadata={"lang": "en"})
     hits = search(writer.principal, "tea", k=5, weights=FULLTEXT_ONLY)
-    full = HitSerializer([{"memory": h.memory, "score": h.score, "evidence": h.evidence} for h in hits], many=True)
+    full = HitSerializer(
+        [{"memory": h.memory, "score": h.score, "evidence": h.evidence, "embedded": h.embedded} for h in hits],
+        many=True,
+    )
     assert json.loads(json.dumps(HitSerializer.of(hits))) == json.loads(json.dumps(full.data))
 
 

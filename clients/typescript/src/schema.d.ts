@@ -173,6 +173,8 @@ export interface Hit {
   evidence: {
     [key: string]: unknown;
   };
+  /** false while the memory waits for its embedding (seconds after it was written): it was found by full text or the graph, and meaning-based search will find it once embedded */
+  embedded: boolean;
 }
 
 export interface ImportRoot {

@@ -20,6 +20,7 @@ def _document(hit: Hit) -> Document:
         "id": memory.id,
         "score": hit.score,
         "evidence": hit.evidence,
+        "embedded": hit.embedded,
         "kind": memory.kind,
         "tags": memory.tags,
         "user_ref": memory.user_ref,

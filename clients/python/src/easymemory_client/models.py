@@ -78,11 +78,16 @@ class Hit:
     memory: Memory
     score: float
     evidence: dict[str, Any]
+    # False while the memory waits for its embedding (just written): found by words or the graph only.
+    embedded: bool = True
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hit:
         return cls(
-            memory=Memory.from_dict(data["memory"]), score=float(data["score"]), evidence=data.get("evidence") or {}
+            memory=Memory.from_dict(data["memory"]),
+            score=float(data["score"]),
+            evidence=data.get("evidence") or {},
+            embedded=bool(data.get("embedded", True)),
         )
 
 
