@@ -561,7 +561,7 @@ def memory_embed_store(
         "pending": EnrichmentState.PENDING.value,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_STORE_SQL, params)
+        cursor.execute(_STORE_SQL, params)  # unscoped: the worker stores vectors of ids it was given
         return [(str(tenant_id), str(mid)) for tenant_id, mid in cursor.fetchall()]
 
 
