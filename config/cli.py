@@ -228,12 +228,15 @@ def serve(argv: list[str]) -> int:
             print(f"re-queued {requeued} memories whose embedding is missing", flush=True)
         children["web"] = _start_child(_web_command(args), child_env)
         print("loading the embedding model (the server answers meanwhile)", flush=True)
-        if _wait_until_loaded(args, children, ready_dir):
-            print(
-                f"ready in {time.monotonic() - started:.1f}s: {url} ({args.workers} web process"
-                f"{'es' if args.workers > 1 else ''}; API docs at /api/docs; Ctrl-C or `easymemory stop` to stop)",
-                flush=True,
-            )
+        # The web server answers from here on, so a stop now drains like any other.
+        stop_signals.supervising = True
+        if _wait_until_loaded(args, children, ready_dir, stop_signals):
+            if stop_signals.received is None:
+                print(
+                    f"ready in {time.monotonic() - started:.1f}s: {url} ({args.workers} web process"
+                    f"{'es' if args.workers > 1 else ''}; API docs at /api/docs; Ctrl-C or `easymemory stop` to stop)",
+                    flush=True,
+                )
             code = _supervise(args, children, stop_signals, drain_file, child_env)
         else:
             web = children["web"]
@@ -272,13 +275,16 @@ def _ready_dir_reset(data_dir: Path) -> Path:
 
 
 def _wait_until_loaded(
-    args: argparse.Namespace, children: dict[str, subprocess.Popen[bytes] | None], ready_dir: Path
+    args: argparse.Namespace,
+    children: dict[str, subprocess.Popen[bytes] | None],
+    ready_dir: Path,
+    stop_signals: _Signals,
 ) -> bool:
     """Wait until the worker and every web process have loaded the embedding model (each marks
     itself in `ready_dir`, memory/warmup.py), so that after "ready" a memory written is searchable
     at once, the first one included. False if the web server ended meanwhile."""
     deadline = time.monotonic() + READY_WAIT_SECONDS
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and stop_signals.received is None:
         marks = [path.name for path in ready_dir.iterdir()]
         webs = sum(1 for mark in marks if mark.startswith("web-"))
         worker = children["worker"]
@@ -289,7 +295,8 @@ def _wait_until_loaded(
         if web is None or web.poll() is not None:
             return False
         time.sleep(0.1)
-    print("the embedding model is still loading; the first searches will wait for it", file=sys.stderr, flush=True)
+    if stop_signals.received is None:
+        print("the embedding model is still loading; the first searches will wait for it", file=sys.stderr, flush=True)
     return True
 
 

@@ -46,7 +46,7 @@ def test_the_worker_has_the_model_loaded_before_its_first_task(tmp_path: Path, w
     try:
         # No task has been sent: the mark comes from the start-up load alone.
         wait_for(lambda: (tmp_path / f"worker-{process.pid}").exists(), "the worker did not load its model")
-        assert torch_loaded(process.pid)
+        assert model_runtime_loaded(process.pid)
         [result] = memory_create_many(principal=writer.principal, items=[MemoryInput(content="the shed key is blue")])
         assert result.memory is not None
         memory_id = result.memory.pk
@@ -58,14 +58,16 @@ def test_the_worker_has_the_model_loaded_before_its_first_task(tmp_path: Path, w
         stop(process)
 
 
-def torch_loaded(pid: int) -> bool:
-    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+def model_runtime_loaded(pid: int) -> bool:
+    """The library of the embedding backend (ONNX Runtime by default, PyTorch on `torch`) is mapped."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "libtorch" in maps or "onnxruntime" in maps
 
 
 def test_a_worker_for_imports_only_does_not_load_the_model(tmp_path: Path) -> None:
     process = start(["imports"], tmp_path)
     try:
         wait_for(lambda: (tmp_path / f"worker-{process.pid}").exists(), "the worker did not mark itself ready")
-        assert not torch_loaded(process.pid)
+        assert not model_runtime_loaded(process.pid)
     finally:
         stop(process)
