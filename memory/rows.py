@@ -120,7 +120,7 @@ def _when(value: datetime | None) -> str | None:
 
 
 def _json(rows: list[dict[str, Any]]) -> str:
-    # Content was checked for NUL and lone surrogates (config.inputs), which JSON text would not carry.
+    # Content was checked for NUL and lone surrogates (core.inputs), which JSON text would not carry.
     return json.dumps(rows, ensure_ascii=False, allow_nan=False)
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from config.request_context import RequestInfo
 from jsonschema import Draft202012Validator
-from memory.mcp.registry import autodiscover
-from memory.mcp.server import invoke_tool
 
+from core.request_context import RequestInfo
+from mcp_server.registry import autodiscover
+from mcp_server.server import invoke_tool
 from memory.services import MemoryInput, memory_create_many
 from tests.conftest import Persona, embed_pending
 
