@@ -117,9 +117,9 @@ def validate_input(data: MemoryInput, prefix: str = "") -> MemoryInput:
     return replace(data, tags=_clean_tags(data.tags, prefix), content=content, metadata=metadata)
 
 
-def _new_row(principal: Principal, data: MemoryInput) -> NewRow:
+def _row_of(data: MemoryInput, *, history: list[HistoryRow], **stored: Any) -> NewRow:
+    """The row to store for validated input; `stored`: id, and for a restore its version and times."""
     return NewRow(
-        id=uuid.uuid4(),
         kind=data.kind,
         content=data.content,
         content_hash=content_hash(data.content),
@@ -131,13 +131,16 @@ def _new_row(principal: Principal, data: MemoryInput) -> NewRow:
         importance=data.importance,
         occurred_at=data.occurred_at,
         expires_at=data.expires_at,
-        history=[
-            HistoryRow(
-                event=HistoryEvent.ADD, version=1, actor=principal.actor, new_content=data.content,
-                new_metadata=data.metadata,
-            )
-        ],
-    )  # fmt: skip
+        history=history,
+        **stored,
+    )
+
+
+def _new_row(principal: Principal, data: MemoryInput) -> NewRow:
+    added = HistoryRow(
+        event=HistoryEvent.ADD, version=1, actor=principal.actor, new_content=data.content, new_metadata=data.metadata
+    )
+    return _row_of(data, history=[added], id=uuid.uuid4())
 
 
 def memory_create_many(
@@ -267,19 +270,9 @@ def _restored_row(item: RestoredMemory, actor: str) -> NewRow:
     history = item.history or [
         HistoryInput(event=HistoryEvent.ADD, version=1, new_content=data.content, new_metadata=data.metadata)
     ]
-    return NewRow(
+    return _row_of(
+        data,
         id=item.id,
-        kind=data.kind,
-        content=data.content,
-        content_hash=content_hash(data.content),
-        metadata=data.metadata,
-        tags=data.tags,
-        user_ref=data.user_ref,
-        agent_id=data.agent_id,
-        session_id=data.session_id,
-        importance=data.importance,
-        occurred_at=data.occurred_at,
-        expires_at=data.expires_at,
         version=item.version,
         created_at=item.created_at,
         updated_at=item.updated_at,
