@@ -24,7 +24,7 @@ from graph import selectors as graph_selectors
 from graph.providers import base as provider_base
 from graph.providers import offline
 from ingest.sources import files, markdown, slack
-from memory import fulltext, policy, redaction, text
+from memory import answer_judge, fulltext, policy, redaction, text
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,7 @@ MODULES: list[ModuleType] = [
     slack,
     files,
     presenters,
+    answer_judge,  # the judge model's reply
 ]
 # Runs of these make a backtracking matcher retry from every position.
 UNITS = [
