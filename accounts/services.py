@@ -18,6 +18,7 @@ from accounts.models import ApiKey, Application, Membership, Tenant
 from accounts.principal import Principal
 from accounts.roles import Role
 from accounts.scoping import scoped
+from accounts.selectors import api_key_forget
 from core.errors import InvalidInput
 
 # last_used_at is written at most this often per key, so the hot path stays read-only.
@@ -84,6 +85,7 @@ def tenant_delete(*, tenant: Tenant, principal: Principal) -> None:
     # and their history, embeddings, entities, relations, jobs, uploads, keys, OAuth applications
     # and so their tokens and grants, invitations, memberships); audit events do not (append-only).
     _, removed = tenant.delete()
+    api_key_forget()  # its keys are gone with it
     _audit(principal, None, "tenant.delete", "tenant", tenant_id, slug=slug, rows=dict(sorted(removed.items())))
 
 
@@ -96,6 +98,7 @@ def tenant_rename(*, tenant: Tenant, name: str, principal: Principal) -> Tenant:
     old = tenant.name
     tenant.name = name
     tenant.save(update_fields=["name"])
+    api_key_forget()  # cached keys carry their tenant's row
     _audit(principal, tenant, "tenant.rename", "tenant", tenant.pk, old=old, new=name)
     return tenant
 
@@ -209,6 +212,8 @@ def credential_rate_limit_set(
     credential.rate_limit_per_min = per_min
     credential.rate_limit_burst = burst
     credential.save(update_fields=["rate_limit_per_min", "rate_limit_burst"])
+    if isinstance(credential, ApiKey):
+        api_key_forget(credential.prefix)
     what = "api_key" if isinstance(credential, ApiKey) else "oauth_app"
     _audit(principal, principal.tenant, f"{what}.rate_limit", what, credential.pk, per_min=per_min, burst=burst)
     return credential
@@ -219,6 +224,7 @@ def api_key_revoke(*, api_key: ApiKey, principal: Principal | None = None) -> Ap
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        api_key_forget(api_key.prefix)
         _audit(principal, api_key.tenant, "api_key.revoke", "api_key", api_key.pk)
     return api_key
 
@@ -227,6 +233,7 @@ def api_key_touch(*, api_key: ApiKey) -> None:
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)  # unscoped: key resolved from its secret
+        api_key.last_used_at = now  # the row may be a cached one (accounts.selectors): touched once per resolution
 
 
 # --- OAuth applications ----------------------------------------------------------------

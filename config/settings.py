@@ -406,6 +406,15 @@ EASYMEMORY_OAUTH_REGISTRATIONS_PER_HOUR = _auth.integer(
     maximum=10_000,
     help="Client registrations accepted from one client address per hour.",
 )
+EASYMEMORY_API_KEY_CACHE_SECONDS = _auth.number(
+    "EASYMEMORY_API_KEY_CACHE_SECONDS",
+    5.0,
+    minimum=0.0,
+    maximum=60.0,
+    help="How long a web process reuses an API key it has looked up, instead of reading it on every request. "
+    "A key revoked, changed or deleted through another process stops working within this many seconds (at once "
+    "in the process that revoked it); expiry is checked on every request. `0` reads the key every time.",
+)
 # Bootstrap token for automation: off unless set; long enough not to be guessed.
 EASYMEMORY_ADMIN_TOKEN = _auth.string(
     "EASYMEMORY_ADMIN_TOKEN",
