@@ -93,7 +93,19 @@ def postgres_cpu(data_dir: Path) -> float:
     return total
 
 
-def run(label: str, key: str, texts: list[str], data_dir: Path, cprofile: int) -> None:
+_statements: list[tuple[str, float]] = []
+
+
+def count_statements(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+    started = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        _statements.append((" ".join(sql.split())[:70], (time.perf_counter() - started) * 1000))
+
+
+def run(label: str, key: str, texts: list[str], data_dir: Path, cprofile: int, sql: bool) -> None:
+    from django.db import connection
     from django.test import Client
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -102,14 +114,21 @@ def run(label: str, key: str, texts: list[str], data_dir: Path, cprofile: int) -
     rows: dict[str, list[list[float]]] = defaultdict(list)
     profiler = cProfile.Profile() if cprofile else None
     pg_before = postgres_cpu(data_dir)
+    statements_per_request: list[int] = []
+    by_statement: dict[str, list[float]] = defaultdict(list)
     for n, text in enumerate(texts[10:]):
         _current.clear()
+        _statements.clear()
         wall, cpu = time.perf_counter(), time.thread_time()
         if profiler is not None and n < cprofile:
             profiler.enable()
-        response = client.post("/v1/search", {"query": text, "k": 10}, content_type="application/json")
+        with connection.execute_wrapper(count_statements):
+            response = client.post("/v1/search", {"query": text, "k": 10}, content_type="application/json")
         if profiler is not None and n < cprofile:
             profiler.disable()
+        statements_per_request.append(len(_statements))
+        for statement, ms in _statements:
+            by_statement[statement].append(ms)
         assert response.status_code == 200, response.content
         rows["request in all (this thread)"].append(
             [(time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000]
@@ -124,6 +143,10 @@ def run(label: str, key: str, texts: list[str], data_dir: Path, cprofile: int) -
         cpu = statistics.median(v[1] for v in values)
         print(f"  {part:<32} {wall:>7.2f} ms  / {cpu:>7.2f} ms CPU")
     print(f"  PostgreSQL CPU per request (mean)  {pg_ms:.2f} ms")
+    print(f"  SQL statements per request: median {statistics.median(statements_per_request)}")
+    if sql:
+        for statement, values in sorted(by_statement.items(), key=lambda item: -sum(item[1])):
+            print(f"    {len(values) / count:5.2f}/request  {statistics.median(values):6.2f} ms  {statement}")
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
@@ -136,6 +159,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--cprofile", type=int, default=0, help="cProfile the first N requests of each tenant")
+    parser.add_argument("--sql", action="store_true", help="list the SQL statements of a request, by total time")
     args = parser.parse_args()
     os.environ.setdefault("EASYMEMORY_RATE_LIMIT_PER_MIN", "10000000")  # the limiter runs, never refuses
     os.environ.setdefault("EASYMEMORY_RATE_LIMIT_BURST", "1000000")
@@ -147,8 +171,22 @@ def main() -> None:
     instrument()
     texts = data.questions(random.Random(args.seed), 2 * args.queries + 40)
     try:
-        run("hybrid, 100k-row tenant", keys["bench-big"], texts[: args.queries + 10], args.data_dir, args.cprofile)
-        run("hybrid, 10k-row tenant", keys["bench-t1"], texts[args.queries + 10 :], args.data_dir, args.cprofile)
+        run(
+            "hybrid, 100k-row tenant",
+            keys["bench-big"],
+            texts[: args.queries + 10],
+            args.data_dir,
+            args.cprofile,
+            args.sql,
+        )
+        run(
+            "hybrid, 10k-row tenant",
+            keys["bench-t1"],
+            texts[args.queries + 10 :],
+            args.data_dir,
+            args.cprofile,
+            args.sql,
+        )
         print(f"load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     finally:
         data.stop_database(args.data_dir)

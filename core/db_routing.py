@@ -13,7 +13,7 @@ and replayed, which an asynchronous embedding already makes "shortly after the w
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -72,3 +72,32 @@ class ReplicaRouter:
 
     def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool:
         return db == "default"  # the replica follows the primary's schema by replication
+
+
+def fetch_with_settings(
+    connection: Any, settings_: Sequence[tuple[str, str]], sql: str, params: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of `sql`, run with these planner settings for it alone, in one round trip.
+
+    Outside a transaction the settings and the statement go in one simple-protocol message
+    (Django's cursors bind parameters on the client), which PostgreSQL runs as one implicit
+    transaction, so `set_config(…, true)` ends with it: no BEGIN, SET and COMMIT of their own.
+    Inside a caller's transaction the settings are set, and put back once the rows are read."""
+    names = [name for name, _ in settings_]
+    assign = ", ".join("set_config(%s, %s, true)" for _ in settings_)
+    values = [part for pair in settings_ for part in pair]
+    with connection.cursor() as cursor:
+        if not connection.in_atomic_block:
+            cursor.execute(f"SELECT {assign}; {sql}", [*values, *params])  # scoped: as each caller marks it
+            cursor.nextset()
+            return list(cursor.fetchall())
+        current = ", ".join("current_setting(%s, true)" for _ in names)
+        cursor.execute(f"SELECT {current}", names)  # unscoped: reads settings, no table
+        before = cursor.fetchone()
+        cursor.execute(f"SELECT {assign}", values)  # unscoped: sets settings, no table
+        try:
+            cursor.execute(sql, params)  # scoped: as each caller marks it
+            return list(cursor.fetchall())
+        finally:
+            restore = [part for name, old in zip(names, before, strict=True) for part in (name, old or "")]
+            cursor.execute(f"SELECT {assign}", restore)  # unscoped: sets settings, no table

@@ -31,11 +31,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
-from django.db import transaction
 from django.db.models import QuerySet
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
+from core.db_routing import fetch_with_settings
 from core.db_routing import read_connection as connection  # search reads: replica when configured
 from memory.models import Memory
 from memory.selectors import MemoryFilters, cached_count
@@ -235,9 +235,9 @@ def _probe(rows: QuerySet[Memory], condition: str | None, cap: int, scoring: Sco
         SELECT id, score, count(*) OVER () FROM found ORDER BY score DESC, id LIMIT %s
     """  # noqa: S608
     args = [scoring.lexemes, scoring.idf, scoring.avgdl, *params, *([condition] if condition else []), cap]
-    with connection.cursor() as cursor:
-        cursor.execute(query, [*args, scoring.keep])  # scoped: built from a scoped() queryset's SQL
-        fetched = cursor.fetchall()
+    # With LIMIT the planner may pick a sequential scan that walks other tenants' rows first.
+    # scoped: built from a scoped() queryset's SQL
+    fetched = fetch_with_settings(connection, [("enable_seqscan", "off")], query, [*args, scoring.keep])
     return Probe(found=int(fetched[0][2]) if fetched else 0, best=[(mid, float(score)) for mid, score, _ in fetched])
 
 
@@ -300,13 +300,7 @@ def _tiered(
     def complete(index: int) -> bool:
         return probe(index).found <= want
 
-    nested = connection.in_atomic_block
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        # With LIMIT the planner may pick a sequential scan that walks other tenants' rows first.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        found = dict(_tier_rows(levels, probe, complete))
-        if nested:  # SET LOCAL outlives a savepoint: hand the caller's transaction back as it was
-            cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
+    found = dict(_tier_rows(levels, probe, complete))
     ranked = sorted(found, key=lambda mid: (-found[mid], str(mid)))[:limit]
     return [(mid, found[mid]) for mid in ranked]
 

@@ -24,14 +24,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
+from core.db_routing import fetch_with_settings, reads_from_replica
 from core.db_routing import read_connection as connection
-from core.db_routing import reads_from_replica
 from core.errors import InvalidInput
 from core.inputs import InputRefused, text_check
 from core.metrics import timed_candidate_list
@@ -250,18 +250,13 @@ def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: in
             LIMIT %s
         ) s ORDER BY distance, memory_id
     """  # noqa: S608
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        ef_search = str(max(40, min(limit * 2, 1000)))
-        if pgvector_version() >= (0, 8):
-            cursor.execute(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-                " set_config('hnsw.ef_search', %s, true)",
-                [ef_search],
-            )
-        else:
-            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [ef_search])
-        cursor.execute(query, [literal, *params, limit])  # scoped: built from a scoped() queryset's SQL
-        return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
+    ef_search = str(max(40, min(limit * 2, 1000)))
+    settings_ = [("hnsw.ef_search", ef_search)]
+    if pgvector_version() >= (0, 8):
+        settings_.append(("hnsw.iterative_scan", "relaxed_order"))
+    # scoped: built from a scoped() queryset's SQL
+    nearest = fetch_with_settings(connection, settings_, query, [literal, *params, limit])
+    return [(mid, 1.0 - float(d)) for mid, d in nearest]
 
 
 def vector_plan(filtered_rows: int, dims: int) -> str:
@@ -427,7 +422,10 @@ def search(
     lift = time_weight if windows else 0.0
     cutoff = scores[ranked[min(k, len(ranked)) - 1]] * (1 - margin) / (1 + margin + lift)
     shortlist = [mid for mid in ranked if scores[mid] >= cutoff]
-    memories = base.in_bulk(shortlist)
+    # One statement: the rows (without their full-text vector, which nothing shown needs) and
+    # whether each has an embedding under the current model (see _mark_unembedded).
+    embedded = scoped(MemoryEmbedding, principal.tenant).filter(memory_id=OuterRef("pk"), model=embeddings.model_name())
+    memories = base.defer("search_vector").annotate(has_embedding=Exists(embedded)).in_bulk(shortlist)
     # Penalties other apps register (the graph's for superseded facts), see memory/adjustments.py.
     registered = score_adjustments(principal, query, list(memories), filters)
     final: dict[Any, float] = {}
@@ -448,24 +446,16 @@ def search(
     hits = [
         Hit(memory=memories[mid], score=round(final[mid], 6), evidence=evidence[mid]) for mid in top if mid in memories
     ]
-    _mark_unembedded(principal, hits)
+    _mark_unembedded(hits)
     return hits
 
 
-def _mark_unembedded(principal: Principal, hits: list[Hit]) -> None:
+def _mark_unembedded(hits: list[Hit]) -> None:
     """Flag the hits that have no embedding under the current model yet (written a moment ago):
-    the vector list cannot see them, so a caller learns why they rank on words alone. Only hits
-    the vector list did not return are looked up (one indexed query, usually none)."""
-    unseen = [hit.memory.pk for hit in hits if "vector" not in hit.evidence]
-    if not unseen:
-        return
-    have = set(
-        scoped(MemoryEmbedding, principal.tenant)
-        .filter(memory_id__in=unseen, model=embeddings.model_name())
-        .values_list("memory_id", flat=True)
-    )
+    the vector list cannot see them, so a caller learns why they rank on words alone. The rows
+    were fetched with `has_embedding`."""
     for hit in hits:
-        hit.embedded = "vector" in hit.evidence or hit.memory.pk in have
+        hit.embedded = "vector" in hit.evidence or bool(getattr(hit.memory, "has_embedding", True))
 
 
 def memory_search_for(

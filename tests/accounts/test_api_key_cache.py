@@ -47,9 +47,7 @@ def test_a_key_revoked_through_the_admin_api_stops_working_with_the_next_request
     assert _get(created["secret"]).status_code == 401
 
 
-def test_a_key_revoked_by_another_process_stops_working_once_the_entry_runs_out(
-    writer: Persona, settings: Any
-) -> None:
+def test_a_key_revoked_by_another_process_stops_working_once_the_entry_runs_out(writer: Persona, settings: Any) -> None:
     settings.EASYMEMORY_API_KEY_CACHE_SECONDS = 0.3
     assert _get(writer.key).status_code == 200
     # Another process revokes it: this process's entry is not told.
