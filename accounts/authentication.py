@@ -24,8 +24,8 @@ def bearer_token(request: Any) -> str | None:
     return None
 
 
-def principal_for_api_key(secret: str) -> Principal:
-    api_key = api_key_resolve(secret)
+def principal_for_api_key(secret: str, *, fresh: bool = False) -> Principal:
+    api_key = api_key_resolve(secret, fresh=fresh)
     api_key_touch(api_key=api_key)
     return Principal.for_role(
         api_key.tenant,
@@ -37,19 +37,20 @@ def principal_for_api_key(secret: str) -> Principal:
     )
 
 
-def principal_for_bearer(token: str, *, audience: str | None = None) -> Principal:
+def principal_for_bearer(token: str, *, audience: str | None = None, fresh: bool = False) -> Principal:
     """The principal for any bearer credential: an API key (`emk_…`) or an OAuth2 access token.
 
     Raises InvalidCredential (unknown, malformed, revoked or expired). Used by REST,
     MCP and websocket authentication alike; `audience` is this server's MCP resource URL
-    as the caller reached it, which a resource-bound OAuth token must name.
+    as the caller reached it, which a resource-bound OAuth token must name. `fresh`: read an API
+    key from the database even if this process has it cached (a long-lived socket's re-check).
     """
     from accounts.oauth import principal_for_access_token
 
     if not token:
         raise InvalidCredential("empty credential")
     if token.startswith("emk_"):
-        return principal_for_api_key(token)
+        return principal_for_api_key(token, fresh=fresh)
     return principal_for_access_token(token, audience=audience)
 
 

@@ -21,14 +21,15 @@ class InvalidCredential(Exception):
     """The credential is malformed, unknown, revoked or expired."""
 
 
-def api_key_resolve(secret: str) -> ApiKey:
+def api_key_resolve(secret: str, *, fresh: bool = False) -> ApiKey:
     """The active key for `secret`; the hash comparison is constant-time.
 
-    The key's row is reused for EASYMEMORY_API_KEY_CACHE_SECONDS (see `_key_by_prefix`); the
-    secret is still compared with its hash, and revocation and expiry still checked, every time."""
+    The key's row is reused for EASYMEMORY_API_KEY_CACHE_SECONDS (see `_key_by_prefix`) unless
+    `fresh`; the secret is still compared with its hash, and revocation and expiry still checked,
+    every time."""
     if not looks_like_key(secret):
         raise InvalidCredential("malformed API key")
-    api_key = _key_by_prefix(secret[:PREFIX_LENGTH])
+    api_key = _key_by_prefix(secret[:PREFIX_LENGTH], fresh=fresh)
     if api_key is None or not key_matches(secret, api_key.key_hash):
         raise InvalidCredential("unknown API key")
     if api_key.revoked_at is not None:
@@ -46,10 +47,10 @@ _key_cache: dict[str, tuple[ApiKey, float]] = {}
 _key_cache_lock = threading.Lock()
 
 
-def _key_by_prefix(prefix: str) -> ApiKey | None:
+def _key_by_prefix(prefix: str, *, fresh: bool = False) -> ApiKey | None:
     ttl = float(settings.EASYMEMORY_API_KEY_CACHE_SECONDS)
     now = time.monotonic()
-    if ttl > 0:
+    if ttl > 0 and not fresh:
         with _key_cache_lock:
             cached = _key_cache.get(prefix)
         if cached is not None and cached[1] > now:

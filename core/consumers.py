@@ -47,7 +47,9 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
 
 def _bearer_principal(token: str, audience: str | None) -> Principal | None:
     try:
-        return principal_for_bearer(token, audience=audience)
+        # Fresh: a socket is authenticated once and then re-checked, never per event, so the re-check
+        # reads the key itself rather than a web process's cached copy of it.
+        return principal_for_bearer(token, audience=audience, fresh=True)
     except InvalidCredential:
         return None
 
