@@ -32,6 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
 from django.db.models import QuerySet
+from django.db.models.sql import Query
 
 from accounts.principal import Principal
 from accounts.scoping import scoped
@@ -135,22 +136,48 @@ def fulltext_candidates(
     parsed = parse_query(query)
     scored_text = fulltext_input(" ".join(parsed.words + parsed.phrases))
     size = max(cached_count(base.values("id")), 1)
+    base_rows = Rows.of(base)
     if size > settings.EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS:
         lexemes, stats = term_stats_for_text(principal.tenant, scored_text)
         if stats is None or is_stale(stats.docs, cached_count(scoped(Memory, principal.tenant).values("id"))):
             request_rebuild(principal.tenant)
         if stats is not None and lexemes:
             constraints = fulltext_constraints(query)
-            constrained = base if constraints is None else base.filter(search_vector=constraints)
-            return _tiered(base.filter(search_vector=tsquery), constrained, lexemes, stats, size, limit)
-    return _exact(base, tsquery, scored_text, size, limit)
+            constrained = base_rows if constraints is None else base_rows.matching(constraints)
+            return _tiered(base_rows.matching(tsquery), constrained, lexemes, stats, size, limit)
+    return _exact(base_rows.matching(tsquery), scored_text, size, limit)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A filtered set of memories as SQL selecting `id` and `search_vector`.
+
+    The filtered set is compiled by the ORM once per search; a full-text condition is compiled on
+    its own and wrapped around it (PostgreSQL flattens the subquery, so the condition still
+    drives the GIN index). Filtering the queryset by the condition instead made the ORM resolve
+    the query's whole OR tree again for every statement, at more CPU than the statement took."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, base: QuerySet[Memory]) -> Rows:
+        sql, params = base.values("id", "search_vector").query.sql_with_params()
+        return cls(sql, tuple(params))
+
+    def matching(self, condition: SearchQuery) -> Rows:
+        query = Query(Memory)
+        compiler = query.get_compiler(connection=connection)
+        condition_sql, condition_params = compiler.compile(condition.resolve_expression(query))
+        sql = f"SELECT r.id, r.search_vector FROM ({self.sql}) r WHERE r.search_vector @@ ({condition_sql})"  # noqa: S608
+        return Rows(sql, (*self.params, *condition_params))
 
 
 def _idf(rows: int, df: int) -> float:
     return math.log(1 + (rows - df + 0.5) / (df + 0.5))
 
 
-def _frequencies(rows: QuerySet[Memory], lexemes: list[str], stats: TermStats, size: int) -> dict[str, int]:
+def _frequencies(rows: Rows, lexemes: list[str], stats: TermStats, size: int) -> dict[str, int]:
     """Each lexeme's document frequency in `rows` (the filtered set): the snapshot's, scaled from the
     tenant to the filtered set; lexemes new since the snapshot are counted (they are rare), and
     are 0 when no row holds them."""
@@ -158,7 +185,7 @@ def _frequencies(rows: QuerySet[Memory], lexemes: list[str], stats: TermStats, s
     df = {lex: max(1, min(size, round(stats.df[lex] * scale))) for lex in lexemes if lex in stats.df}
     uncounted = [lex for lex in lexemes if lex not in df]
     if uncounted:
-        sql, params = rows.values("id", "search_vector").query.sql_with_params()
+        sql, params = rows.sql, rows.params
         # One statement for all of them. Composed from the compiled queryset; every value is a parameter.
         query = f"""
             SELECT t.lexeme, (
@@ -211,10 +238,10 @@ class Scoring:
     keep: int  # rows returned per probe
 
 
-def _probe(rows: QuerySet[Memory], condition: str | None, cap: int, scoring: Scoring) -> Probe:
+def _probe(rows: Rows, condition: str | None, cap: int, scoring: Scoring) -> Probe:
     """Up to `cap` rows of `rows` that satisfy the tier `condition` (None: all), scored by BM25
     in the database; returns how many were read and the best `scoring.keep` of them."""
-    sql, params = rows.values("id", "search_vector").query.sql_with_params()
+    sql, params = rows.sql, rows.params
     where = "WHERE m.search_vector @@ %s::tsquery" if condition else ""
     # Composed from the compiled queryset; every value is a parameter. The subquery is flattened,
     # so the tier condition joins the GIN index scan and LIMIT stops the heap reads.
@@ -267,8 +294,8 @@ def _tier_rows(
 
 
 def _tiered(
-    matched: QuerySet[Memory],
-    constrained: QuerySet[Memory],
+    matched: Rows,
+    constrained: Rows,
     lexemes: list[str],
     stats: TermStats,
     size: int,
@@ -305,17 +332,14 @@ def _tiered(
     return [(mid, found[mid]) for mid in ranked]
 
 
-def _exact(
-    base: QuerySet[Memory], tsquery: SearchQuery, scored_text: str, size: int, limit: int
-) -> list[tuple[Any, float]]:
+def _exact(matched: Rows, scored_text: str, size: int, limit: int) -> list[tuple[Any, float]]:
     """Every matching row, in one statement: test each against each query term, take document
     frequencies over them (every row holding a query term matches an OR query, so that is the
     document frequency within the filtered set) and `size` for the IDF. A first pass scores every
     row with term frequency 1 (memories are short; reading positions out of every matched tsvector
     costs several times more); the best `RESCORE_FACTOR × limit` are then re-scored with their real
     term frequencies, which gains recall on LoCoMo (docs/retrieval.md)."""
-    matched = base.filter(search_vector=tsquery).values("id", "search_vector")
-    matched_sql, matched_params = matched.query.sql_with_params()
+    matched_sql, matched_params = matched.sql, matched.params
     sql = f"""
         WITH terms AS MATERIALIZED (
             SELECT lexeme, quote_literal(lexeme)::tsquery AS q

@@ -235,27 +235,32 @@ def _vector_literal(vector: list[float]) -> str:
     return "[" + ",".join(repr(float(x)) for x in vector) + "]"
 
 
-def _hnsw_vector(rows: QuerySet[MemoryEmbedding], vector: list[float], limit: int) -> list[tuple[Any, float]]:
-    sql, params = rows.filter(dims=HNSW_DIMS).values("memory_id", "embedding").query.sql_with_params()
+def _hnsw_vector(
+    principal: Principal, base: QuerySet[Memory], model: str, vector: list[float], limit: int
+) -> list[tuple[Any, float]]:
+    base_sql, base_params = base.values("id").query.sql_with_params()
     literal = _vector_literal(vector)
     # Same expression as the index (embedding::vector(384)), or the planner cannot use it; the
     # vector goes over the wire once (ORDER BY its output column).
     # relaxed_order may return neighbours slightly out of order: the outer query re-sorts.
-    # Composed from the compiled queryset; every value is a parameter.
+    # Raw SQL around the filtered set's compiled SQL (the ORM's subquery form cost more to
+    # compile than the index scan); every value is a parameter.
     query = f"""
         SELECT memory_id, distance FROM (
-            SELECT f.memory_id, f.embedding::vector({HNSW_DIMS}) <=> %s::vector({HNSW_DIMS}) AS distance
-            FROM ({sql}) f
+            SELECT e.memory_id, e.embedding::vector({HNSW_DIMS}) <=> %s::vector({HNSW_DIMS}) AS distance
+            FROM memory_memoryembedding e
+            WHERE e.tenant_id = %s AND e.model = %s AND e.dims = %s AND e.memory_id IN ({base_sql})
             ORDER BY distance
             LIMIT %s
         ) s ORDER BY distance, memory_id
     """  # noqa: S608
+    params = [literal, principal.tenant.pk, model, HNSW_DIMS, *base_params]
     ef_search = str(max(40, min(limit * 2, 1000)))
     settings_ = [("hnsw.ef_search", ef_search)]
     if pgvector_version() >= (0, 8):
         settings_.append(("hnsw.iterative_scan", "relaxed_order"))
-    # scoped: built from a scoped() queryset's SQL
-    nearest = fetch_with_settings(connection, settings_, query, [literal, *params, limit])
+    # scoped: e.tenant_id, and the scoped() queryset's SQL
+    nearest = fetch_with_settings(connection, settings_, query, [*params, limit])
     return [(mid, 1.0 - float(d)) for mid, d in nearest]
 
 
@@ -285,7 +290,7 @@ def _vector_candidates(
     plan = vector_plan(filtered, len(vector))
     if plan == "exact":
         return _exact_vector(principal, base, model, vector, limit, filtered)
-    found = _hnsw_vector(_embeddings_of(principal, base, model), vector, limit)
+    found = _hnsw_vector(principal, base, model, vector, limit)
     if len(found) < min(limit, filtered):
         # The graph walk ran out before finding enough rows that pass the filters: be exact.
         return _exact_vector(principal, base, model, vector, limit, filtered)
