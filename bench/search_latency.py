@@ -79,6 +79,7 @@ QUESTION_FORMS = [
     "{o} {pl}", "Did {p} {v} {o} {t}?", "what happened with {o}", "{p} {o}",
 ]  # fmt: skip
 BIG, SMALL = 100_000, 10_000
+DENSE_ONLY = {"fulltext": 0.0, "graph": 0.0}
 LOAD_BATCH = 1000  # memories per memory_restore_many call (EASYMEMORY_MAX_BATCH)
 
 
@@ -279,6 +280,58 @@ def run_queries(client: object, url: str, key: str, texts: list[str], weights: d
     }
 
 
+def bare_pgvector(slug: str, texts: list[str]) -> dict[str, float]:
+    """The floor a dense-only store reaches on this data: in this process, no HTTP, no
+    authentication, no audit: embed the query (the server's encoder, uncached), then one
+    statement, the tenant's 10 nearest by HNSW with iterative scans (pgvector 0.8), the way a
+    vector-only memory store asks. Also its recall@10 against an exact scan of the tenant."""
+    from django.db import connection
+
+    from accounts.models import Tenant
+    from memory import embeddings
+
+    tenant = Tenant.objects.get(slug=slug)
+    model = embeddings.model_name()
+    encoder = embeddings.query_encoder(model)
+    assert encoder is not None
+    hnsw = (
+        "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', '40', true);"
+        " SELECT memory_id FROM memory_memoryembedding WHERE tenant_id = %s AND model = %s"  # scoped: WHERE tenant_id
+        " ORDER BY embedding::vector(384) <=> %s::vector(384) LIMIT 10"
+    )
+    exact = (
+        "SELECT memory_id FROM memory_memoryembedding WHERE tenant_id = %s AND model = %s"  # scoped: WHERE tenant_id
+        " ORDER BY embedding <=> %s::vector LIMIT 10"
+    )
+    wall, embed, sql, overlap = [], [], [], []
+    for text in texts[:5]:
+        encoder(text + " warm-up")
+    for text in texts:
+        t0 = time.perf_counter()
+        literal = "[" + ",".join(repr(x) for x in encoder(text)) + "]"
+        t1 = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(hnsw, [tenant.pk, model, literal])
+            cursor.nextset()
+            found = [row[0] for row in cursor.fetchall()]
+        t2 = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(exact, [tenant.pk, model, literal])
+            truth = {row[0] for row in cursor.fetchall()}
+        wall.append((t2 - t0) * 1000)
+        embed.append((t1 - t0) * 1000)
+        sql.append((t2 - t1) * 1000)
+        overlap.append(len(truth & set(found)) / max(len(truth), 1))
+    return {
+        "queries": len(texts),
+        "p50_ms": round(statistics.median(wall), 1),
+        "p95_ms": round(percentile(wall, 95), 1),
+        "embed_p50_ms": round(statistics.median(embed), 1),
+        "sql_p50_ms": round(statistics.median(sql), 1),
+        "recall_vs_exact": round(statistics.mean(overlap), 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/easymemory-bench"))
@@ -287,6 +340,11 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="row counts × this (a quick dry run: 0.01)")
     parser.add_argument("--json", type=Path, dest="json_out")
     parser.add_argument("--keep-db-running", action="store_true", help="leave the bench's PostgreSQL up afterwards")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also the vector-only baseline: dense list alone over HTTP, and a bare pgvector query in this process",
+    )
     args = parser.parse_args()
     # A SIGTERM (e.g. `kill`) must still run the clean-up below: stop the server and the database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -322,15 +380,23 @@ def main() -> None:
             time.sleep(0.3)
         rng = random.Random(args.seed + 1)
         n = args.queries
-        texts = questions(rng, n * 3 + 200 + 30)
+        texts = questions(rng, n * 4 + 400 + 30)
         with httpx.Client(timeout=30) as client:
             run_queries(client, url, keys["bench-big"], texts[-30:], {})  # warm-up: model, connections, caches
+            small = texts[3 * n : 3 * n + 200]
             modes = [
                 ("hybrid, 100k-row tenant", "bench-big", texts[:n], {}),
                 ("vector only, 100k-row tenant", "bench-big", texts[n : 2 * n], {"fulltext": 0}),
                 ("full-text only, 100k-row tenant", "bench-big", texts[2 * n : 3 * n], {"vector": 0}),
-                ("hybrid, 10k-row tenant", "bench-t1", texts[3 * n : 3 * n + 200], {}),
+                ("hybrid, 10k-row tenant", "bench-t1", small, {}),
             ]
+            if args.baseline:
+                # The vector-only baseline over the same stack: the dense list alone (no full-text,
+                # no graph), with queries of its own (the server's query-embedding cache never helps).
+                modes += [
+                    ("dense only, 100k-row tenant", "bench-big", texts[3 * n + 200 : 4 * n + 200], DENSE_ONLY),
+                    ("dense only, 10k-row tenant", "bench-t1", texts[4 * n + 200 : 4 * n + 400], DENSE_ONLY),
+                ]
             for label, slug, batch, weights in modes:
                 results[label] = run_queries(client, url, keys[slug], batch, weights)
                 row = results[label]
@@ -346,6 +412,19 @@ def main() -> None:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
+    if args.baseline:
+        rng = random.Random(args.seed + 1)
+        texts = questions(rng, args.queries * 4 + 400 + 30)  # the hybrid legs' queries, as sent above
+        for slug, batch in (("bench-big", texts[: args.queries]), ("bench-t1", texts[3 * args.queries :][:200])):
+            label = f"bare pgvector in-process, {'100k' if slug == 'bench-big' else '10k'}-row tenant"
+            results[label] = bare_pgvector(slug, batch)
+            row = results[label]
+            print(
+                f"{label:<46} n={row['queries']:<4} p50 {row['p50_ms']:>6.1f} ms  p95 {row['p95_ms']:>6.1f} ms"
+                f"  (query embedding p50 {row['embed_p50_ms']:.1f} ms; SQL p50 {row['sql_p50_ms']:.1f} ms;"
+                f" recall@10 vs exact {row['recall_vs_exact']:.3f})",
+                flush=True,
+            )
     if not args.keep_db_running:
         stop_database(args.data_dir)
     if args.json_out:
