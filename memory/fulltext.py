@@ -39,7 +39,7 @@ from accounts.scoping import scoped
 from core.db_routing import fetch_with_settings
 from core.db_routing import read_connection as connection  # search reads: replica when configured
 from memory.models import Memory
-from memory.selectors import MemoryFilters, cached_count
+from memory.selectors import MemoryFilters, filtered_count, filtered_sql
 from memory.term_stats import TermStats, is_stale, request_rebuild, term_stats_for_text
 from memory.text import fulltext_input
 
@@ -135,11 +135,11 @@ def fulltext_candidates(
         return []
     parsed = parse_query(query)
     scored_text = fulltext_input(" ".join(parsed.words + parsed.phrases))
-    size = max(cached_count(base.values("id")), 1)
+    size = max(filtered_count(base), 1)
     base_rows = Rows.of(base)
     if size > settings.EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS:
         lexemes, stats = term_stats_for_text(principal.tenant, scored_text)
-        if stats is None or is_stale(stats.docs, cached_count(scoped(Memory, principal.tenant).values("id"))):
+        if stats is None or is_stale(stats.docs, filtered_count(scoped(Memory, principal.tenant))):
             request_rebuild(principal.tenant)
         if stats is not None and lexemes:
             constraints = fulltext_constraints(query)
@@ -162,8 +162,8 @@ class Rows:
 
     @classmethod
     def of(cls, base: QuerySet[Memory]) -> Rows:
-        sql, params = base.values("id", "search_vector").query.sql_with_params()
-        return cls(sql, tuple(params))
+        sql, params = filtered_sql(base)
+        return cls(f"SELECT b.id, b.search_vector FROM ({sql}) b", params)  # noqa: S608
 
     def matching(self, condition: SearchQuery) -> Rows:
         query = Query(Memory)

@@ -39,7 +39,7 @@ from memory import embeddings
 from memory.adjustments import score_adjustments
 from memory.fulltext import fulltext_candidates, query_term_count
 from memory.models import Memory, MemoryEmbedding
-from memory.selectors import MemoryFilters, cached_count, filters_apply
+from memory.selectors import MemoryFilters, filtered_count, filtered_sql, filters_apply
 from memory.timeparse import time_windows
 
 MAX_K = 100
@@ -160,7 +160,7 @@ def _exact_vector(
       planner's own choice, a nested loop comparing every memory with every embedding, is far
       slower).
     """
-    tenant_rows = cached_count(scoped(Memory, principal.tenant).values("id"))
+    tenant_rows = filtered_count(scoped(Memory, principal.tenant))
     if filtered > EXACT_LOOKUP_MAX_ROWS and filtered * 2 >= tenant_rows:
         nearest = _nearest_of_tenant(principal, base, model, vector, limit, tenant_rows - filtered)
         if len(nearest) >= min(limit, filtered):
@@ -177,7 +177,7 @@ def _exact_vector(
                 " set_config('max_parallel_workers_per_gather', '0', true)"
             )
             return [(mid, 1.0 - float(d)) for mid, d in ranked.values_list("memory_id", "distance")[:limit]]
-    sql, params = base.values("id").query.sql_with_params()
+    sql, params = filtered_sql(base)
     # LIMIT 1 keeps the subquery a per-row lookup (the planner cannot turn it into a join).
     query = f"""
         SELECT m.id, e.embedding <=> %s::vector AS distance
@@ -207,7 +207,7 @@ def _nearest_of_tenant(
     margin = max(limit, min(excluded, limit * 9))
     ranked = scoped(MemoryEmbedding, principal.tenant).filter(model=model).values("memory_id", "embedding")
     ranked_sql, ranked_params = ranked.query.sql_with_params()
-    base_sql, base_params = base.values("id").query.sql_with_params()
+    base_sql, base_params = filtered_sql(base)
     # LIMIT 1 keeps the filter check a per-row lookup: the planner cannot turn it into a join
     # that reads the whole filtered set. Composed from compiled querysets; every value is a parameter.
     query = f"""
@@ -238,7 +238,7 @@ def _vector_literal(vector: list[float]) -> str:
 def _hnsw_vector(
     principal: Principal, base: QuerySet[Memory], model: str, vector: list[float], limit: int
 ) -> list[tuple[Any, float]]:
-    base_sql, base_params = base.values("id").query.sql_with_params()
+    base_sql, base_params = filtered_sql(base)
     literal = _vector_literal(vector)
     # Same expression as the index (embedding::vector(384)), or the planner cannot use it; the
     # vector goes over the wire once (ORDER BY its output column).
@@ -249,7 +249,7 @@ def _hnsw_vector(
         SELECT memory_id, distance FROM (
             SELECT e.memory_id, e.embedding::vector({HNSW_DIMS}) <=> %s::vector({HNSW_DIMS}) AS distance
             FROM memory_memoryembedding e
-            WHERE e.tenant_id = %s AND e.model = %s AND e.dims = %s AND e.memory_id IN ({base_sql})
+            WHERE e.tenant_id = %s AND e.model = %s AND e.dims = %s AND e.memory_id IN (SELECT b.id FROM ({base_sql}) b)
             ORDER BY distance
             LIMIT %s
         ) s ORDER BY distance, memory_id
@@ -286,7 +286,7 @@ def _vector_candidates(
     vector = _query_vector(principal, query)
     model = embeddings.model_name()
     # Approximate is enough to pick the plan (memories still waiting for their embedding count too).
-    filtered = cached_count(base.values("id"))
+    filtered = filtered_count(base)
     plan = vector_plan(filtered, len(vector))
     if plan == "exact":
         return _exact_vector(principal, base, model, vector, limit, filtered)
@@ -337,7 +337,7 @@ def _session_neighbours(base: QuerySet[Memory], ids: list[Any]) -> dict[Any, lis
     cost about as much CPU in Python to compile as the database took to run it."""
     if not ids:
         return {}
-    sql, params = base.values("id", "session_id", "created_at").query.sql_with_params()
+    sql, params = filtered_sql(base)
     # Composed from the compiled queryset; every value is a parameter.
     query = f"""
         SELECT c.id,
@@ -463,9 +463,10 @@ def _memories_of(principal: Principal, base: QuerySet[Memory], ids: list[Any]) -
     annotation, a list of ids) took longer to compile than the database took to answer it."""
     if not ids:
         return {}
-    sql, params = base.values(*_HIT_COLUMNS).query.sql_with_params()
+    sql, params = filtered_sql(base)
+    columns = ", ".join(f"m.{name}" for name in _HIT_COLUMNS)
     query = f"""
-        SELECT m.*, EXISTS (
+        SELECT {columns}, EXISTS (
             SELECT 1 FROM memory_memoryembedding e WHERE e.tenant_id = %s AND e.memory_id = m.id AND e.model = %s
         ) AS has_embedding
         FROM ({sql}) m
