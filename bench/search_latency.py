@@ -296,7 +296,8 @@ def bare_pgvector(slug: str, texts: list[str]) -> dict[str, float]:
     encoder = embeddings.query_encoder(model)
     assert encoder is not None
     # enable_seqscan off: left to itself the planner ranks a half-the-table tenant by a parallel
-    # sequential scan and a sort (exact, and far slower), not through the HNSW index.
+    # sequential scan and a sort. (It still may not pick the HNSW index: check the plan; the
+    # vector list of search() asks in another shape, a semi-join on the filtered ids.)
     hnsw = (
         "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', '40', true),"
         " set_config('enable_seqscan', 'off', true);"
