@@ -485,8 +485,7 @@ EASYMEMORY_RATE_LIMIT_BACKEND = _limits.choice(
     "EASYMEMORY_RATE_LIMIT_BACKEND",
     "auto",
     {"auto", "redis", "database"},
-    help="Where buckets live: `auto` (Redis when `EASYMEMORY_REDIS_URL` is set, else PostgreSQL), `redis`, "
-    "`database`.",
+    help="Where buckets live: `auto` (Redis when `EASYMEMORY_REDIS_URL` is set, else PostgreSQL), `redis`, `database`.",
 )
 
 # --- audit trail ----------------------------------------------------------------------------------------
@@ -526,9 +525,7 @@ EASYMEMORY_MAX_CONTENT_BYTES = _input.integer(
 EASYMEMORY_MAX_REQUEST_BYTES = _input.integer(
     "EASYMEMORY_MAX_REQUEST_BYTES", 20_000_000, minimum=1024, help="Largest request body."
 )
-EASYMEMORY_MAX_BATCH = _input.integer(
-    "EASYMEMORY_MAX_BATCH", 1000, minimum=1, help="Memories per `POST /v1/memories`."
-)
+EASYMEMORY_MAX_BATCH = _input.integer("EASYMEMORY_MAX_BATCH", 1000, minimum=1, help="Memories per `POST /v1/memories`.")
 EASYMEMORY_MAX_QUERY_CHARS = _input.integer(
     "EASYMEMORY_MAX_QUERY_CHARS", 1000, minimum=1, help="Longest search query, in characters."
 )
@@ -598,6 +595,9 @@ _search = SettingGroup(
     "Hybrid search fuses a vector list, a full-text (BM25) list and a graph list with weighted reciprocal "
     "rank fusion; see the retrieval page for how the defaults were measured.",
 )
+# Window defaults measured on LoCoMo conversations other than the dev file's (docs/retrieval.md).
+WINDOW_WEIGHT_DEFAULT = 1.0
+WINDOW_TURNS_DEFAULT = 2
 # Defaults measured on the LoCoMo dev file (docs/retrieval.md): keyword evidence is worth twice
 # the vector list there, and a small RRF k lets a list's first hits count for more.
 EASYMEMORY_SEARCH_WEIGHTS = {
@@ -608,7 +608,22 @@ EASYMEMORY_SEARCH_WEIGHTS = {
         "EASYMEMORY_WEIGHT_FULLTEXT", 2.0, minimum=0.0, maximum=1e9, help="RRF weight of the full-text list."
     ),
     "graph": _search.number("EASYMEMORY_WEIGHT_GRAPH", 1.0, help="RRF weight of the graph list."),
+    "window": _search.number(
+        "EASYMEMORY_WEIGHT_WINDOW",
+        WINDOW_WEIGHT_DEFAULT,
+        minimum=0.0,
+        maximum=1e9,
+        help="RRF weight of the window list (each memory's vector together with the turns before it).",
+    ),
 }
+EASYMEMORY_SEARCH_WINDOW_TURNS = _search.integer(
+    "EASYMEMORY_SEARCH_WINDOW_TURNS",
+    WINDOW_TURNS_DEFAULT,
+    minimum=0,
+    maximum=5,
+    help="Earlier turns of the same session embedded with each memory as its window vector, a second "
+    "embedding per memory that has them (0: none, and the window list falls back to the memory's own vector).",
+)
 EASYMEMORY_RRF_K = _search.integer(
     "EASYMEMORY_RRF_K", 5, minimum=1, help="The k of reciprocal rank fusion (60 is the textbook value)."
 )
@@ -642,7 +657,7 @@ EASYMEMORY_SEARCH_TIME_WEIGHT = _search.number(
     minimum=0.0,
     maximum=2.0,
     help="Fraction a memory's score rises when its time falls in a time expression of the query "
-    "(\"in May 2023\", \"last week\"); a boost, never a filter (0 turns it off).",
+    '("in May 2023", "last week"); a boost, never a filter (0 turns it off).',
 )
 EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT = _search.number(
     "EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT",
@@ -650,7 +665,7 @@ EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT = _search.number(
     minimum=0.0,
     maximum=0.9,
     help="Fraction a memory's score falls, for a question in the present tense, when every graph fact it "
-    "states was superseded by a newer one (\"works at Acme\" after \"joined Siemens\"); never hidden "
+    'states was superseded by a newer one ("works at Acme" after "joined Siemens"); never hidden '
     "(0 turns it off).",
 )
 EASYMEMORY_SEARCH_EMBED_THREADS = _search.integer(
@@ -814,9 +829,7 @@ EASYMEMORY_WS_RECHECK_SECONDS = _mcp.number(
     help="How long a websocket's credential check is trusted before the next event re-checks it.",
 )
 EASYMEMORY_URL = _mcp.string("EASYMEMORY_URL", help="`easymemory mcp`: the server to bridge to (as `--url`).")
-EASYMEMORY_API_KEY = _mcp.string(
-    "EASYMEMORY_API_KEY", help="`easymemory mcp`: the API key to act as (as `--api-key`)."
-)
+EASYMEMORY_API_KEY = _mcp.string("EASYMEMORY_API_KEY", help="`easymemory mcp`: the API key to act as (as `--api-key`).")
 
 # --- dashboard: invitation mail, reset links, bulk actions -------------------------------------------------
 _dashboard = SettingGroup(
@@ -852,8 +865,11 @@ EASYMEMORY_BULK_MAX = _dashboard.integer(
 )
 
 # --- operations: metrics, structured logs, graceful stop, PgBouncer, read replica -------------------------
-_ops = SettingGroup("Operations", "Metrics, request logs, graceful stop, PgBouncer and a read replica; see "
-                    "[Operations](operations.md) and [Scaling](scaling.md).")
+_ops = SettingGroup(
+    "Operations",
+    "Metrics, request logs, graceful stop, PgBouncer and a read replica; see "
+    "[Operations](operations.md) and [Scaling](scaling.md).",
+)
 # Read by `easymemory serve` before the settings load (config/cli.py); declared here for the docs.
 _ops.number(
     "EASYMEMORY_DRAIN_SECONDS",
