@@ -485,7 +485,8 @@ EASYMEMORY_RATE_LIMIT_BACKEND = _limits.choice(
     "EASYMEMORY_RATE_LIMIT_BACKEND",
     "auto",
     {"auto", "redis", "database"},
-    help="Where buckets live: `auto` (Redis when `EASYMEMORY_REDIS_URL` is set, else PostgreSQL), `redis`, `database`.",
+    help="Where buckets live: `auto` (Redis when `EASYMEMORY_REDIS_URL` is set, else PostgreSQL), `redis`, "
+    "`database`.",
 )
 
 # --- audit trail ----------------------------------------------------------------------------------------
@@ -525,7 +526,9 @@ EASYMEMORY_MAX_CONTENT_BYTES = _input.integer(
 EASYMEMORY_MAX_REQUEST_BYTES = _input.integer(
     "EASYMEMORY_MAX_REQUEST_BYTES", 20_000_000, minimum=1024, help="Largest request body."
 )
-EASYMEMORY_MAX_BATCH = _input.integer("EASYMEMORY_MAX_BATCH", 1000, minimum=1, help="Memories per `POST /v1/memories`.")
+EASYMEMORY_MAX_BATCH = _input.integer(
+    "EASYMEMORY_MAX_BATCH", 1000, minimum=1, help="Memories per `POST /v1/memories`."
+)
 EASYMEMORY_MAX_QUERY_CHARS = _input.integer(
     "EASYMEMORY_MAX_QUERY_CHARS", 1000, minimum=1, help="Longest search query, in characters."
 )
@@ -657,7 +660,7 @@ EASYMEMORY_SEARCH_TIME_WEIGHT = _search.number(
     minimum=0.0,
     maximum=2.0,
     help="Fraction a memory's score rises when its time falls in a time expression of the query "
-    '("in May 2023", "last week"); a boost, never a filter (0 turns it off).',
+    "(\"in May 2023\", \"last week\"); a boost, never a filter (0 turns it off).",
 )
 EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT = _search.number(
     "EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT",
@@ -665,7 +668,7 @@ EASYMEMORY_SEARCH_SUPERSEDED_WEIGHT = _search.number(
     minimum=0.0,
     maximum=0.9,
     help="Fraction a memory's score falls, for a question in the present tense, when every graph fact it "
-    'states was superseded by a newer one ("works at Acme" after "joined Siemens"); never hidden '
+    "states was superseded by a newer one (\"works at Acme\" after \"joined Siemens\"); never hidden "
     "(0 turns it off).",
 )
 EASYMEMORY_SEARCH_EMBED_THREADS = _search.integer(
@@ -829,7 +832,9 @@ EASYMEMORY_WS_RECHECK_SECONDS = _mcp.number(
     help="How long a websocket's credential check is trusted before the next event re-checks it.",
 )
 EASYMEMORY_URL = _mcp.string("EASYMEMORY_URL", help="`easymemory mcp`: the server to bridge to (as `--url`).")
-EASYMEMORY_API_KEY = _mcp.string("EASYMEMORY_API_KEY", help="`easymemory mcp`: the API key to act as (as `--api-key`).")
+EASYMEMORY_API_KEY = _mcp.string(
+    "EASYMEMORY_API_KEY", help="`easymemory mcp`: the API key to act as (as `--api-key`)."
+)
 
 # --- dashboard: invitation mail, reset links, bulk actions -------------------------------------------------
 _dashboard = SettingGroup(
@@ -865,11 +870,8 @@ EASYMEMORY_BULK_MAX = _dashboard.integer(
 )
 
 # --- operations: metrics, structured logs, graceful stop, PgBouncer, read replica -------------------------
-_ops = SettingGroup(
-    "Operations",
-    "Metrics, request logs, graceful stop, PgBouncer and a read replica; see "
-    "[Operations](operations.md) and [Scaling](scaling.md).",
-)
+_ops = SettingGroup("Operations", "Metrics, request logs, graceful stop, PgBouncer and a read replica; see "
+                    "[Operations](operations.md) and [Scaling](scaling.md).")
 # Read by `easymemory serve` before the settings load (config/cli.py); declared here for the docs.
 _ops.number(
     "EASYMEMORY_DRAIN_SECONDS",

@@ -53,7 +53,7 @@ def bulk_params_validate(action: str, params: dict[str, Any]) -> dict[str, Any]:
         tags = params.get("tags")
         if not isinstance(tags, list) or not tags:
             raise InvalidInput("tags", "name at least one tag")
-        return {"tags": _clean_tags(tags[: MAX_TAGS + 1], "")}
+        return {"tags": _clean_tags(tags[:MAX_TAGS + 1], "")}
     if action == BulkAction.RESCOPE:
         scope = {name: params[name] for name in SCOPE_FIELDS if params.get(name) is not None}
         if not scope:

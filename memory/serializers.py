@@ -200,7 +200,8 @@ class HitSerializer(serializers.Serializer):
         # ModelSerializer's fields for every response (about a millisecond per search).
         memory = _memory_representation()
         return [
-            {"memory": memory(h.memory), "score": h.score, "evidence": h.evidence, "embedded": h.embedded} for h in hits
+            {"memory": memory(h.memory), "score": h.score, "evidence": h.evidence, "embedded": h.embedded}
+            for h in hits
         ]
 
 

@@ -95,10 +95,8 @@ def _window(kind: str, match: re.Match[str], now: datetime) -> TimeWindow | None
         return TimeWindow(start=start, end=start + timedelta(days=1))
     if kind in ("ago", "last"):
         unit = groups["unit"].lower()
-        count = (
-            int(groups["count"])
-            if (groups.get("count") or "").isdigit()
-            else NUMBER_WORDS.get((groups.get("count") or "one").lower(), 1)
+        count = int(groups["count"]) if (groups.get("count") or "").isdigit() else NUMBER_WORDS.get(
+            (groups.get("count") or "one").lower(), 1
         )
         span = {"day": 1, "week": 7, "weekend": 7, "month": 30, "year": 365}[unit]
         centre = now - timedelta(days=span * count)
