@@ -595,8 +595,9 @@ EASYMEMORY_MODEL_CACHE_DIR = Path(
 # --- search -------------------------------------------------------------------------------------------------
 _search = SettingGroup(
     "Search",
-    "Hybrid search fuses a vector list, a full-text (BM25) list and a graph list with weighted reciprocal "
-    "rank fusion; see the retrieval page for how the defaults were measured.",
+    "Hybrid search fuses a vector list, a window list (each memory embedded with the turns before it), a "
+    "full-text (BM25) list and a graph list with weighted reciprocal rank fusion; see the retrieval page for "
+    "how the defaults were measured.",
 )
 # Window defaults measured on LoCoMo conversations other than the dev file's (docs/retrieval.md).
 WINDOW_WEIGHT_DEFAULT = 1.0
