@@ -1,17 +1,18 @@
 """What window vectors cost: embedding time at write, and search time, side by side in one run.
 
     .venv/bin/python bench/window_cost.py --locomo locomo-dev.json [--data-dir DIR] [--rounds 3] \
-        [--queries 100]
+        [--queries 100] [--windows 0,2] [--max-turns N]
 
 Embedding: the turns of the file are stored as session messages (as `easymemory eval locomo` stores
 them) in a fresh tenant per round and variant, then embedded through `memory_embed_batch` (the
 same steps as the worker: one fetch query, the model, one store statement) with
-EASYMEMORY_SEARCH_WINDOW_TURNS = 0 (no window vectors) and with the default, alternating round by
-round so a change in the machine's load falls on both. Prints turns/s per variant (median of the
-rounds), their ratio and how many texts went through the model.
+EASYMEMORY_SEARCH_WINDOW_TURNS = each of --windows (0: no window vectors), in turn and in the
+reverse order every other round, so a change in the machine's load falls on all of them. Prints
+turns/s per variant (median of the rounds), their ratio and how many texts went through the model.
 
-Search: the file's questions through `search()` (k = 10) on the last round's tenant with the window
-list's weight 0 and with its default, interleaved query by query; prints p50/p95 and their ratio.
+Search: the file's questions through `search()` (k = 10) on the last round's tenant of the widest
+window, with the window list's weight 0 and with its default, interleaved query by query; prints
+p50/p95 and their ratio.
 Prints the load average before and after. The tenants are removed afterwards.
 
 Without --data-dir it makes an installation in a temporary directory (left behind: remove it
@@ -41,6 +42,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--windows", default="0,2", help="window sizes to compare, in turns (0: none)")
+    parser.add_argument("--max-turns", type=int, default=0, help="only the first N turns of each conversation")
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="easymemory-window-"))
 
@@ -60,8 +63,9 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     print("load average before:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     conversations = load_locomo(args.locomo)
-    default_turns = settings.EASYMEMORY_SEARCH_WINDOW_TURNS
-    variants = {"no window vectors": 0, f"window of {default_turns} turns": default_turns}
+    sizes = [int(size) for size in args.windows.split(",")]
+    variants = {("no window vectors" if size == 0 else f"window of {size} turns"): size for size in sizes}
+    widest = max(sizes)
     rates: dict[str, list[float]] = {name: [] for name in variants}
     model_texts: dict[str, int] = {}
     tenants = []
@@ -81,7 +85,7 @@ def main() -> None:
                         session_id=f"{conversation.sample_id}:{turn.session}",
                         occurred_at=turn.occurred_at,
                     )
-                    for turn in conversation.turns
+                    for turn in (conversation.turns[: args.max_turns] if args.max_turns else conversation.turns)
                 ]
                 for start in range(0, len(items), 200):
                     results = memory_create_many(principal=principal, items=items[start : start + 200])
@@ -93,14 +97,17 @@ def main() -> None:
                 for start in range(0, len(ids), 256):
                     memory_embed_batch(memory_ids=ids[start : start + 256])
                 rates[name].append(len(ids) / (time.perf_counter() - started))
-            if turns == default_turns:
+            if turns == widest:
                 last = principal
     names = list(variants)
-    print(f"\nembedding {sum(len(c.turns) for c in conversations)} turns, {args.rounds} rounds")
+    print(f"\nembedding {len(ids)} turns, {args.rounds} rounds")
+    first = statistics.median(rates[names[0]])
     for name in names:
-        print(f"  {name:<24} {statistics.median(rates[name]):7.1f} turns/s  ({model_texts[name]} texts to the model)")
-    ratio = statistics.median(rates[names[1]]) / statistics.median(rates[names[0]])
-    print(f"  ratio (window / none)    {ratio:.2f}x")
+        rate = statistics.median(rates[name])
+        print(
+            f"  {name:<24} {rate:7.1f} turns/s  ({model_texts[name]} texts to the model)"
+            f"  ratio to {names[0]}: {rate / first:.2f}x"
+        )
 
     assert last is not None
     questions = [q.question for c in conversations for q in c.questions][: args.queries]
