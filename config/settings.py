@@ -626,7 +626,7 @@ EASYMEMORY_SEARCH_WINDOW_TURNS = _search.integer(
     minimum=0,
     maximum=5,
     help="Earlier turns of the same session embedded with each memory as its window vector, a second "
-    "embedding per memory that has them (0: none, and the window list falls back to the memory's own vector).",
+    "embedding per memory that has them (0: none, and the window list is off).",
 )
 EASYMEMORY_RRF_K = _search.integer(
     "EASYMEMORY_RRF_K", 5, minimum=1, help="The k of reciprocal rank fusion (60 is the textbook value)."

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
@@ -85,7 +86,10 @@ def _hnsw(
 def window_candidates(
     principal: Principal, base: QuerySet[Memory], query: str, limit: int, filters: MemoryFilters
 ) -> list[tuple[Any, float]]:
-    """(memory id, cosine similarity of its window vector to the query), best first."""
+    """(memory id, cosine similarity of its window vector to the query), best first. Empty when
+    window vectors are turned off (the list would repeat the vector list)."""
+    if not settings.EASYMEMORY_SEARCH_WINDOW_TURNS:
+        return []
     vector = _query_vector(principal, query)
     model = embeddings.model_name()
     filtered = cached_count(base.values("id"))

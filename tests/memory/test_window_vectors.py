@@ -143,6 +143,9 @@ def test_reconcile_adds_the_window_vectors_of_memories_embedded_without_them(wri
     assert all(window_of(mid) is None for mid in ids)
     assert memory_embed_fetch(memory_ids=ids).todo == []  # turned off: nothing to do
 
+    hits = search(writer.principal, "What jobs is Caroline thinking of?", weights={"vector": 0.0, "window": 1.0})
+    assert all("window" not in hit.evidence for hit in hits)  # turned off: the list too
+
     settings.EASYMEMORY_SEARCH_WINDOW_TURNS = 2  # as after an upgrade
     before = {mid: window_of(mid) for mid in ids}
     assert memory_reconcile() == 3  # every turn but the first
