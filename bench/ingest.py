@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._server import REPO, bench_server, percentile  # noqa: E402
 from bench.ingest_vault import generate  # noqa: E402
 
-VECTOR_ONLY = {"fulltext": 0.0, "graph": 0.0}
+VECTOR_ONLY = {"fulltext": 0.0, "graph": 0.0, "window": 0.0}
 PEOPLE = ["Alice", "Marco", "Priya", "Chen", "Fatima", "Jonas", "Lena", "Omar", "Sofia", "Kenji"]
 SUBJECTS = (
     "the quarterly budget review", "the new hiking boots", "our flight to Lisbon", "the kitchen renovation",

@@ -604,9 +604,13 @@ EASYMEMORY_MODEL_CACHE_DIR = Path(
 # --- search -------------------------------------------------------------------------------------------------
 _search = SettingGroup(
     "Search",
-    "Hybrid search fuses a vector list, a full-text (BM25) list and a graph list with weighted reciprocal "
-    "rank fusion; see the retrieval page for how the defaults were measured.",
+    "Hybrid search fuses a vector list, a window list (each memory embedded with the turns before it), a "
+    "full-text (BM25) list and a graph list with weighted reciprocal rank fusion; see the retrieval page for "
+    "how the defaults were measured.",
 )
+# Window defaults measured on LoCoMo conversations other than the dev file's (docs/retrieval.md).
+WINDOW_WEIGHT_DEFAULT = 1.0
+WINDOW_TURNS_DEFAULT = 2
 # Defaults measured on the LoCoMo dev file (docs/retrieval.md): keyword evidence is worth twice
 # the vector list there, and a small RRF k lets a list's first hits count for more.
 EASYMEMORY_SEARCH_WEIGHTS = {
@@ -617,7 +621,22 @@ EASYMEMORY_SEARCH_WEIGHTS = {
         "EASYMEMORY_WEIGHT_FULLTEXT", 2.0, minimum=0.0, maximum=1e9, help="RRF weight of the full-text list."
     ),
     "graph": _search.number("EASYMEMORY_WEIGHT_GRAPH", 1.0, help="RRF weight of the graph list."),
+    "window": _search.number(
+        "EASYMEMORY_WEIGHT_WINDOW",
+        WINDOW_WEIGHT_DEFAULT,
+        minimum=0.0,
+        maximum=1e9,
+        help="RRF weight of the window list (each memory's vector together with the turns before it).",
+    ),
 }
+EASYMEMORY_SEARCH_WINDOW_TURNS = _search.integer(
+    "EASYMEMORY_SEARCH_WINDOW_TURNS",
+    WINDOW_TURNS_DEFAULT,
+    minimum=0,
+    maximum=5,
+    help="Earlier turns of the same session embedded with each memory as its window vector, a second "
+    "embedding per memory that has them (0: none, and the window list is off).",
+)
 EASYMEMORY_RRF_K = _search.integer(
     "EASYMEMORY_RRF_K", 5, minimum=1, help="The k of reciprocal rank fusion (60 is the textbook value)."
 )

@@ -30,7 +30,14 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from memory import embeddings
-from memory.services import EmbedFetch, EmbedItem, memory_announce_enriched, memory_embed_fetch, memory_embed_store
+from memory.services import (
+    EmbedFetch,
+    EmbedItem,
+    memory_announce_enriched,
+    memory_embed_fetch,
+    memory_embed_store,
+    memory_embed_vectors,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -181,18 +188,25 @@ class EmbeddingPipeline:
                     upcoming = self._prefetch(more)
             chunk = todo[start : start + size]
             try:
-                vectors = embeddings.embed_texts([item.content for item in chunk], name)
+                vectors, windows = memory_embed_vectors(chunk, name)
             except Exception as exc:  # noqa: BLE001 - the model failed: its tasks retry
                 self._settle(batch, todo[start:], error=exc)
                 return upcoming
             self._stores.acquire()  # released by _store
-            self._storer.submit(self._store, batch, chunk, vectors, name)
+            self._storer.submit(self._store, batch, chunk, (vectors, windows), name)
         return upcoming
 
-    def _store(self, batch: _Batch, chunk: list[EmbedItem], vectors: list[list[float]], name: str) -> None:
+    def _store(
+        self,
+        batch: _Batch,
+        chunk: list[EmbedItem],
+        vectors: tuple[list[list[float]], list[list[float] | None]],
+        name: str,
+    ) -> None:
+        own, windows = vectors
         try:
             with _thread_connection():
-                done = memory_embed_store(items=chunk, vectors=vectors, model=name)
+                done = memory_embed_store(items=chunk, vectors=own, model=name, windows=windows)
         except Exception as exc:  # noqa: BLE001 - the store failed: its tasks retry
             self._settle(batch, chunk, error=exc)
         else:

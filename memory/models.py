@@ -111,6 +111,10 @@ class MemoryEmbedding(models.Model):
     model = models.CharField(max_length=200)
     dims = models.PositiveSmallIntegerField()
     embedding = VectorField()
+    # The memory together with the turns before it in its session (EASYMEMORY_SEARCH_WINDOW_TURNS),
+    # for the search list "window": an answer is often recognisable only with its question. Null
+    # when the memory has no session or no earlier turn (the list then uses `embedding`).
+    window_embedding = VectorField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

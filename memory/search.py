@@ -79,10 +79,15 @@ CandidateFn = Callable[[Principal, QuerySet[Memory], str, int, MemoryFilters], l
 # the filters themselves (for what is not a memory column, such as `as_of` for relations), and
 # returns (memory id, raw score) best first.
 CANDIDATE_LISTS: dict[str, CandidateFn] = {}
+# Lists that rank by the query's embedding (through _query_vector): they run after the others, so
+# the embedding overlaps with the others' SQL.
+QUERY_VECTOR_LISTS: set[str] = set()
 
 
-def register_candidate_list(name: str, fn: CandidateFn) -> CandidateFn:
+def register_candidate_list(name: str, fn: CandidateFn, *, needs_query_vector: bool = False) -> CandidateFn:
     CANDIDATE_LISTS[name] = timed_candidate_list(name, fn)  # per-list latency for /metrics
+    if needs_query_vector:
+        QUERY_VECTOR_LISTS.add(name)
     return fn
 
 
@@ -297,7 +302,7 @@ def _vector_candidates(
     return found
 
 
-register_candidate_list("vector", _vector_candidates)
+register_candidate_list("vector", _vector_candidates, needs_query_vector=True)
 register_candidate_list("fulltext", fulltext_candidates)
 
 
@@ -308,19 +313,19 @@ def _candidate_lists(
     principal: Principal, base: QuerySet[Memory], query: str, depth: int, active: list[str], filters: MemoryFilters
 ) -> dict[str, list[tuple[Any, float]]]:
     """Each active list's candidates. The query is embedded on the embedding thread while the
-    other lists run their SQL here; vector goes last. (Running the vector list's SQL on a second
-    connection as well is no faster on two cores, where the legs compete for CPU.)"""
-    others = [name for name in active if name != "vector"]
+    other lists run their SQL here; the lists that need the embedding (vector, window) go last.
+    (Running the vector list's SQL on a second connection as well is no faster on two cores,
+    where the legs compete for CPU.)"""
+    late = [name for name in active if name in QUERY_VECTOR_LISTS]
+    others = [name for name in active if name not in QUERY_VECTOR_LISTS]
     pending = None
-    if "vector" in active:
+    if late:
         scope = str(principal.tenant_id)  # the cache is per tenant (see embed_query)
         pending = _embedder.submit(embeddings.embed_query, query, embeddings.model_name(), scope=scope)
     token = _pending_vector.set(pending)
     try:
-        # Vector last, so its embedding overlaps with the other lists' SQL.
-        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in others}
-        if "vector" in active:
-            lists["vector"] = CANDIDATE_LISTS["vector"](principal, base, query, depth, filters)
+        # Embedding lists last, so the embedding overlaps with the other lists' SQL.
+        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in others + late}
     finally:
         _pending_vector.reset(token)
     return {name: lists[name] for name in active}

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.search import SearchVector
 from django.db import connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, QuerySet, TextField, Value, When
@@ -400,6 +401,7 @@ def memory_update(*, principal: Principal, memory: Memory, changes: dict[str, An
         scoped(MemoryEmbedding, principal.tenant).filter(memory=memory).delete()
         memory_id = str(memory.id)
         transaction.on_commit(lambda: dispatch_enrichment([memory_id]))
+        _windows_reset_after(principal=principal, memories=[memory])
     audit_record(principal=principal, action="memory.update", target_type="memory", target_id=str(memory.id))
     publish_event(
         principal.tenant.pk,
@@ -408,6 +410,36 @@ def memory_update(*, principal: Principal, memory: Memory, changes: dict[str, An
     )
     memory.refresh_from_db()
     return memory
+
+
+def _windows_reset_after(*, principal: Principal, memories: Sequence[Memory]) -> None:
+    """The later turns whose window vector was made with the text of `memories` (edited or about
+    to be deleted) lose it and are queued again: a window never keeps words its memory no longer
+    has, nor those of a deleted memory. Per session, every turn after the earliest of them (a
+    bounded over-approximation for many memories; exact for one: the next
+    EASYMEMORY_SEARCH_WINDOW_TURNS)."""
+    turns = settings.EASYMEMORY_SEARCH_WINDOW_TURNS
+    earliest: dict[str, datetime] = {}
+    for memory in memories:
+        if memory.session_id:
+            start = earliest.get(memory.session_id)
+            earliest[memory.session_id] = memory.created_at if start is None else min(start, memory.created_at)
+    if not turns or not earliest:
+        return
+    gone = [memory.pk for memory in memories]
+    later: list[str] = []
+    for session_id, start in earliest.items():
+        after = (
+            scoped(Memory, principal.tenant)
+            .filter(session_id=session_id, created_at__gt=start)
+            .exclude(pk__in=gone)
+            .order_by("created_at", "id")
+            .values_list("id", flat=True)
+        )
+        later += [str(mid) for mid in (after[:turns] if len(memories) == 1 else after)]
+    if later:
+        scoped(MemoryEmbedding, principal.tenant).filter(memory_id__in=later).update(window_embedding=None)
+        transaction.on_commit(lambda: dispatch_enrichment(later))
 
 
 def _lock_for_delete(memories: QuerySet[Memory]) -> list[Any]:
@@ -433,6 +465,7 @@ def memory_delete(*, principal: Principal, memory: Memory) -> None:
         version=memory.version + 1,
     )
     run_deletion_hooks(tenant=principal.tenant, memory_ids=[memory.pk])
+    _windows_reset_after(principal=principal, memories=[memory])
     scoped(Memory, principal.tenant).filter(pk=memory.pk).delete()
     audit_record(principal=principal, action="memory.delete", target_type="memory", target_id=str(memory.id))
     publish_event(principal.tenant.pk, "memory.deleted", {"ids": [str(memory.id)]})
@@ -447,6 +480,9 @@ def memory_forget_user(*, principal: Principal, user_ref: str) -> int:
     ids = _lock_for_delete(memories)
     count = len(ids)
     run_deletion_hooks(tenant=principal.tenant, memory_ids=ids)
+    _windows_reset_after(
+        principal=principal, memories=list(memories.exclude(session_id="").only("session_id", "created_at"))
+    )
     memories.delete()
     scoped(MemoryHistory, principal.tenant).filter(user_ref=user_ref).delete()
     if count:
@@ -474,6 +510,8 @@ class EmbedItem:
     tenant_id: uuid.UUID
     content: str
     content_hash: str
+    # The memory with the turns before it in its session, for the window vector; "" when it has none.
+    window: str = ""
 
 
 @dataclass
@@ -487,24 +525,60 @@ def memory_embed_fetch(*, memory_ids: Sequence[str], model: str | None = None) -
     """The given memories that still need an embedding under `model`, in one query.
 
     Gone ids drop out; already embedded ones come back without their text, so a re-run
-    (redelivery, reconcile) costs one query and no inference.
+    (redelivery, reconcile) costs one query and no inference. A memory embedded before window
+    vectors existed (or with them turned off) that now has earlier turns in its session comes
+    back as to do, for its window vector.
     """
     name = model or embeddings.model_name()
+    turns = settings.EASYMEMORY_SEARCH_WINDOW_TURNS
     vectors = MemoryEmbedding.objects.filter(memory_id=OuterRef("pk"), model=name)  # unscoped: of the rows below
     has_vector = Exists(vectors)
-    rows = (
-        Memory.objects.filter(pk__in=list(memory_ids))  # unscoped: the worker acts on ids it was given
-        .annotate(embedded=has_vector)
-        .annotate(text=Case(When(embedded=True, then=Value("")), default=F("content"), output_field=TextField()))
-        .values_list("id", "tenant_id", "text", "content_hash", "embedded", "enrichment_state")
+    # The turns before each memory in its session, newest first (index memory_tenant_session).
+    earlier = (
+        Memory.objects.filter(  # unscoped: the same tenant as the outer row, matched on tenant_id
+            tenant_id=OuterRef("tenant_id"), session_id=OuterRef("session_id"), created_at__lt=OuterRef("created_at")
+        )
+        .exclude(session_id="")
+        .order_by("-created_at", "-id")
     )
+    rows = Memory.objects.filter(pk__in=list(memory_ids))  # unscoped: the worker acts on ids it was given
+    if turns:
+        has_window = Exists(vectors.filter(window_embedding__isnull=False))
+        rows = rows.annotate(embedded=has_vector & (has_window | ~Exists(earlier)))
+    else:
+        rows = rows.annotate(embedded=has_vector)
+    rows = rows.annotate(text=Case(When(embedded=True, then=Value("")), default=F("content"), output_field=TextField()))
+    fields = ["id", "tenant_id", "text", "content_hash", "embedded", "enrichment_state"]
     fetched = EmbedFetch(todo=[])
-    for mid, tenant_id, text, digest, embedded, state in rows:
+    if not turns:
+        for mid, tenant_id, text, digest, embedded, state in rows.values_list(*fields):
+            if not embedded:
+                fetched.todo.append(EmbedItem(mid, tenant_id, text, digest))
+            elif state == EnrichmentState.DONE:
+                fetched.done.append((str(tenant_id), str(mid)))
+        return fetched
+    # Only rows still to embed read their earlier turns.
+    before = ArraySubquery(earlier.values("content")[:turns])
+    rows = rows.annotate(before=Case(When(embedded=True, then=Value([])), default=before))
+    for mid, tenant_id, text, digest, embedded, state, prior in rows.values_list(*fields, "before"):
         if not embedded:
-            fetched.todo.append(EmbedItem(mid, tenant_id, text, digest))
+            window = "\n".join([*reversed(prior), text]) if prior else ""
+            fetched.todo.append(EmbedItem(mid, tenant_id, text, digest, window))
         elif state == EnrichmentState.DONE:
             fetched.done.append((str(tenant_id), str(mid)))
     return fetched
+
+
+def memory_embed_vectors(items: Sequence[EmbedItem], name: str) -> tuple[list[list[float]], list[list[float] | None]]:
+    """The vectors of `items` and their window vectors (None where an item has no window), from
+    one batch through the model: a memory with earlier turns costs two embeddings."""
+    windowed = [index for index, item in enumerate(items) if item.window]
+    texts = [item.content for item in items] + [items[index].window for index in windowed]
+    vectors = embeddings.embed_texts(texts, name) if texts else []
+    windows: list[list[float] | None] = [None] * len(items)
+    for offset, index in enumerate(windowed):
+        windows[index] = vectors[len(items) + offset]
+    return vectors[: len(items)], windows
 
 
 def _vector_text(vector: Sequence[float]) -> str:
@@ -517,15 +591,17 @@ def _vector_text(vector: Sequence[float]) -> str:
 # mark those memories done. Returns the memories marked done, for the announcement.
 _STORE_SQL = """
 WITH given AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(hashes)s::text[], %(vectors)s::text[]) AS g(id, content_hash, vector)
+    SELECT * FROM unnest(%(ids)s::uuid[], %(hashes)s::text[], %(vectors)s::text[], %(windows)s::text[])
+        AS g(id, content_hash, vector, win)
 ), alive AS (
-    SELECT m.id, m.tenant_id, g.vector FROM memory_memory m
+    SELECT m.id, m.tenant_id, g.vector, g.win FROM memory_memory m
     JOIN given g ON g.id = m.id AND g.content_hash = m.content_hash
     FOR KEY SHARE OF m
 ), stored AS (
-    INSERT INTO memory_memoryembedding (tenant_id, memory_id, model, dims, embedding, created_at)
-    SELECT a.tenant_id, a.id, %(model)s, %(dims)s, a.vector::vector, now() FROM alive a
-    ON CONFLICT (memory_id, model) DO NOTHING
+    INSERT INTO memory_memoryembedding (tenant_id, memory_id, model, dims, embedding, window_embedding, created_at)
+    SELECT a.tenant_id, a.id, %(model)s, %(dims)s, a.vector::vector, a.win::vector, now() FROM alive a
+    ON CONFLICT (memory_id, model) DO UPDATE SET window_embedding = EXCLUDED.window_embedding
+        WHERE memory_memoryembedding.window_embedding IS NULL AND EXCLUDED.window_embedding IS NOT NULL
     RETURNING memory_id
 )
 UPDATE memory_memory m SET enrichment_state = %(done)s, enrichment_error = ''
@@ -535,19 +611,27 @@ RETURNING m.tenant_id, m.id
 
 
 def memory_embed_store(
-    *, items: Sequence[EmbedItem], vectors: Sequence[Sequence[float]], model: str
+    *,
+    items: Sequence[EmbedItem],
+    vectors: Sequence[Sequence[float]],
+    model: str,
+    windows: Sequence[Sequence[float] | None] | None = None,
 ) -> list[tuple[str, str]]:
-    """Store the vectors of `items` and mark them done, in one statement (see _STORE_SQL).
+    """Store the vectors of `items` (and their window vectors, where given) and mark them done,
+    in one statement (see _STORE_SQL).
 
     Memories deleted or edited since they were fetched are skipped (an edit queues its own
-    embedding). Idempotent. Returns (tenant id, memory id) of the memories marked done.
+    embedding). Idempotent; a row stored without a window vector gets it added. Returns
+    (tenant id, memory id) of the memories marked done.
     """
     if not items:
         return []
+    window_vectors = windows if windows is not None else [None] * len(items)
     params: dict[str, Any] = {
         "ids": [item.id for item in items],
         "hashes": [item.content_hash for item in items],
         "vectors": [_vector_text(vector) for vector in vectors],
+        "windows": [None if window is None else _vector_text(window) for window in window_vectors],
         "model": model,
         "dims": len(vectors[0]),
         "done": EnrichmentState.DONE.value,
@@ -569,8 +653,8 @@ def memory_embed_batch(*, memory_ids: Sequence[str]) -> int:
     fetched = memory_embed_fetch(memory_ids=memory_ids, model=name)
     done = list(fetched.done)
     if fetched.todo:
-        vectors = embeddings.embed_texts([item.content for item in fetched.todo], name)
-        done += memory_embed_store(items=fetched.todo, vectors=vectors, model=name)
+        vectors, windows = memory_embed_vectors(fetched.todo, name)
+        done += memory_embed_store(items=fetched.todo, vectors=vectors, model=name, windows=windows)
     memory_announce_enriched(done)
     return len(done) - len(fetched.done)
 
@@ -591,7 +675,8 @@ def memory_mark_failed(*, memory_ids: Sequence[str], error: str) -> None:
 
 
 def memory_reconcile(*, limit: int = 10_000) -> int:
-    """Re-queue memories whose embedding under the current model is missing. Returns the count."""
+    """Re-queue memories whose embedding under the current model is missing, or lacks the window
+    vector it should have (stored before window vectors existed). Returns the count."""
     name = embeddings.model_name()
     ids = [
         str(mid)
@@ -599,6 +684,20 @@ def memory_reconcile(*, limit: int = 10_000) -> int:
         .order_by("created_at")
         .values_list("id", flat=True)[:limit]
     ]
+    if settings.EASYMEMORY_SEARCH_WINDOW_TURNS and len(ids) < limit:
+        earlier = Memory.objects.filter(  # unscoped: the outer row's tenant, matched on tenant_id
+            tenant_id=OuterRef("tenant_id"), session_id=OuterRef("session_id"), created_at__lt=OuterRef("created_at")
+        )
+        windowless = (
+            Memory.objects.filter(  # unscoped: maintenance over all tenants
+                embeddings__model=name, embeddings__window_embedding__isnull=True
+            )
+            .exclude(session_id="")
+            .filter(Exists(earlier))
+            .order_by("created_at")
+            .values_list("id", flat=True)[: limit - len(ids)]
+        )
+        ids += [str(mid) for mid in windowless]
     if ids:
         Memory.objects.filter(pk__in=ids, enrichment_state=EnrichmentState.DONE).update(  # unscoped: ids from above
             enrichment_state=EnrichmentState.PENDING

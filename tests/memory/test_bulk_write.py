@@ -177,7 +177,7 @@ def test_term_statistics_count_what_a_batch_stored(writer: Persona, settings: An
     assert TermStatsSnapshot.objects.get(tenant=writer.tenant).docs == 50
     assert TermStat.objects.get(tenant=writer.tenant, lexeme="harbour").df == 30
     assert TermStat.objects.get(tenant=writer.tenant, lexeme="note").df == 50
-    hits = search(writer.principal, "harbour pilot", k=5, weights={"vector": 0.0, "graph": 0.0})
+    hits = search(writer.principal, "harbour pilot", k=5, weights={"vector": 0.0, "graph": 0.0, "window": 0.0})
     assert hits and all("harbour" in hit.memory.content for hit in hits)
 
 

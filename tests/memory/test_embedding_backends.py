@@ -28,7 +28,7 @@ TEXTS = [
     "The deploy step uses tool 7; the review step runs after the build. " * 30,  # past 256 tokens: truncated
     "今天下午三点开会",
 ]
-VECTOR_ONLY = {"vector": 1.0, "fulltext": 0.0, "graph": 0.0}
+VECTOR_ONLY = {"vector": 1.0, "fulltext": 0.0, "graph": 0.0, "window": 0.0}
 
 
 def _model_dir() -> Path:

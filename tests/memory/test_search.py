@@ -25,8 +25,8 @@ from tests.factories import TenantFactory
 pytestmark = pytest.mark.django_db
 
 HNSW_MIGRATION = importlib.import_module("memory.migrations.0003_embedding_hnsw_index")
-FULLTEXT_ONLY = {"vector": 0.0}
-VECTOR_ONLY = {"fulltext": 0.0}
+FULLTEXT_ONLY = {"vector": 0.0, "window": 0.0}
+VECTOR_ONLY = {"fulltext": 0.0, "window": 0.0}
 
 
 def remember(principal: Principal, *texts: str, **fields: Any) -> list[Memory]:
@@ -135,7 +135,7 @@ def test_weights_come_per_request_and_accept_registered_lists(writer: Persona) -
         hits = search(writer.principal, "peanuts", k=2, weights={"test-list": 10.0})
         assert hits[0].memory == cello
         assert hits[0].evidence["test-list"] == {"rank": 1, "score": 1.0}
-        only_vector = search(writer.principal, "peanuts", k=2, weights={"fulltext": 0, "test-list": 0})
+        only_vector = search(writer.principal, "peanuts", k=2, weights={"fulltext": 0, "window": 0, "test-list": 0})
         assert set(only_vector[0].evidence) - {"adjustment"} == {"vector"}
     finally:
         search_module.CANDIDATE_LISTS.pop("test-list")
@@ -336,7 +336,7 @@ def test_search_filters_narrow_the_candidates(writer: Persona) -> None:
         ({"query": "tea", "filters": {"kind": ["poem"]}}, 400, "filters.kind.0"),
         ({"query": "tea", "weights": {"bogus": 1}}, 422, "weights.bogus"),
         ({"query": "tea", "weights": {"vector": -1}}, 422, "weights.vector"),
-        ({"query": "tea", "weights": {"vector": 0, "fulltext": 0, "graph": 0}}, 422, "weights"),
+        ({"query": "tea", "weights": {"vector": 0, "fulltext": 0, "graph": 0, "window": 0}}, 422, "weights"),
         ({"query": "tea", "colour": "red"}, 400, "colour"),
     ],
 )
