@@ -30,6 +30,13 @@ pytestmark = pytest.mark.django_db
 WINDOW_ONLY = {"vector": 0.0, "fulltext": 0.0, "graph": 0.0, "window": 1.0}
 VECTOR_ONLY = {"vector": 1.0, "fulltext": 0.0, "graph": 0.0, "window": 0.0}
 
+
+
+@pytest.fixture(autouse=True)
+def windows_on(settings: Any) -> None:
+    settings.EASYMEMORY_SEARCH_WINDOW_TURNS = 2  # off by default
+
+
 CONVERSATION = [
     "Melanie: What kind of jobs are you thinking of, now that school is done?",
     "Caroline: Counseling, for sure. I'd love to support people like me.",
