@@ -605,8 +605,8 @@ EASYMEMORY_MODEL_CACHE_DIR = Path(
 _search = SettingGroup(
     "Search",
     "Hybrid search fuses a vector list, a full-text (BM25) list, a graph list and, when turned on, a window "
-    "list (each memory embedded with the turns before it) with weighted reciprocal rank fusion; see the retrieval page for "
-    "how the defaults were measured.",
+    "list (each memory embedded with the turns before it) with weighted reciprocal rank fusion; see the "
+    "retrieval page for how the defaults were measured.",
 )
 # Window settings measured on LoCoMo conversations other than the dev file's (docs/retrieval.md).
 # Off by default: the gain costs about 4x the embedding work per chat turn and a second vector scan.
