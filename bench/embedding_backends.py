@@ -3,14 +3,17 @@ ONNX Runtime fp32 (graph optimised) and ONNX Runtime int8 (dynamic quantisation)
 threads, with and without batching by length.
 
     .venv/bin/python bench/embedding_backends.py --locomo locomo-dev.json [--texts 1024] [--rounds 3] \
-        [--queries 100] [--no-recall]
+        [--queries 100] [--no-recall] [--long-texts 256] [--onnx-file previous=PATH/model-int8.onnx]
 
 Each variant lives in a process of its own (so its resident memory is its own); the processes
 are driven in turn, round after round, so a change in the machine's load falls on all of them.
-Per variant: texts/s over LoCoMo turns in batches of 32 (median of the rounds), single-query
+Per variant: texts/s over LoCoMo turns in batches of 32 (median of the rounds), texts/s over
+vault-like texts of 300-450 characters (`long/s`, the chunks of bench/ingest_vault.py), single-query
 latency p50/p95 (LoCoMo questions, one at a time), resident memory before the model is loaded
 (`base`: Django set up), once it is loaded and at its peak, whether torch was imported, and the
-largest difference from PyTorch's vectors. Before them, `easymemory eval locomo` runs once per
+largest difference from PyTorch's vectors (and the lowest cosine on the long texts). `--onnx-file
+LABEL=PATH` adds a variant running that ONNX file (an earlier export, to compare with).
+Before them, `easymemory eval locomo` runs once per
 backend (each run stores the conversations in tenants of its own, so the stored vectors are the
 backend's) and its turn-level recall is printed with the table. Prints the load average.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -32,16 +36,33 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# (label, backend, threads, sort by length)
+NO_TOKEN_CAP = 1 << 30
+# (label, backend, threads, sort by length, padded tokens per batch: 0 = the encoder's default)
 VARIANTS = [
-    ("torch, 2 threads", "torch", 2, True),
-    ("torch, 1 thread", "torch", 1, True),
-    ("onnx fp32, 2 threads", "onnx", 2, True),
-    ("onnx fp32, 1 thread", "onnx", 1, True),
-    ("onnx fp32, 2 thr., unsorted", "onnx", 2, False),
-    ("onnx int8, 2 threads", "onnx-int8", 2, True),
-    ("onnx int8, 1 thread", "onnx-int8", 1, True),
+    ("torch, 2 threads", "torch", 2, True, 0),
+    ("torch, 1 thread", "torch", 1, True, 0),
+    ("onnx fp32, 2 threads", "onnx", 2, True, 0),
+    ("onnx fp32, 1 thread", "onnx", 1, True, 0),
+    ("onnx fp32, 2 thr., unsorted", "onnx", 2, False, 0),
+    ("onnx int8, 2 threads", "onnx-int8", 2, True, 0),
+    ("onnx int8, 1 thread", "onnx-int8", 1, True, 0),
+    ("onnx int8, 2 thr., 32 per batch", "onnx-int8", 2, True, NO_TOKEN_CAP),
 ]
+
+
+def long_texts(count: int, seed: int = 5) -> list[str]:
+    """Texts like the chunks of the generated vault of bench/ingest_vault.py (a heading path, then
+    a paragraph of 40 to 70 words: 300-450 characters)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.ingest_vault import paragraph
+
+    rng = random.Random(seed)
+    out = []
+    for number in range(count):
+        note = rng.randrange(5000)
+        heading = f"Note {note} > Note {note} > Section {number % 4 + 1} of note {note}"
+        out.append(f"{heading}\n\n{paragraph(rng, rng.randint(40, 70))}")
+    return out
 
 
 def locomo_texts(path: Path) -> tuple[list[str], list[str]]:
@@ -68,10 +89,11 @@ def rss_mb(field: str = "VmRSS") -> float:
     return 0.0
 
 
-def child(backend: str, threads: int, sort: bool) -> None:
+def child(backend: str, threads: int, sort: bool, max_tokens: int) -> None:
     import numpy as np
 
-    os.environ["EASYMEMORY_EMBED_BACKEND"] = backend
+    onnx_file = backend.removeprefix("file:") if backend.startswith("file:") else ""
+    os.environ["EASYMEMORY_EMBED_BACKEND"] = "onnx-int8" if onnx_file else backend
     os.environ["EASYMEMORY_EMBED_THREADS"] = str(threads)
     os.environ["EASYMEMORY_SEARCH_EMBED_THREADS"] = str(threads)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -83,6 +105,16 @@ def child(backend: str, threads: int, sort: bool) -> None:
     baseline = rss_mb()
     name = embeddings.model_name()
     model = embeddings.get_model(name)
+    if onnx_file:  # an ONNX file given on the command line (say, an earlier export), same tokenizer
+        from memory.onnx_embeddings import OnnxEncoder
+
+        model = OnnxEncoder(
+            Path(onnx_file),
+            Path(embeddings._model_path(embeddings.DEFAULT_MODEL)) / "tokenizer.json",
+            max_length=model.max_seq_length,
+            dimensions=model.dimensions,
+            threads=threads,
+        )
     if backend == "torch":
         import torch
 
@@ -96,9 +128,16 @@ def child(backend: str, threads: int, sort: bool) -> None:
     else:
 
         def encode(texts: list[str]) -> Any:
+            if max_tokens:
+                return model.encode(texts, batch_size=32, sort_by_length=sort, max_tokens=max_tokens)
             return model.encode(texts, batch_size=32, sort_by_length=sort)
 
-        query = embeddings.query_encoder(name)
+        if onnx_file:
+
+            def query(text: str) -> Any:
+                return model.encode([text])[0]
+        else:
+            query = embeddings.query_encoder(name)
     assert query is not None
     encode(["warm up the session"] * 4)
     query("warm up")
@@ -130,10 +169,12 @@ def child(backend: str, threads: int, sort: bool) -> None:
 
 
 class Variant:
-    def __init__(self, label: str, backend: str, threads: int, sort: bool, env: dict[str, str]) -> None:
+    def __init__(
+        self, label: str, backend: str, threads: int, sort: bool, max_tokens: int, env: dict[str, str]
+    ) -> None:
         self.label, self.backend, self.threads, self.sort = label, backend, threads, sort
         self.process = subprocess.Popen(  # noqa: S603 - this script, our interpreter
-            [sys.executable, __file__, "--child", backend, str(threads), "1" if sort else "0"],
+            [sys.executable, __file__, "--child", backend, str(threads), "1" if sort else "0", str(max_tokens)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -141,6 +182,7 @@ class Variant:
             cwd=str(ROOT),
         )
         self.rates: list[float] = []
+        self.long_rates: list[float] = []
         self.latencies: list[float] = []
         self.ready = self.read()
 
@@ -197,10 +239,18 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--locomo", type=Path, help="a LoCoMo-format file: its turns and questions")
     parser.add_argument("--no-recall", action="store_true", help="skip `easymemory eval locomo` per backend")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--long-texts", type=int, default=256, help="vault-like texts of 300-450 characters (0: none)")
+    parser.add_argument(
+        "--onnx-file",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="also run this ONNX file (an earlier export, say) with 2 threads, as variant LABEL",
+    )
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), args.child[2] == "1")
+        child(args.child[0], int(args.child[1]), args.child[2] == "1", int(args.child[3]))
         return
     if args.locomo is None:
         parser.error("--locomo FILE is required")
@@ -222,8 +272,15 @@ def main() -> None:
         easymemory(["migrate"], env)  # an installation (embedded PostgreSQL) in the run's data directory
         for backend in ("torch", "onnx", "onnx-int8"):
             recalls[backend] = locomo_recall(args.locomo, backend, env)
-    variants = [Variant(label, backend, threads, sort, env) for label, backend, threads, sort in VARIANTS]
+    extra = [
+        (label, f"file:{Path(path).resolve()}", 2, True, 0)
+        for label, _, path in (x.partition("=") for x in args.onnx_file)
+    ]
+    variants = [Variant(*variant, env=env) for variant in VARIANTS + extra]
+    long = long_texts(args.long_texts)
     reference = None
+    long_reference = None
+    long_cosines: dict[str, float] = {}
     errors: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         try:
@@ -232,6 +289,16 @@ def main() -> None:
                     out = f"{scratch}/{index}.npy"
                     seconds = variant.ask({"op": "batch", "texts": texts, "out": out})["seconds"]
                     variant.rates.append(len(texts) / seconds)
+                    if long:
+                        long_out = f"{scratch}/long-{index}.npy"
+                        seconds = variant.ask({"op": "batch", "texts": long, "out": long_out})["seconds"]
+                        variant.long_rates.append(len(long) / seconds)
+                        if round_number == 0:
+                            import numpy as np
+
+                            long_vectors = np.load(long_out)
+                            long_reference = long_vectors if long_reference is None else long_reference
+                            long_cosines[variant.label] = float((long_vectors * long_reference).sum(1).min())
                     variant.latencies += variant.ask({"op": "queries", "texts": queries})["latencies"]
                     if round_number == 0:
                         import numpy as np
@@ -246,19 +313,27 @@ def main() -> None:
             for variant in variants:
                 variant.close()
     torch_rate = median(variants[0].rates)
+    torch_long = median(variants[0].long_rates) if long else 0.0
     print(f"{len(texts)} LoCoMo turns in batches of 32, {args.rounds} rounds; {len(queries)} single queries per round")
-    header = (f"{'variant':30} {'texts/s':>8} {'× torch':>8} {'query p50':>10} {'p95':>7} {'base MB':>7} {'RSS MB':>7} "
-              f"{'peak MB':>8} {'max |Δ|':>9} {'min cos':>8} torch?")  # fmt: skip
+    if long:
+        lengths = sorted(len(text) for text in long)
+        print(f"long: {len(long)} vault-like texts of {lengths[0]}-{lengths[-1]} characters, same rounds")
+    header = (f"{'variant':32} {'texts/s':>8} {'× torch':>8} {'long/s':>7} {'× torch':>8} {'query p50':>10} "
+              f"{'p95':>7} {'base MB':>7} {'RSS MB':>7} {'peak MB':>8} {'max |Δ|':>9} {'min cos':>8} {'long cos':>8} "
+              "torch?")  # fmt: skip
     print(header)
     print("-" * len(header))
     for variant, stat in zip(variants, stats, strict=True):
         rate = median(variant.rates)
         error, cosine = errors[variant.label]
+        long_rate = median(variant.long_rates) if long else float("nan")
         print(
-            f"{variant.label:30} {rate:8.1f} {rate / torch_rate:7.2f}× {median(variant.latencies):8.1f}ms "
+            f"{variant.label:32} {rate:8.1f} {rate / torch_rate:7.2f}× {long_rate:7.1f} "
+            f"{long_rate / torch_long if long else float('nan'):7.2f}× {median(variant.latencies):8.1f}ms "
             f"{percentile(variant.latencies, 95):5.1f}ms {variant.ready['baseline_mb']:7.0f} "
             f"{variant.ready['loaded_mb']:7.0f} {stat['peak_mb']:8.0f} "
-            f"{error:9.1e} {cosine:8.4f} {'yes' if stat['torch'] else 'no'}"
+            f"{error:9.1e} {cosine:8.4f} {long_cosines.get(variant.label, float('nan')):8.4f} "
+            f"{'yes' if stat['torch'] else 'no'}"
         )
     if recalls:
         print()

@@ -34,6 +34,10 @@ VARIANT_FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}
 _MODULES = ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling"]
 _NORMALIZE = "sentence_transformers.models.Normalize"
 _EXPORT_TIMEOUT = 900
+# Padded tokens per inference batch. On 2 cores, batches of long texts ran faster in small
+# batches than in batches of 32 (bench/embedding_backends.py, long texts): the activations of a
+# small batch stay in the cores' caches.
+BATCH_TOKENS = 256
 
 
 def exportable(model_dir: Path) -> bool:
@@ -200,8 +204,8 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(max_length=max_length)  # the file's own settings truncate at 128
         padding = self.tokenizer.padding or {}
-        pad_id, pad_token = int(padding.get("pad_id", 0)), str(padding.get("pad_token", "[PAD]"))
-        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest text of a batch
+        self.pad_id = int(padding.get("pad_id", 0))
+        self.tokenizer.no_padding()  # encode() pads each batch itself, to that batch's longest text
         self.max_seq_length = max_length
         self.dimensions = dimensions
         self._tokenizer_lock = threading.Lock()
@@ -209,28 +213,43 @@ class OnnxEncoder:
     def get_sentence_embedding_dimension(self) -> int:
         return self.dimensions
 
-    def _run(self, texts: list[str]) -> Any:
+    def _run(self, ids: list[list[int]]) -> Any:
         import numpy as np
 
-        with self._tokenizer_lock:
-            encoded = self.tokenizer.encode_batch(texts)
-        feed = {
-            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-        }
-        return self.session.run(None, feed)[0]
+        width = max(len(row) for row in ids)
+        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, tokens in enumerate(ids):
+            input_ids[row, : len(tokens)] = tokens
+            attention_mask[row, : len(tokens)] = 1
+        return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32, sort_by_length: bool = True) -> Any:
-        """Unit vectors of `texts` (a float32 array, one row per text, in order). Sorted by length
-        into batches, so a batch pads to about its own texts' length, as sentence-transformers does."""
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 32, sort_by_length: bool = True, max_tokens: int = BATCH_TOKENS
+    ) -> Any:
+        """Unit vectors of `texts` (a float32 array, one row per text, in order).
+
+        Sorted by token count into batches, so a batch pads to about its own texts' length, as
+        sentence-transformers does; a batch holds at most `batch_size` texts and, past its first
+        text, at most `max_tokens` tokens with padding, so long texts run in small batches."""
         import numpy as np
 
         items = list(texts)
-        order = sorted(range(len(items)), key=lambda i: -len(items[i])) if sort_by_length else list(range(len(items)))
+        with self._tokenizer_lock:
+            ids = [encoding.ids for encoding in self.tokenizer.encode_batch(items)]
+        order = sorted(range(len(items)), key=lambda i: -len(ids[i])) if sort_by_length else list(range(len(items)))
         out = np.empty((len(items), self.dimensions), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            out[chunk] = self._run([items[i] for i in chunk])
+        batch: list[int] = []
+        width = 0
+        for index in [*order, -1]:
+            if batch and (
+                index < 0 or len(batch) == batch_size or (len(batch) + 1) * max(width, len(ids[index])) > max_tokens
+            ):
+                out[batch] = self._run([ids[i] for i in batch])
+                batch, width = [], 0
+            if index >= 0:
+                batch.append(index)
+                width = max(width, len(ids[index]))
         return out
 
 

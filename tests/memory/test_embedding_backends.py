@@ -48,6 +48,9 @@ def test_onnx_gives_the_pytorch_models_vectors(settings: Any) -> None:
     # Batching by length changes no vector: each batch pads to its own longest text.
     unsorted = model.encode(TEXTS, batch_size=2, sort_by_length=False)
     assert np.abs(unsorted - expected).max() < 1e-5
+    # Nor does the token budget: one text per batch, or all of them padded together.
+    assert np.abs(model.encode(TEXTS, max_tokens=1) - expected).max() < 1e-5
+    assert np.abs(model.encode(TEXTS, max_tokens=10**6) - expected).max() < 1e-5
     query = embeddings.query_encoder(embeddings.model_name())
     assert query is not None
     assert np.abs(np.array(query(TEXTS[0])) - expected[0]).max() < 1e-5
