@@ -149,6 +149,23 @@ def cpu_by_kind(before: dict[int, tuple[str, float]], after: dict[int, tuple[str
     return spent
 
 
+async def post(http: Any, results: Results, op: str, path: str, body: dict[str, Any], since: float) -> None:
+    """One request; its latency counts from `since` (sent, or due in the open loop)."""
+    import httpx
+
+    try:
+        response = await http.post(path, json=body)
+        ok = response.status_code in (200, 201)
+    except httpx.HTTPError:
+        response, ok = None, False
+    if not ok:
+        results.errors[op] += 1
+        return
+    results.latencies[op].append((time.perf_counter() - since) * 1000)
+    if op == "search" and response is not None and len(response.json()["results"]) < 10:
+        results.short += 1
+
+
 async def drive(
     url: str,
     key: str,
@@ -179,19 +196,7 @@ async def drive(
                 op = "search"
                 body = {"query": next(query_iter), "k": 10}
                 path = "/v1/search"
-            t0 = time.perf_counter()
-            try:
-                response = await http.post(path, json=body)
-                ok = response.status_code in (200, 201)
-            except httpx.HTTPError:
-                response, ok = None, False
-            elapsed = (time.perf_counter() - t0) * 1000
-            if not ok:
-                results.errors[op] += 1
-                continue
-            results.latencies[op].append(elapsed)
-            if op == "search" and response is not None and len(response.json()["results"]) < 10:
-                results.short += 1
+            await post(http, results, op, path, body, since=time.perf_counter())
 
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as http:
         await asyncio.gather(*(client(n, http) for n in range(clients)))
@@ -223,19 +228,6 @@ async def drive_open(
     started = time.perf_counter()
     deadline = started + seconds
 
-    async def one(http: httpx.AsyncClient, op: str, path: str, body: dict[str, Any], due: float) -> None:
-        try:
-            response = await http.post(path, json=body)
-            ok = response.status_code in (200, 201)
-        except httpx.HTTPError:
-            response, ok = None, False
-        if not ok:
-            results.errors[op] += 1
-            return
-        results.latencies[op].append((time.perf_counter() - due) * 1000)
-        if op == "search" and response is not None and len(response.json()["results"]) < 10:
-            results.short += 1
-
     pending: list[asyncio.Task[None]] = []
 
     async def client(n: int, http: httpx.AsyncClient) -> None:
@@ -244,11 +236,12 @@ async def drive_open(
         while due < deadline:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             if rng.random() < write_share:
+                op, path = "write", "/v1/memories"
                 body = {"content": next(note_iter), "tags": [WRITE_TAG], "session_id": f"tp-{n}"}
-                pending.append(asyncio.create_task(one(http, "write", "/v1/memories", body, due), name="write"))
             else:
+                op, path = "search", "/v1/search"
                 body = {"query": next(query_iter), "k": 10}
-                pending.append(asyncio.create_task(one(http, "search", "/v1/search", body, due), name="search"))
+            pending.append(asyncio.create_task(post(http, results, op, path, body, due), name=op))
             due += rng.expovariate(rate / clients)
 
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as http:

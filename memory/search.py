@@ -182,17 +182,26 @@ def _exact_vector(
                 " set_config('max_parallel_workers_per_gather', '0', true)"
             )
             return [(mid, 1.0 - float(d)) for mid, d in ranked.values_list("memory_id", "distance")[:limit]]
+    return exact_by_lookup(base, model, vector, limit)
+
+
+def exact_by_lookup(
+    base: QuerySet[Memory], model: str, vector: list[float], limit: int, column: str = "embedding"
+) -> list[tuple[Any, float]]:
+    """Exact distances from the filtered set, each memory's vector fetched by its (memory, model)
+    key: a cost that follows the filtered set only. `column` is a vector expression over
+    memory_memoryembedding (a constant of the caller's, never input)."""
     sql, params = filtered_sql(base)
     # LIMIT 1 keeps the subquery a per-row lookup (the planner cannot turn it into a join).
     query = f"""
-        SELECT m.id, e.embedding <=> %s::vector AS distance
+        SELECT m.id, e.vec <=> %s::vector AS distance
         FROM ({sql}) m
         CROSS JOIN LATERAL (
-            SELECT embedding FROM memory_memoryembedding WHERE memory_id = m.id AND model = %s LIMIT 1
+            SELECT {column} AS vec FROM memory_memoryembedding WHERE memory_id = m.id AND model = %s LIMIT 1
         ) e
         ORDER BY distance, m.id
         LIMIT %s
-    """  # noqa: S608 - composed from the compiled queryset; every value is a parameter
+    """  # noqa: S608 - composed from the compiled queryset and a constant column; every value is a parameter
     with connection.cursor() as cursor:
         cursor.execute(query, [_vector_literal(vector), *params, model, limit])  # scoped: from scoped() SQL
         return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]

@@ -26,7 +26,14 @@ from memory import embeddings
 from memory.models import Memory, MemoryEmbedding
 
 # Private helpers of the vector list, shared within the app rather than copied.
-from memory.search import HNSW_DIMS, _query_vector, _vector_literal, pgvector_version, vector_plan
+from memory.search import (
+    HNSW_DIMS,
+    _query_vector,
+    _vector_literal,
+    exact_by_lookup,
+    pgvector_version,
+    vector_plan,
+)
 from memory.selectors import MemoryFilters, cached_count
 
 # The expression of the HNSW index (migration 0009); queries must use it verbatim.
@@ -34,22 +41,7 @@ WINDOW_VECTOR = f"COALESCE(window_embedding, embedding)::vector({HNSW_DIMS})"
 
 
 def _exact(base: QuerySet[Memory], model: str, vector: list[float], limit: int) -> list[tuple[Any, float]]:
-    sql, params = base.values("id").query.sql_with_params()
-    # One lookup by the (memory, model) key per filtered row; LIMIT 1 keeps it a lookup.
-    # Composed from the compiled queryset; every value is a parameter.
-    query = f"""
-        SELECT m.id, e.vec <=> %s::vector AS distance
-        FROM ({sql}) m
-        CROSS JOIN LATERAL (
-            SELECT COALESCE(window_embedding, embedding) AS vec FROM memory_memoryembedding
-            WHERE memory_id = m.id AND model = %s LIMIT 1
-        ) e
-        ORDER BY distance, m.id
-        LIMIT %s
-    """  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(query, [_vector_literal(vector), *params, model, limit])  # scoped: from scoped() SQL
-        return [(mid, 1.0 - float(d)) for mid, d in cursor.fetchall()]
+    return exact_by_lookup(base, model, vector, limit, column="COALESCE(window_embedding, embedding)")
 
 
 def _hnsw(
