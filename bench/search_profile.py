@@ -70,7 +70,7 @@ def instrument() -> None:
     embeddings.embed_query = timed("query embedding (own thread)", embeddings.embed_query)
     for name in list(search.CANDIDATE_LISTS):
         search.CANDIDATE_LISTS[name] = timed(f"list: {name}", search.CANDIDATE_LISTS[name])
-    search._session_neighbours = timed("session neighbours", search._session_neighbours)
+    search.session_rows = timed("session context", search.session_rows)
     search.search = timed("search() in all", search.search)
     api.memory_search_for = timed("memory_search_for()", api.memory_search_for)
     original_of = HitSerializer.of.__func__  # type: ignore[attr-defined]

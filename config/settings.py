@@ -649,6 +649,44 @@ EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search.number(
     maximum=1.0,
     help="Share of a hit's fused score passed to its neighbours in the same session (0 turns it off).",
 )
+EASYMEMORY_SEARCH_SESSION_WEIGHT = _search.number(
+    "EASYMEMORY_SEARCH_SESSION_WEIGHT",
+    0.0,
+    minimum=0.0,
+    maximum=2.0,
+    help="Session prior: share of the fused scores of the best other candidates of a hit's session added "
+    "to its own (0 turns it off).",
+)
+EASYMEMORY_SEARCH_SESSION_TOP = _search.integer(
+    "EASYMEMORY_SEARCH_SESSION_TOP",
+    2,
+    minimum=1,
+    maximum=10,
+    help="How many of the best other candidates of a session the session prior sums.",
+)
+EASYMEMORY_SEARCH_MMR_LAMBDA = _search.number(
+    "EASYMEMORY_SEARCH_MMR_LAMBDA",
+    1.0,
+    minimum=0.0,
+    maximum=1.0,
+    help="Maximal marginal relevance over the best 3k candidates: the weight of relevance against "
+    "similarity to the hits already chosen (1 turns it off).",
+)
+EASYMEMORY_SEARCH_FEEDBACK_WEIGHT = _search.number(
+    "EASYMEMORY_SEARCH_FEEDBACK_WEIGHT",
+    0.0,
+    minimum=0.0,
+    maximum=10.0,
+    help="Pseudo-relevance feedback: RRF weight of a second full-text query made of words of the best 3 "
+    "fused hits (0 turns it off).",
+)
+EASYMEMORY_SEARCH_FEEDBACK_TERMS = _search.integer(
+    "EASYMEMORY_SEARCH_FEEDBACK_TERMS",
+    6,
+    minimum=1,
+    maximum=20,
+    help="Words of the best hits in the feedback query, chosen by IDF × how many of those hits hold them.",
+)
 EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT = _search.number(
     "EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT",
     0.02,

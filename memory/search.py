@@ -37,9 +37,12 @@ from core.inputs import InputRefused, text_check
 from core.metrics import timed_candidate_list
 from memory import embeddings
 from memory.adjustments import score_adjustments
+from memory.diversity import mmr_order, stored_vectors
+from memory.feedback import feedback_list
 from memory.fulltext import fulltext_candidates, query_term_count
 from memory.models import Memory, MemoryEmbedding
 from memory.selectors import MemoryFilters, filtered_count, filtered_sql, filters_apply
+from memory.session_context import session_gains, session_rows
 from memory.timeparse import time_windows
 
 MAX_K = 100
@@ -47,6 +50,8 @@ MAX_K = 100
 HNSW_DIMS = 384
 # Exact vector scans up to this many rows fetch each embedding by key (see _exact_vector).
 EXACT_LOOKUP_MAX_ROWS = 2_000
+# Pseudo-relevance feedback draws its words from this many of the best fused hits.
+FEEDBACK_HITS = 3
 
 
 @dataclass
@@ -343,31 +348,6 @@ def _candidate_lists(
 # --- fusion -------------------------------------------------------------------------------------
 
 
-def _session_neighbours(base: QuerySet[Memory], ids: list[Any]) -> dict[Any, list[Any]]:
-    """For each of `ids` that belongs to a session: the memories stored just before and after it
-    in that session, within the same filters. Two index probes per id (memory_tenant_session).
-
-    Raw SQL around the filtered set compiled once: the same statement built with ORM subqueries
-    cost about as much CPU in Python to compile as the database took to run it."""
-    if not ids:
-        return {}
-    sql, params = filtered_sql(base)
-    # Composed from the compiled queryset; every value is a parameter.
-    query = f"""
-        SELECT c.id,
-            (SELECT b.id FROM ({sql}) b WHERE b.session_id = c.session_id AND b.created_at < c.created_at
-             ORDER BY b.created_at DESC, b.id DESC LIMIT 1),
-            (SELECT a.id FROM ({sql}) a WHERE a.session_id = c.session_id AND a.created_at > c.created_at
-             ORDER BY a.created_at, a.id LIMIT 1)
-        FROM ({sql}) c
-        WHERE c.id = ANY(%s) AND c.session_id <> ''
-    """  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(query, [*params, *params, *params, list(ids)])  # scoped: from a scoped() queryset's SQL
-        rows = cursor.fetchall()
-    return {mid: [n for n in (prev, nxt) if n is not None] for mid, prev, nxt in rows}
-
-
 def _adjustment(importance: float, when: datetime | None, now: datetime) -> tuple[float, float]:
     """Importance and recency factors, each within ±(its weight): nudges, never a vote."""
     importance_part = settings.EASYMEMORY_SEARCH_IMPORTANCE_WEIGHT * (2.0 * float(importance) - 1.0)
@@ -413,22 +393,41 @@ def search(
             evidence.setdefault(memory_id, {})[name] = {"rank": rank, "score": round(raw, 6)}
     if not scores:
         return []
+    feedback_weight = settings.EASYMEMORY_SEARCH_FEEDBACK_WEIGHT
+    if feedback_weight > 0 and "fulltext" in lists:
+        # Pseudo-relevance feedback (memory/feedback.py): words of the best hits, a second full-text query.
+        best = sorted(scores, key=lambda mid: (-scores[mid], str(mid)))[:FEEDBACK_HITS]
+        count = settings.EASYMEMORY_SEARCH_FEEDBACK_TERMS
+        _, feedback = feedback_list(principal, base, query, best, depth, count)
+        for rank, (memory_id, raw) in enumerate(feedback, start=1):
+            scores[memory_id] = scores.get(memory_id, 0.0) + feedback_weight / (rrf_k + rank)
+            evidence.setdefault(memory_id, {})["feedback"] = {"rank": rank, "score": round(raw, 6)}
 
     # Context: a turn of a conversation is often understood only with its neighbours (the question
     # before an answer); each memory next to one of the best 2k candidates gets a share of its
     # score. (2k rather than every candidate: same LoCoMo recall within ±0.01, a fifth of the lookups.)
+    # Session prior: a candidate whose session holds other strong candidates gets a share of theirs.
+    # Both from the fused scores, both from one statement (memory/session_context.py).
     share = settings.EASYMEMORY_SEARCH_CONTEXT_WEIGHT
-    if share > 0:
+    session_weight = settings.EASYMEMORY_SEARCH_SESSION_WEIGHT
+    if share > 0 or session_weight > 0:
         fused = dict(scores)
-        candidates = sorted(fused, key=lambda mid: fused[mid], reverse=True)[: k * 2]
+        by_score = sorted(fused, key=lambda mid: (-fused[mid], str(mid)))
+        near = by_score[: k * 2] if share > 0 else []
+        sessions, neighbours = session_rows(base, by_score if session_weight > 0 else near, near)
         # From its stronger neighbour only: a weak memory between two hits is not lifted twice.
         gains: dict[Any, float] = {}
-        for memory_id, neighbours in _session_neighbours(base, candidates).items():
-            for neighbour in neighbours:
+        for memory_id, adjacent in neighbours.items():
+            for neighbour in adjacent:
                 gains[neighbour] = max(gains.get(neighbour, 0.0), share * fused[memory_id])
         for neighbour, gain in gains.items():
             scores[neighbour] = scores.get(neighbour, 0.0) + gain
             evidence.setdefault(neighbour, {})["context"] = {"score": round(gain, 6)}
+        if session_weight > 0:
+            top_n = settings.EASYMEMORY_SEARCH_SESSION_TOP
+            for memory_id, gain in session_gains(fused, sessions, session_weight, top_n).items():
+                scores[memory_id] += gain
+                evidence[memory_id]["session"] = {"score": round(gain, 6)}
 
     # Importance and recency change a score by at most ±(sum of their weights), a time expression
     # of the query lifts it by at most its weight: only memories within that margin of the k-th
@@ -441,6 +440,9 @@ def search(
     lift = time_weight if windows else 0.0
     cutoff = scores[ranked[min(k, len(ranked)) - 1]] * (1 - margin) / (1 + margin + lift)
     shortlist = [mid for mid in ranked if scores[mid] >= cutoff]
+    mmr_lambda = settings.EASYMEMORY_SEARCH_MMR_LAMBDA
+    if mmr_lambda < 1.0:
+        shortlist = ranked[: max(len(shortlist), k * 3)]  # MMR picks from a deeper pool
     memories = _memories_of(principal, base, shortlist)
     # Penalties other apps register (the graph's for superseded facts), see memory/adjustments.py.
     registered = score_adjustments(principal, query, list(memories), filters)
@@ -459,6 +461,10 @@ def search(
                 **{name: round(part, 4) for name, part in extra.items()},
             }
     top = sorted(final, key=lambda mid: (-final[mid], str(mid)))[:k]
+    if mmr_lambda < 1.0:
+        pool = sorted(final, key=lambda mid: (-final[mid], str(mid)))[: k * 3]
+        vectors = stored_vectors(principal, embeddings.model_name(), pool)
+        top = mmr_order(pool, final, vectors, mmr_lambda, k)
     hits = [
         Hit(memory=memories[mid], score=round(final[mid], 6), evidence=evidence[mid]) for mid in top if mid in memories
     ]

@@ -166,6 +166,57 @@ def test_a_memory_next_to_a_strong_hit_in_its_session_gets_context(writer: Perso
     assert other not in [hit.memory for hit in hits]
 
 
+def test_a_session_prior_lifts_a_turn_from_the_session_of_the_strong_hits(writer: Persona) -> None:
+    studio, _, repairs = remember(
+        writer.principal,
+        "Gina: I opened a dance studio downtown last spring.",
+        "Gina: It took a whole year of saving.",
+        "Gina: The floor needed repairs after the winter storm flooded it.",
+        session_id="chat-gina",
+    )
+    (oak,) = remember(writer.principal, "Jon: the floor is oak.", session_id="chat-jon")
+    query = "the dance studio floor"
+    with override_settings(EASYMEMORY_SEARCH_CONTEXT_WEIGHT=0.0, EASYMEMORY_SEARCH_SESSION_WEIGHT=0.0):
+        plain = [hit.memory for hit in search(writer.principal, query, k=3, weights=FULLTEXT_ONLY)]
+    assert plain == [studio, oak, repairs]  # the short turn of the other session wins on words alone
+    with override_settings(EASYMEMORY_SEARCH_CONTEXT_WEIGHT=0.0, EASYMEMORY_SEARCH_SESSION_WEIGHT=0.5):
+        hits = search(writer.principal, query, k=3, weights=FULLTEXT_ONLY)
+    assert [hit.memory for hit in hits] == [studio, repairs, oak]
+    assert hits[1].evidence["session"]["score"] > 0 and "fulltext" in hits[1].evidence
+    assert "session" not in hits[2].evidence  # alone in its session: nothing to share
+
+
+def test_pseudo_relevance_feedback_finds_a_memory_through_words_of_the_best_hits(writer: Persona) -> None:
+    studio, lesson = remember(
+        writer.principal,
+        "Gina opened a dance studio with choreography classes",
+        "Saturday choreography workshop starts at ten",
+    )
+    remember(writer.principal, *[f"grocery list number {i}: bread, milk, eggs" for i in range(6)])
+    query = "Gina's dance studio"
+    off = search(writer.principal, query, k=5, weights=FULLTEXT_ONLY)
+    assert [hit.memory for hit in off] == [studio]  # no word of the query in the workshop turn
+    with override_settings(EASYMEMORY_SEARCH_FEEDBACK_WEIGHT=1.0):
+        hits = search(writer.principal, query, k=5, weights=FULLTEXT_ONLY)
+    assert [hit.memory for hit in hits] == [studio, lesson]
+    assert hits[1].evidence["feedback"]["rank"] >= 1 and "fulltext" not in hits[1].evidence
+
+
+def test_mmr_moves_a_near_duplicate_below_a_different_hit(writer: Persona) -> None:
+    first, duplicate, other = remember(
+        writer.principal,
+        "The spare key is under the blue flower pot.",
+        "The spare key is under the blue flower pot by the door.",
+        "Anna next door keeps a copy for emergencies.",
+    )
+    embed_pending()
+    plain = [hit.memory for hit in search(writer.principal, "where is the spare key", k=3)]
+    assert plain == [first, duplicate, other]  # the words of the query are in the first two only
+    with override_settings(EASYMEMORY_SEARCH_MMR_LAMBDA=0.3):
+        diverse = [hit.memory for hit in search(writer.principal, "where is the spare key", k=3)]
+    assert diverse == [first, other, duplicate]
+
+
 # --- vector list under filters ----------------------------------------------------------------------
 
 DIMS = 384
