@@ -649,9 +649,11 @@ EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search.number(
     maximum=1.0,
     help="Share of a hit's fused score passed to its neighbours in the same session (0 turns it off).",
 )
+# Measured on LoCoMo conversations other than the dev file's (docs/retrieval.md, session prior).
+SESSION_WEIGHT_DEFAULT = 0.3
 EASYMEMORY_SEARCH_SESSION_WEIGHT = _search.number(
     "EASYMEMORY_SEARCH_SESSION_WEIGHT",
-    0.0,
+    SESSION_WEIGHT_DEFAULT,
     minimum=0.0,
     maximum=2.0,
     help="Session prior: share of the fused scores of the best other candidates of a hit's session added "

@@ -6,6 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.principal import Principal
@@ -123,3 +126,21 @@ def test_session_context_comes_only_from_neighbours_inside_the_filters(writer: P
     hits = search(writer.principal, query, k=3, weights={"vector": 0.0}, filters=filters)
     assert [hit.memory for hit in hits] == [question, later]
     assert "context" in hits[1].evidence
+
+
+def test_the_session_prior_adds_no_statement(writer: Persona) -> None:
+    remember(
+        writer.principal,
+        "Gina: I opened a dance studio downtown.",
+        "Gina: The studio floor needed repairs.",
+        session_id="chat-gina",
+    )
+    remember(writer.principal, "Jon: the floor is oak.", session_id="chat-jon")
+    search(writer.principal, "dance studio floor", k=3, weights={"vector": 0.0})  # once-per-process look-ups
+    counts = {}
+    for weight in (0.0, 0.3):
+        with override_settings(EASYMEMORY_SEARCH_SESSION_WEIGHT=weight), CaptureQueriesContext(connection) as queries:
+            hits = search(writer.principal, "dance studio floor", k=3, weights={"vector": 0.0})
+        counts[weight] = len(queries.captured_queries)
+    assert any("session" in hit.evidence for hit in hits)  # the prior did act
+    assert counts[0.3] == counts[0.0]
