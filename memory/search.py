@@ -3,11 +3,13 @@
 Each candidate list is computed inside the tenant and the filters, in SQL,
 never by filtering afterwards; the lists are fused by weighted reciprocal
 rank fusion, memories next to strong hits in the same conversation session get
-a share of their score (context), recency and importance nudge the result by
+a share of their score (context), candidates whose session holds other strong
+candidates get a share of theirs (session prior), recency and importance nudge the result by
 a few per cent at most, and each hit carries the evidence for its rank.
 
 The defaults (RRF k, list weights, context share) were chosen by measurement
-on the LoCoMo dev file (`easymemory eval locomo`, see docs/retrieval.md).
+on the LoCoMo dev file, the session prior's on conversations other than the dev
+file's (`easymemory eval locomo`, see docs/retrieval.md).
 """
 
 from __future__ import annotations
@@ -372,7 +374,8 @@ def search(
 
     Returns k hits whenever k memories match the filters and at least one list finds them.
     Each hit's evidence names the lists that found it with rank and raw score, the context
-    share it got from session neighbours, and the recency/importance adjustment.
+    share it got from session neighbours, the session prior's share, and the recency/importance
+    adjustment.
     """
     query = validate_query(query, k)
     resolved = resolve_weights(weights)
