@@ -588,8 +588,18 @@ EASYMEMORY_EMBED_THREADS = _embed.integer(
     0,
     minimum=0,
     maximum=64,
-    help="ONNX Runtime threads for embedding batches of memories (0: one per core). Queries use "
+    help="ONNX Runtime threads per stream for embedding batches of memories (0: the cores shared among the "
+    "streams, so one per core with one stream and 1 with one stream per core). Queries use "
     "`EASYMEMORY_SEARCH_EMBED_THREADS`.",
+)
+EASYMEMORY_EMBED_STREAMS = _embed.integer(
+    "EASYMEMORY_EMBED_STREAMS",
+    0,
+    minimum=0,
+    maximum=16,
+    help="Batches the worker's embedding pipeline runs through the model at once, on one shared copy of it "
+    "(0: one per core). On the ONNX backends several single-threaded streams keep the cores busier than one "
+    "stream with a thread per core; `torch` always runs one. See the embedding model page.",
 )
 EASYMEMORY_MODEL_CACHE_DIR = Path(
     _embed.string(

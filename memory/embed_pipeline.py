@@ -4,13 +4,21 @@
 they are stored (so the task is still acknowledged only after the work). The pipeline:
 
 - merges the ids of every task waiting at that moment into one batch (a backed-up queue gives
-  larger batches), fetches them in one query and sorts them by length, so each batch the model
+  larger batches), fetches them in one query and sorts them by length, so each chunk the model
   sees has texts of similar length and little padding;
-- runs the model on one thread, while a second thread fetches the next batch and a third stores
-  the vectors of the previous one (one statement each, see memory_embed_fetch/_store): the
-  database round trips overlap inference instead of adding to it;
+- runs the model on several streams at once (EASYMEMORY_EMBED_STREAMS, one per core by default):
+  a feeding thread cuts each fetched batch into chunks of EASYMEMORY_EMBED_BATCH and queues them,
+  and each stream's thread takes the next chunk and calls the one shared copy of the model (an
+  ONNX Runtime session may run from several threads at once, with the GIL released; on torch,
+  whose threads are process-wide, there is one stream);
+- fetches the next batch while the streams work on this one, and stores the vectors of each chunk
+  on another thread (one statement each, see memory_embed_fetch/_store): the database round trips
+  overlap inference instead of adding to it;
 - says whether it is busy, so the slower enrichment steps of the same process (graph
   extraction) step aside for the embeddings instead of competing for the cores.
+
+A task's memories may be embedded by different streams; the task is done once every chunk that
+holds one of them is stored, and fails (to be retried) if any such chunk failed.
 
 One pipeline per process: threads of the Celery pool share it, and the model is loaded once.
 """
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -73,17 +82,29 @@ class _Batch:
     requests: list[_Request]
     fetched: EmbedFetch
     owners: dict[str, list[_Request]]  # memory id -> the requests that asked for it
+    model: str  # the name the batch was fetched under, and its vectors are stored under
+
+
+@dataclass
+class _Chunk:
+    batch: _Batch
+    items: list[EmbedItem]
 
 
 class EmbeddingPipeline:
-    def __init__(self) -> None:
+    def __init__(self, streams: int | None = None) -> None:
+        """`streams`: model calls at once (default: `embeddings.embed_streams()` at first use)."""
         self._lock = threading.Condition()
         self._waiting: deque[_Request] = deque()
         self._active = 0  # requests accepted and not finished
         self._idle = threading.Event()
         self._idle.set()
         self._idle_since = float("-inf")
-        self._thread: threading.Thread | None = None
+        self._streams = streams
+        self._feeder: threading.Thread | None = None
+        self._models: list[threading.Thread] = []
+        self._chunks: queue.Queue[_Chunk] | None = None
+        self._upcoming: tuple[list[_Request], Future[_Batch]] | None = None  # the feeder's next batch
         self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-fetch")
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-store")
         self._stores = threading.BoundedSemaphore(STORES_IN_FLIGHT)
@@ -100,9 +121,7 @@ class EmbeddingPipeline:
             self._waiting.append(request)
             self._active += 1
             self._idle.clear()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="embed-model", daemon=True)
-                self._thread.start()
+            self._start_threads()
             self._lock.notify()
         if not request.finished.wait(timeout):
             raise TimeoutError(f"{len(request.ids)} memories not embedded within {timeout:.0f}s")
@@ -115,7 +134,32 @@ class EmbeddingPipeline:
         task of a backlog arrives a moment after the previous one is done)."""
         return not self._idle.is_set() or time.monotonic() - self._idle_since < within
 
-    # --- the model's thread ----------------------------------------------------------------------
+    def streams(self) -> int:
+        """How many chunks the model runs on at once here."""
+        if self._streams is None:
+            self._streams = max(1, embeddings.embed_streams())
+        return self._streams
+
+    def _start_threads(self) -> None:
+        """Start the feeding thread and the streams' threads, or any that ended (under the lock)."""
+        if self._chunks is None:
+            # Bounded: the feeder hands out a chunk only as a stream is about to be free, so the
+            # next batch's fetch starts while this one's last chunks run, not long before.
+            self._chunks = queue.Queue(maxsize=self.streams())
+        if self._feeder is None or not self._feeder.is_alive():
+            self._feeder = threading.Thread(target=self._feed, name="embed-feed", daemon=True)
+            self._feeder.start()
+        for number in range(self.streams()):
+            if number < len(self._models) and self._models[number].is_alive():
+                continue
+            thread = threading.Thread(target=self._stream, name=f"embed-model-{number}", daemon=True)
+            thread.start()
+            if number < len(self._models):
+                self._models[number] = thread
+            else:
+                self._models.append(thread)
+
+    # --- the feeding thread ----------------------------------------------------------------------
 
     def _take(self, block: bool) -> list[_Request]:
         """The waiting requests, merged up to MERGE_MAX_IDS ids (at least one request)."""
@@ -139,35 +183,37 @@ class EmbeddingPipeline:
         for request in requests:
             for memory_id in request.ids:
                 owners.setdefault(memory_id, []).append(request)
+        name = embeddings.model_name()
         with _thread_connection():
-            fetched = memory_embed_fetch(memory_ids=list(owners), model=embeddings.model_name())
-        return _Batch(requests=requests, fetched=fetched, owners=owners)
+            fetched = memory_embed_fetch(memory_ids=list(owners), model=name)
+        return _Batch(requests=requests, fetched=fetched, owners=owners, model=name)
 
-    def _run(self) -> None:
-        upcoming: tuple[list[_Request], Future[_Batch]] | None = None
+    def _feed(self) -> None:
         while True:
-            if upcoming is None:
-                upcoming = self._prefetch(self._take(block=True))
-            requests, pending = upcoming
+            if self._upcoming is None:
+                self._upcoming = self._prefetch(self._take(block=True))
+            requests, pending = self._upcoming
+            self._upcoming = None
             try:
-                upcoming = self._process(requests, pending)
+                self._hand_out(requests, pending)
             except Exception as exc:  # noqa: BLE001 - must not end the loop; the tasks retry
                 logger.exception("embedding pipeline cycle failed")
                 for request in requests:
                     self._fail(request, exc)
-                upcoming = None
+                if self._upcoming is not None:  # taken from the queue: fail them too, not forget them
+                    for request in self._upcoming[0]:
+                        self._fail(request, exc)
+                    self._upcoming = None
 
-    def _process(
-        self, requests: list[_Request], pending: Future[_Batch]
-    ) -> tuple[list[_Request], Future[_Batch]] | None:
-        """Embed one fetched batch; returns the next batch's fetch if one was started meanwhile."""
-        upcoming = None
+    def _hand_out(self, requests: list[_Request], pending: Future[_Batch]) -> None:
+        """Queue one fetched batch for the streams, chunk by chunk; starts the next batch's fetch
+        (in self._upcoming) while the streams work."""
         try:
             batch = pending.result()
         except Exception as exc:  # noqa: BLE001 - a fetch failure fails its tasks, which retry
             for request in requests:
                 self._fail(request, exc)
-            return None
+            return
         # By length: each chunk the model sees holds texts of similar length (little padding).
         todo = sorted(batch.fetched.todo, key=lambda item: len(item.content))
         with self._lock:
@@ -179,22 +225,34 @@ class EmbeddingPipeline:
         for request in requests:
             if request.outstanding == 0:
                 self._finish(request)
-        name = embeddings.model_name()
+        assert self._chunks is not None
         size = settings.EASYMEMORY_EMBED_BATCH
         for start in range(0, len(todo), size):
-            if upcoming is None:
+            if self._upcoming is None:
                 more = self._take(block=False)
-                if more:  # fetched while the model runs on this chunk
-                    upcoming = self._prefetch(more)
-            chunk = todo[start : start + size]
+                if more:  # fetched while the streams run on this batch
+                    self._upcoming = self._prefetch(more)
+            self._chunks.put(_Chunk(batch=batch, items=todo[start : start + size]))  # waits for a stream
+
+    # --- the streams' threads --------------------------------------------------------------------
+
+    def _stream(self) -> None:
+        assert self._chunks is not None
+        while True:
+            chunk = self._chunks.get()
             try:
-                vectors, windows = memory_embed_vectors(chunk, name)
-            except Exception as exc:  # noqa: BLE001 - the model failed: its tasks retry
-                self._settle(batch, todo[start:], error=exc)
-                return upcoming
-            self._stores.acquire()  # released by _store
-            self._storer.submit(self._store, batch, chunk, (vectors, windows), name)
-        return upcoming
+                self._embed_chunk(chunk)
+            except Exception as exc:  # noqa: BLE001 - the model failed: this chunk's tasks retry
+                self._settle(chunk.batch, chunk.items, error=exc)
+
+    def _embed_chunk(self, chunk: _Chunk) -> None:
+        vectors = memory_embed_vectors(chunk.items, chunk.batch.model)
+        self._stores.acquire()  # released by _store
+        try:
+            self._storer.submit(self._store, chunk.batch, chunk.items, vectors, chunk.batch.model)
+        except BaseException:
+            self._stores.release()
+            raise
 
     def _store(
         self,
@@ -241,8 +299,11 @@ class EmbeddingPipeline:
             self._finish(request)
 
     def _fail(self, request: _Request, error: BaseException) -> None:
-        if request.error is None:
-            request.error = error
+        with self._lock:
+            if request.finished.is_set():  # its memories are all stored: nothing to retry
+                return
+            if request.error is None:
+                request.error = error
         self._finish(request)
 
     def _finish(self, request: _Request) -> None:

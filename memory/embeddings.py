@@ -98,11 +98,42 @@ def _load_runtime(base: str, runtime: str, threads: int) -> Any:
     return onnx_embeddings.load(Path(_model_path(base)), cache_root, base, runtime, threads)
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def embed_streams(name: str | None = None) -> int:
+    """How many batches the worker's pipeline runs through the model `name` at once: one copy of
+    the model, called from that many threads (EASYMEMORY_EMBED_STREAMS, 0: one per core).
+
+    An ONNX Runtime session may be run from several threads at once and releases the GIL while it
+    runs, and single-threaded runs side by side keep the cores busier than one run split across
+    them (docs/embeddings.md). torch's threads are process-wide: always one stream there."""
+    if backend(name) == "torch":
+        return 1
+    return int(settings.EASYMEMORY_EMBED_STREAMS) or min(_cores(), 16)
+
+
+def embed_threads(name: str | None = None) -> int:
+    """Intra-op threads of the session that embeds documents (EASYMEMORY_EMBED_THREADS; 0 shares
+    the cores among the streams: 0, the runtime's one per core, for a single stream)."""
+    threads = int(settings.EASYMEMORY_EMBED_THREADS)
+    if threads:
+        return threads
+    streams = embed_streams(name)
+    return 0 if streams == 1 else max(1, _cores() // streams)
+
+
 def get_model(name: str | None = None) -> Any:
     """The model object for `name`: a SentenceTransformer (torch) or an OnnxEncoder; both have
     `get_sentence_embedding_dimension()` and `max_seq_length`."""
+    name = name or model_name()
+    threads = embed_threads(name)
     with _load_lock:
-        return _load(name or model_name(), int(settings.EASYMEMORY_EMBED_THREADS))
+        return _load(name, threads)
 
 
 def dimensions(name: str | None = None) -> int:
