@@ -155,9 +155,13 @@ class LiveServer:
     process: subprocess.Popen[bytes]
 
 
-@pytest.fixture
-def asgi_server(transactional_db: Any) -> Iterator[LiveServer]:
-    """The shipped ASGI app under uvicorn, in a subprocess, on loopback, against the test database."""
+@pytest.fixture(scope="session")
+def asgi_server_process(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
+    """One uvicorn for the session (its start and model warm-up cost more than most tests that use it).
+
+    It holds no state of a test's: the rows it sees are the transactional tests' own, flushed after
+    each, and every test makes its own tenants and keys. Use `asgi_server`, which makes the test
+    transactional."""
     port = free_port()
     command = [
         sys.executable,
@@ -173,7 +177,9 @@ def asgi_server(transactional_db: Any) -> Iterator[LiveServer]:
         "--log-level",
         "warning",
     ]
-    process = subprocess.Popen(command, cwd=REPO, env=subprocess_env())
+    with django_db_blocker.unblock():
+        env = subprocess_env()
+    process = subprocess.Popen(command, cwd=REPO, env=env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process=process)
         yield LiveServer(url=f"http://127.0.0.1:{port}", process=process)
@@ -183,6 +189,15 @@ def asgi_server(transactional_db: Any) -> Iterator[LiveServer]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def asgi_server(transactional_db: Any, asgi_server_process: LiveServer) -> LiveServer:
+    """The shipped ASGI app under uvicorn, in a subprocess, on loopback, against the test database;
+    the test is transactional, so the server sees its rows."""
+    if asgi_server_process.process.poll() is not None:
+        raise RuntimeError(f"the test server exited with {asgi_server_process.process.returncode}")
+    return asgi_server_process
 
 
 @pytest.fixture
