@@ -16,4 +16,17 @@ from config.startup import data_dir_prepare  # noqa: E402
 
 data_dir_prepare()  # the test run is an entry point like manage.py
 
+from django.contrib.auth.hashers import PBKDF2PasswordHasher  # noqa: E402
+
 from config.settings import *  # noqa: E402,F403
+
+
+class FewRoundsPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """The shipped hasher (same algorithm name, so hashes made here verify in a server started with the
+    real settings, which rehashes them at full strength on login) with fewer rounds: at a million rounds,
+    hashing dominated the tests that make users or OAuth clients or check passwords and client secrets."""
+
+    iterations = 1_000
+
+
+PASSWORD_HASHERS = ["config.test_settings.FewRoundsPBKDF2PasswordHasher"]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,25 +156,13 @@ class LiveServer:
     process: subprocess.Popen[bytes]
 
 
-@pytest.fixture
-def asgi_server(transactional_db: Any) -> Iterator[LiveServer]:
-    """The shipped ASGI app under uvicorn, in a subprocess, on loopback, against the test database."""
+@contextmanager
+def uvicorn_server(env: dict[str, str]) -> Iterator[LiveServer]:
+    """The shipped ASGI app under uvicorn, in a subprocess, on loopback, with `subprocess_env()`."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "on",
-        "--log-level",
-        "warning",
-    ]
-    process = subprocess.Popen(command, cwd=REPO, env=subprocess_env())
+    command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--lifespan", "on", "--log-level", "warning"]
+    process = subprocess.Popen(command, cwd=REPO, env=env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process=process)
         yield LiveServer(url=f"http://127.0.0.1:{port}", process=process)
@@ -183,6 +172,35 @@ def asgi_server(transactional_db: Any) -> Iterator[LiveServer]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def asgi_server_process(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
+    """One uvicorn for the session (its start and model warm-up cost more than most tests that use it).
+
+    It holds no state of a test's: the rows it sees are the transactional tests' own, flushed after
+    each, and every test makes its own tenants and keys. Use `asgi_server`, which makes the test
+    transactional."""
+    with django_db_blocker.unblock():
+        env = subprocess_env()
+    with uvicorn_server(env) as server:
+        yield server
+
+
+@pytest.fixture
+def asgi_server(transactional_db: Any, asgi_server_process: LiveServer) -> LiveServer:
+    """The shipped ASGI app under uvicorn, in a subprocess, on loopback, against the test database;
+    the test is transactional, so the server sees its rows."""
+    if asgi_server_process.process.poll() is not None:
+        raise RuntimeError(f"the test server exited with {asgi_server_process.process.returncode}")
+    return asgi_server_process
+
+
+@pytest.fixture
+def fresh_asgi_server(transactional_db: Any) -> Iterator[LiveServer]:
+    """A server of the test's own, for a test that reads what the server process itself counted."""
+    with uvicorn_server(subprocess_env()) as server:
+        yield server
 
 
 @pytest.fixture

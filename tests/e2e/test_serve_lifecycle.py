@@ -43,7 +43,10 @@ def cli(data_dir: Path, *args: str, timeout: float = 120, **extra: str) -> subpr
 
 
 def start_serve(data_dir: Path, port: int, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    # The test session's ONNX export of the model serves here too (tests/memory covers the export).
+    model_cache = os.environ["EASYMEMORY_MODEL_CACHE_DIR"]
     env = cli_env(data_dir, EASYMEMORY_LOG_LEVEL="info", EASYMEMORY_LOG_FORMAT="json")
+    env["EASYMEMORY_MODEL_CACHE_DIR"] = model_cache
     return subprocess.Popen(
         [sys.executable, "-m", "config.cli", "serve", "--port", str(port), *args],
         cwd=REPO,

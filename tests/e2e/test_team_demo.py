@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,9 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamDemo]:
             "EASYMEMORY_RATE_LIMIT_PER_MIN": "60",
             "EASYMEMORY_RATE_LIMIT_BURST": str(BURST),
             "EASYMEMORY_LLM_TIMEOUT": "600",  # the hung-model test holds a call for a while
+            # The test session's ONNX export of the model: each process has a data directory of its
+            # own, and would otherwise export the model again (tests/memory covers the export).
+            "EASYMEMORY_MODEL_CACHE_DIR": os.environ["EASYMEMORY_MODEL_CACHE_DIR"],
         },
     )
     try:

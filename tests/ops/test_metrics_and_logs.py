@@ -127,10 +127,11 @@ def test_json_formatter_keeps_exceptions_on_one_line() -> None:
 
 @pytest.mark.slow
 def test_metrics_add_up_across_processes_and_count_worker_tasks(
-    asgi_server: LiveServer, celery_worker: Any, writer: Persona
+    fresh_asgi_server: LiveServer, celery_worker: Any, writer: Persona
 ) -> None:
     """The server subprocess answers /metrics with figures from itself, this test process and the
     Celery worker process: prometheus-client's multiprocess files in one shared directory."""
+    asgi_server = fresh_asgi_server
     scrape = httpx.Client(timeout=60)
     before = scrape.get(f"{asgi_server.url}/metrics").text
     memory_id = (
