@@ -63,7 +63,6 @@ def sdk_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[SdkServ
                 ("writer", tenant, Role.WRITER),
                 ("reader", tenant, Role.READER),
                 ("outsider", other, Role.ADMIN),
-                ("burst", tenant, Role.READER),
                 ("chat", tenant, Role.WRITER),
                 ("langgraph", tenant, Role.WRITER),
                 ("proxy", tenant, Role.WRITER),

@@ -169,7 +169,11 @@ export declare class EasyMemory {
 
 export declare class Admin {
   apiKeys(): Promise<ApiKey[]>;
-  createApiKey(name: string, options?: { role?: RoleEnum; expiresAt?: DateLike | null }): Promise<ApiKeyCreated>;
+  /** A rate limit left null is the server's default (EASYMEMORY_RATE_LIMIT_PER_MIN / _BURST). */
+  createApiKey(
+    name: string,
+    options?: { role?: RoleEnum; expiresAt?: DateLike | null; rateLimitPerMin?: number | null; rateLimitBurst?: number | null },
+  ): Promise<ApiKeyCreated>;
   apiKey(id: string): Promise<ApiKey>;
   revokeApiKey(id: string): Promise<ApiKey>;
   oauthApps(): Promise<OAuthApp[]>;

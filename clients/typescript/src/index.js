@@ -435,8 +435,10 @@ export class Admin {
     return this.client.request(method, `/v1/admin/${path}`, json === undefined ? {} : { json });
   }
   apiKeys() { return this.#do("GET", "api-keys"); }
-  createApiKey(name, { role = "writer", expiresAt = null } = {}) {
-    return this.#do("POST", "api-keys", { name, role, expires_at: expiresAt });
+  createApiKey(name, { role = "writer", expiresAt = null, rateLimitPerMin = null, rateLimitBurst = null } = {}) {
+    return this.#do("POST", "api-keys", {
+      name, role, expires_at: expiresAt, rate_limit_per_min: rateLimitPerMin, rate_limit_burst: rateLimitBurst,
+    });
   }
   apiKey(id) { return this.#do("GET", `api-keys/${id}`); }
   revokeApiKey(id) { return this.#do("DELETE", `api-keys/${id}`); }

@@ -264,5 +264,22 @@ def admin(method: str, path: str, body: Any = None, params: dict[str, Any] | Non
     return Op(call, lambda r: None if r.status_code == 204 else r.json())
 
 
+def api_key_create(
+    name: str,
+    role: str,
+    expires_at: datetime | str | None,
+    rate_limit_per_min: int | None,
+    rate_limit_burst: int | None,
+) -> Op[dict[str, Any]]:
+    body = {
+        "name": name,
+        "role": role,
+        "expires_at": expires_at.isoformat() if isinstance(expires_at, datetime) else expires_at,
+        "rate_limit_per_min": rate_limit_per_min,
+        "rate_limit_burst": rate_limit_burst,
+    }
+    return admin("POST", "api-keys", body)
+
+
 def audit(params: dict[str, Any]) -> Op[dict[str, Any]]:
     return Op(Call("GET", "/v1/audit", params=clean(params)), _json)

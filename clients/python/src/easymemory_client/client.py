@@ -336,15 +336,16 @@ class Admin:
         return self._do("GET", "api-keys")
 
     def create_api_key(
-        self, name: str, *, role: str = "writer", expires_at: datetime | str | None = None
+        self,
+        name: str,
+        *,
+        role: str = "writer",
+        expires_at: datetime | str | None = None,
+        rate_limit_per_min: int | None = None,
+        rate_limit_burst: int | None = None,
     ) -> dict[str, Any]:
-        """The answer holds `secret`, shown this once."""
-        body = {
-            "name": name,
-            "role": role,
-            "expires_at": expires_at.isoformat() if isinstance(expires_at, datetime) else expires_at,
-        }
-        return self._do("POST", "api-keys", body)
+        """The answer holds `secret`, shown this once. A rate limit left as None is the server's default."""
+        return self._c._run(ops.api_key_create(name, role, expires_at, rate_limit_per_min, rate_limit_burst))
 
     def api_key(self, key_id: str) -> dict[str, Any]:
         return self._do("GET", f"api-keys/{key_id}")
