@@ -219,7 +219,7 @@ def _query_encoder(name: str, runtime: str) -> Callable[[str], list[float]] | No
     `embed_texts`.
 
     On the ONNX backends: the model's session with EASYMEMORY_SEARCH_EMBED_THREADS threads (a
-    session of its own only when that differs from EASYMEMORY_EMBED_THREADS).
+    session of its own only when that differs from the document session's, `embed_threads()`).
     """
     if runtime != "torch":
         with _load_lock:

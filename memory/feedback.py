@@ -32,11 +32,12 @@ def feedback_terms(base: QuerySet[Memory], ids: list[Any], query: str, size: int
     # only, so quote_literal makes a plain tsquery operand of each). Document frequencies are
     # counted through the GIN index, each capped (a common word needs no exact count to rank last).
     statement = f"""
-        WITH held AS (
+        WITH asked AS (SELECT to_tsvector('english', %s) AS words),
+        held AS (
             SELECT v.lexeme, count(*) AS hits
-            FROM ({sql}) c, unnest(c.search_vector) v
+            FROM ({sql}) c, unnest(c.search_vector) v, asked
             WHERE c.id = ANY(%s)
-              AND NOT (to_tsvector('english', %s) @@ quote_literal(v.lexeme)::tsquery)
+              AND NOT (asked.words @@ quote_literal(v.lexeme)::tsquery)
               AND length(v.lexeme) > 2 AND v.lexeme ~ '^[[:alnum:]]+$'
             GROUP BY v.lexeme
             ORDER BY hits DESC, v.lexeme
@@ -50,7 +51,7 @@ def feedback_terms(base: QuerySet[Memory], ids: list[Any], query: str, size: int
     """  # noqa: S608
     with connection.cursor() as cursor:
         # scoped: composed from the compiled SQL of a scoped() queryset
-        cursor.execute(statement, [*params, list(ids), query, _CANDIDATE_LEXEMES, *params, UNCOUNTED_CAP])
+        cursor.execute(statement, [query, *params, list(ids), _CANDIDATE_LEXEMES, *params, UNCOUNTED_CAP])
         rows = cursor.fetchall()
     weighted = [
         (hits * math.log(1 + (size - df + 0.5) / (df + 0.5)), lexeme) for lexeme, hits, df in rows if int(df) > 1
