@@ -1,13 +1,15 @@
 """Search latency of two code trees side by side, in one run, on one database.
 
     python bench/search_ab.py --before /path/to/old/checkout [--after .] [--data-dir /tmp/easymemory-bench]
-                              [--queries 200]
+                              [--queries 200] [--before-env NAME=VALUE ...] [--after-env NAME=VALUE ...]
 
 Loads (or reuses) the data directory of bench/search_latency.py, starts one uvicorn server per
 code tree against it, and sends the same distinct queries (k=10, hybrid) to both, alternating
 which goes first, for the 100,000-row tenant and a 10,000-row one. Both servers therefore share
 whatever else the machine is doing; the medians and the ratio after/before are the figures to
-read. Each server embeds every query itself (their caches are their own).
+read. Each server embeds every query itself (their caches are their own). `--before-env` and
+`--after-env` set environment variables for one server only, so one tree can also be compared
+with itself under two settings (`--before . --before-env EASYMEMORY_SEARCH_DEPTH=30`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ sys.path.insert(0, str(REPO / "bench"))
 import search_latency as data  # noqa: E402
 
 
-def start(tree: Path, data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(tree: Path, data_dir: Path, log: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = data.free_port()
-    env = {**os.environ, "EASYMEMORY_DATA_DIR": str(data_dir), "PYTHONPATH": str(tree)}
+    env = {**os.environ, **extra, "EASYMEMORY_DATA_DIR": str(data_dir), "PYTHONPATH": str(tree)}
     env["EASYMEMORY_RATE_LIMIT_PER_MIN"] = "0"  # as bench/search_latency.py
     command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--lifespan", "on", "--log-level", "warning"]
@@ -46,6 +48,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/easymemory-bench"))
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=99)
+    for name in ("before", "after"):
+        parser.add_argument(f"--{name}-env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
     import httpx
 
@@ -56,7 +60,13 @@ def main() -> None:
     connections.close_all()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
-    servers = {name: start(tree, args.data_dir, args.data_dir / f"ab-{name}.log") for name, tree in trees.items()}
+    extra = {
+        "before": dict(item.split("=", 1) for item in args.before_env),
+        "after": dict(item.split("=", 1) for item in args.after_env),
+    }
+    servers = {
+        name: start(tree, args.data_dir, args.data_dir / f"ab-{name}.log", extra[name]) for name, tree in trees.items()
+    }
     try:
         for name, (process, url) in servers.items():
             deadline = time.monotonic() + 180

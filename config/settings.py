@@ -652,6 +652,14 @@ EASYMEMORY_SEARCH_WINDOW_TURNS = _search.integer(
 EASYMEMORY_RRF_K = _search.integer(
     "EASYMEMORY_RRF_K", 5, minimum=1, help="The k of reciprocal rank fusion (60 is the textbook value)."
 )
+EASYMEMORY_SEARCH_DEPTH = _search.integer(
+    "EASYMEMORY_SEARCH_DEPTH",
+    30,
+    minimum=10,
+    maximum=300,
+    help="Candidates each list contributes to fusion (at least 3k): deeper lists give the session steps more "
+    "to lift, at the cost of a longer full-text probe and HNSW scan.",
+)
 EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search.number(
     "EASYMEMORY_SEARCH_CONTEXT_WEIGHT",
     0.5,
@@ -739,6 +747,12 @@ EASYMEMORY_SEARCH_EMBED_THREADS = _search.integer(
     minimum=0,
     maximum=64,
     help="Threads for query embeddings in processes that search (0: the runtime's default; for torch process-wide).",
+)
+EASYMEMORY_SEARCH_PARALLEL_LISTS = _search.boolean(
+    "EASYMEMORY_SEARCH_PARALLEL_LISTS",
+    True,
+    help="Run the lists that rank by the query's embedding (vector, window) on a second pooled connection "
+    "beside the full-text and graph lists, instead of after them.",
 )
 # Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
 EASYMEMORY_EXACT_SCAN_MAX_ROWS = _search.integer(

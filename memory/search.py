@@ -14,8 +14,10 @@ file's (`easymemory eval locomo`, see docs/retrieval.md).
 
 from __future__ import annotations
 
+import contextvars
 import math
 import re
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
@@ -25,7 +27,7 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from pgvector.django import CosineDistance
@@ -329,9 +331,8 @@ def _candidate_lists(
     principal: Principal, base: QuerySet[Memory], query: str, depth: int, active: list[str], filters: MemoryFilters
 ) -> dict[str, list[tuple[Any, float]]]:
     """Each active list's candidates. The query is embedded on the embedding thread while the
-    other lists run their SQL here; the lists that need the embedding (vector, window) go last.
-    (Running the vector list's SQL on a second connection as well is no faster on two cores,
-    where the legs compete for CPU.)"""
+    other lists run their SQL here; the lists that need the embedding (vector, window) run on a
+    second pooled connection at the same time (see _beside), or after the others when they cannot."""
     late = [name for name in active if name in QUERY_VECTOR_LISTS]
     others = [name for name in active if name not in QUERY_VECTOR_LISTS]
     pending = None
@@ -340,11 +341,43 @@ def _candidate_lists(
         pending = _embedder.submit(embeddings.embed_query, query, embeddings.model_name(), scope=scope)
     token = _pending_vector.set(pending)
     try:
-        # Embedding lists last, so the embedding overlaps with the other lists' SQL.
-        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in others + late}
+        beside = None
+        if late and others and _may_run_beside():
+            filtered_sql(base)  # compiled here, once, before two threads read it
+            context = contextvars.copy_context()  # the replica choice and the pending embedding
+            beside = _list_runner.submit(context.run, _run_lists, late, principal, base, query, depth, filters)
+            late = []
+        lists = _run_lists(others + late, principal, base, query, depth, filters)
+        if beside is not None:
+            lists.update(beside.result())
     finally:
         _pending_vector.reset(token)
     return {name: lists[name] for name in active}
+
+
+def _run_lists(
+    names: list[str], principal: Principal, base: QuerySet[Memory], query: str, depth: int, filters: MemoryFilters
+) -> dict[str, list[tuple[Any, float]]]:
+    on_runner = threading.current_thread().name.startswith(_RUNNER_PREFIX)
+    try:
+        return {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in names}
+    finally:
+        if on_runner:  # the runner's connection goes back to the pool after every search
+            for conn in connections.all(initialized_only=True):
+                conn.close()
+
+
+def _may_run_beside() -> bool:
+    """Whether the embedding lists may run on a connection of their own. Not inside a caller's
+    transaction: another connection would not see what that transaction wrote."""
+    return settings.EASYMEMORY_SEARCH_PARALLEL_LISTS and not connection.in_atomic_block
+
+
+# On two cores the full-text list's SQL and the vector list's take about as long each; run one
+# beside the other, a search waits for the longer instead of the sum. Two threads: one search at a
+# time per sync thread of the web process, and a second for a search from another thread.
+_RUNNER_PREFIX = "search-lists"
+_list_runner = ThreadPoolExecutor(max_workers=2, thread_name_prefix=_RUNNER_PREFIX)
 
 
 # --- fusion -------------------------------------------------------------------------------------
@@ -381,9 +414,8 @@ def search(
     resolved = resolve_weights(weights)
     filters = filters or MemoryFilters()
     base = filters_apply(scoped(Memory, principal.tenant), filters)
-    # Candidates per list. 30 rather than 50 for k ≤ 10: the same LoCoMo recall, and a faster
-    # search (fewer rows per full-text probe, smaller HNSW ef).
-    depth = max(30, k * 3)
+    # Candidates per list (docs/retrieval.md has the recall and the cost of each depth measured).
+    depth = max(settings.EASYMEMORY_SEARCH_DEPTH, k * 3)
     active = [name for name in CANDIDATE_LISTS if resolved.get(name, 0.0) > 0]
     lists = _candidate_lists(principal, base, query, depth, active, filters)
 
