@@ -342,12 +342,16 @@ def _candidate_lists(
     token = _pending_vector.set(pending)
     try:
         beside = None
-        if late and others and _may_run_beside():
-            filtered_sql(base)  # compiled here, once, before two threads read it
-            context = contextvars.copy_context()  # the replica choice and the pending embedding
-            beside = _list_runner.submit(context.run, _run_lists, late, principal, base, query, depth, filters)
+        if late and others and _may_run_beside() and _runner_slots.acquire(blocking=False):
+            try:
+                filtered_sql(base)  # compiled here, once, before two threads read it
+                context = contextvars.copy_context()  # the replica choice and the pending embedding
+                beside = _list_runner.submit(context.run, _run_beside, late, principal, base, query, depth, filters)
+            except BaseException:
+                _runner_slots.release()
+                raise
             late = []
-        lists = _run_lists(others + late, principal, base, query, depth, filters)
+        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in others + late}
         if beside is not None:
             lists.update(beside.result())
     finally:
@@ -355,29 +359,53 @@ def _candidate_lists(
     return {name: lists[name] for name in active}
 
 
-def _run_lists(
-    names: list[str], principal: Principal, base: QuerySet[Memory], query: str, depth: int, filters: MemoryFilters
-) -> dict[str, list[tuple[Any, float]]]:
-    on_runner = threading.current_thread().name.startswith(_RUNNER_PREFIX)
-    try:
-        return {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in names}
-    finally:
-        if on_runner:  # the runner's connection goes back to the pool after every search
-            for conn in connections.all(initialized_only=True):
-                conn.close()
-
-
 def _may_run_beside() -> bool:
-    """Whether the embedding lists may run on a connection of their own. Not inside a caller's
+    """Whether the embedding lists may run on the runner's connection. Not inside a caller's
     transaction: another connection would not see what that transaction wrote."""
     return settings.EASYMEMORY_SEARCH_PARALLEL_LISTS and not connection.in_atomic_block
 
 
-# On two cores the full-text list's SQL and the vector list's take about as long each; run one
-# beside the other, a search waits for the longer instead of the sum. Two threads: one search at a
-# time per sync thread of the web process, and a second for a search from another thread.
-_RUNNER_PREFIX = "search-lists"
-_list_runner = ThreadPoolExecutor(max_workers=2, thread_name_prefix=_RUNNER_PREFIX)
+# On two cores the full-text list's SQL and the vector list's take about as long each: with one
+# beside the other a search waits for the longer instead of the sum. A search only uses a runner
+# that is free at that moment (else it runs every list itself), and each runner thread keeps a
+# connection of its own outside the pool: a runner waiting for a pooled connection while the
+# request threads hold them all, each waiting for its runner, would deadlock.
+RUNNER_THREADS = 2
+_runner_slots = threading.BoundedSemaphore(RUNNER_THREADS)
+_list_runner = ThreadPoolExecutor(max_workers=RUNNER_THREADS, thread_name_prefix="search-lists")
+
+
+def _run_beside(
+    names: list[str], principal: Principal, base: QuerySet[Memory], query: str, depth: int, filters: MemoryFilters
+) -> dict[str, list[tuple[Any, float]]]:
+    try:
+        _use_own_connections()
+        return {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in names}
+    finally:
+        _runner_slots.release()
+
+
+def _use_own_connections() -> None:
+    """This runner thread's connections: persistent and outside the pool (see RUNNER_THREADS),
+    replaced when one has failed or no longer answers."""
+    for wrapper in connections.all():
+        if not getattr(wrapper, "_easymemory_own", False):
+            options = {key: value for key, value in wrapper.settings_dict["OPTIONS"].items() if key != "pool"}
+            wrapper.settings_dict = {**wrapper.settings_dict, "OPTIONS": options, "CONN_MAX_AGE": None}
+            setattr(wrapper, "_easymemory_own", True)  # noqa: B010 - a marker on Django's per-thread object
+            _runner_wrappers.append(wrapper)
+        wrapper.close_if_unusable_or_obsolete()
+
+
+_runner_wrappers: list[Any] = []
+
+
+def close_runner_connections() -> None:
+    """Close the runner threads' connections from any thread; each reconnects on its next search
+    (its health check finds the connection closed). For a database about to be dropped."""
+    for wrapper in list(_runner_wrappers):
+        if wrapper.connection is not None:
+            wrapper.connection.close()
 
 
 # --- fusion -------------------------------------------------------------------------------------

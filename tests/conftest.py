@@ -174,6 +174,15 @@ def uvicorn_server(env: dict[str, str]) -> Iterator[LiveServer]:
             process.kill()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def search_runner_connections(django_db_setup: Any) -> Iterator[None]:
+    """Search's runner threads keep connections of their own: closed before the test database is dropped."""
+    yield
+    from memory.search import close_runner_connections
+
+    close_runner_connections()
+
+
 @pytest.fixture(scope="session")
 def asgi_server_process(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
     """One uvicorn for the session (its start and model warm-up cost more than most tests that use it).

@@ -1,4 +1,4 @@
-"""The embedding lists run beside the full-text list, on a pooled connection of their own."""
+"""The embedding lists run beside the full-text list, on a runner thread with a connection of its own."""
 
 from __future__ import annotations
 
@@ -68,21 +68,39 @@ def test_inside_a_transaction_every_list_runs_on_its_connection(writer: Persona,
     assert [hit.memory.content for hit in hits] == ["Dora collects stamps"]
 
 
-def test_the_runner_hands_its_connection_back_after_each_search(writer: Persona, threads_seen: list[str]) -> None:
+def runner_connection() -> tuple[Any, Any]:
+    """The pool and the live connection of a runner thread's default connection."""
+    wrapper = connections["default"]
+    return wrapper.pool, wrapper.connection
+
+
+def test_the_runner_keeps_a_connection_of_its_own_outside_the_pool(writer: Persona, threads_seen: list[str]) -> None:
     stored(writer)
-    for _ in range(3):
+    for _ in range(4):  # both runner threads get work
         search(writer.principal, "tomatoes", k=2)
-    runner_connections = [
-        search_module._list_runner.submit(lambda: connections["default"].connection).result() for _ in range(4)
-    ]
-    assert runner_connections == [None] * 4
+    seen = {search_module._list_runner.submit(runner_connection).result() for _ in range(8)}
+    assert {pool for pool, _ in seen} == {None}  # never waits on the pool the request threads hold
+    assert all(live is not None for _, live in seen)  # kept open between searches
+    assert connections["default"].pool is not None  # the request thread's connection is still pooled
 
 
-def test_a_failing_list_on_the_runner_fails_the_search_and_still_hands_back(writer: Persona) -> None:
+def test_a_search_that_finds_every_runner_busy_runs_its_lists_itself(writer: Persona, threads_seen: list[str]) -> None:
+    stored(writer)
+    held = [search_module._runner_slots.acquire(blocking=False) for _ in range(search_module.RUNNER_THREADS)]
+    try:
+        assert all(held)
+        hits = search(writer.principal, "who plays the cello?", k=1)
+    finally:
+        for _ in held:
+            search_module._runner_slots.release()
+    assert threads_seen == [threading.current_thread().name]
+    assert hits[0].memory.content.startswith("Bob")
+
+
+def test_a_failing_list_on_the_runner_fails_the_search_and_frees_the_runner(writer: Persona) -> None:
     stored(writer)
 
     def failing(principal: Principal, base: Any, query: str, limit: int, filters: Any) -> list[tuple[Any, float]]:
-        list(base.values_list("id", flat=True)[:1])  # opens the runner's connection first
         raise RuntimeError("list failed")
 
     register_candidate_list("test-failing", failing, needs_query_vector=True)
@@ -92,5 +110,9 @@ def test_a_failing_list_on_the_runner_fails_the_search_and_still_hands_back(writ
     finally:
         search_module.CANDIDATE_LISTS.pop("test-failing")
         search_module.QUERY_VECTOR_LISTS.discard("test-failing")
-    assert search_module._list_runner.submit(lambda: connections["default"].connection).result() is None
+    free = [search_module._runner_slots.acquire(blocking=False) for _ in range(search_module.RUNNER_THREADS)]
+    for taken in free:
+        if taken:
+            search_module._runner_slots.release()
+    assert all(free)
     assert [hit.memory.content for hit in search(writer.principal, "tomatoes", k=1)] == ["Carla grows tomatoes"]
