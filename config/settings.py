@@ -751,8 +751,8 @@ EASYMEMORY_SEARCH_EMBED_THREADS = _search.integer(
 EASYMEMORY_SEARCH_PARALLEL_LISTS = _search.boolean(
     "EASYMEMORY_SEARCH_PARALLEL_LISTS",
     True,
-    help="Run the lists that rank by the query's embedding (vector, window) on a second pooled connection "
-    "beside the full-text and graph lists, instead of after them.",
+    help="Run the lists that rank by the query's embedding (vector, window) beside the full-text and graph "
+    "lists, on one of two runner threads with connections of their own, instead of after them.",
 )
 # Below this many rows in the filtered set an exact scan is both exact and faster than HNSW.
 EASYMEMORY_EXACT_SCAN_MAX_ROWS = _search.integer(
