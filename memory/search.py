@@ -330,9 +330,11 @@ register_candidate_list("fulltext", fulltext_candidates)
 def _candidate_lists(
     principal: Principal, base: QuerySet[Memory], query: str, depth: int, active: list[str], filters: MemoryFilters
 ) -> dict[str, list[tuple[Any, float]]]:
-    """Each active list's candidates. The query is embedded on the embedding thread while the
-    other lists run their SQL here; the lists that need the embedding (vector, window) run on a
-    second pooled connection at the same time (see _beside), or after the others when they cannot."""
+    """Each active list's candidates. The query is embedded on the embedding thread meanwhile.
+    With a runner free (see RUNNER_THREADS), the first list that needs no embedding (full text)
+    runs here, and the other lists run on the runner at the same time: first those that need no
+    embedding (the graph's, while the query is embedded), then those that do (vector, window).
+    Otherwise every list runs here, the ones that need the embedding last."""
     late = [name for name in active if name in QUERY_VECTOR_LISTS]
     others = [name for name in active if name not in QUERY_VECTOR_LISTS]
     pending = None
@@ -342,16 +344,17 @@ def _candidate_lists(
     token = _pending_vector.set(pending)
     try:
         beside = None
+        here = others + late
         if late and others and _may_run_beside() and _runner_slots.acquire(blocking=False):
+            here, there = others[:1], others[1:] + late
             try:
                 filtered_sql(base)  # compiled here, once, before two threads read it
                 context = contextvars.copy_context()  # the replica choice and the pending embedding
-                beside = _list_runner.submit(context.run, _run_beside, late, principal, base, query, depth, filters)
+                beside = _list_runner.submit(context.run, _run_beside, there, principal, base, query, depth, filters)
             except BaseException:
                 _runner_slots.release()
                 raise
-            late = []
-        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in others + late}
+        lists = {name: CANDIDATE_LISTS[name](principal, base, query, depth, filters) for name in here}
         if beside is not None:
             lists.update(beside.result())
     finally:

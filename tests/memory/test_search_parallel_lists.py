@@ -59,6 +59,30 @@ def test_the_embedding_lists_run_on_the_runner_and_find_what_they_find_in_turn(
     assert beside[0].memory.content.startswith("Bob") and "vector" in beside[0].evidence
 
 
+def test_full_text_runs_here_and_the_other_lists_on_the_runner(writer: Persona, threads_seen: list[str]) -> None:
+    seen: dict[str, str] = {}
+
+    def recorder(name: str) -> Any:
+        def recording(principal: Principal, base: Any, query: str, limit: int, filters: Any) -> list[tuple[Any, float]]:
+            seen[name] = threading.current_thread().name
+            return []
+
+        return recording
+
+    stored(writer)
+    register_candidate_list("test-no-vector", recorder("test-no-vector"))
+    original = search_module.CANDIDATE_LISTS["fulltext"]
+    search_module.CANDIDATE_LISTS["fulltext"] = recorder("fulltext")
+    try:
+        search(writer.principal, "who plays the cello?", k=3)
+    finally:
+        search_module.CANDIDATE_LISTS["fulltext"] = original
+        search_module.CANDIDATE_LISTS.pop("test-no-vector")
+    assert seen["fulltext"] == threading.current_thread().name
+    assert seen["test-no-vector"].startswith("search-lists")  # runs while the query is embedded
+    assert threads_seen[0] == seen["test-no-vector"]
+
+
 def test_inside_a_transaction_every_list_runs_on_its_connection(writer: Persona, threads_seen: list[str]) -> None:
     with transaction.atomic():
         # Not committed: a second connection would not see it.
