@@ -657,8 +657,18 @@ EASYMEMORY_SEARCH_DEPTH = _search.integer(
     30,
     minimum=10,
     maximum=300,
-    help="Candidates each list contributes to fusion (at least 3k): deeper lists give the session steps more "
-    "to lift, at the cost of a longer full-text probe and HNSW scan.",
+    help="Candidates each list contributes to fusion (at least 3k) when the filtered set is above the exact "
+    "plans' sizes: deeper lists give the session steps more to lift, at the cost of longer full-text probes "
+    "and HNSW scans.",
+)
+EASYMEMORY_SEARCH_DEPTH_EXACT = _search.integer(
+    "EASYMEMORY_SEARCH_DEPTH_EXACT",
+    60,
+    minimum=10,
+    maximum=300,
+    help="Candidates each list contributes when the filtered set is within both exact plans "
+    "(`EASYMEMORY_EXACT_SCAN_MAX_ROWS`, `EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS`): those rank every row anyway, "
+    "so a deeper list costs little.",
 )
 EASYMEMORY_SEARCH_CONTEXT_WEIGHT = _search.number(
     "EASYMEMORY_SEARCH_CONTEXT_WEIGHT",

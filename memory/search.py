@@ -327,6 +327,16 @@ register_candidate_list("fulltext", fulltext_candidates)
 # --- running the lists --------------------------------------------------------------------------
 
 
+def list_depth(filtered_rows: int) -> int:
+    """Candidates per list for a filtered set of this size (docs/retrieval.md has the recall and the
+    cost of each depth measured). Deeper where both lists rank every row anyway (exact plans), where
+    it costs only the fusion; shallower above, where HNSW's ef and the full-text probes grow with it."""
+    exact = min(settings.EASYMEMORY_EXACT_SCAN_MAX_ROWS, settings.EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS)
+    if filtered_rows <= exact:
+        return int(settings.EASYMEMORY_SEARCH_DEPTH_EXACT)
+    return int(settings.EASYMEMORY_SEARCH_DEPTH)
+
+
 def _candidate_lists(
     principal: Principal, base: QuerySet[Memory], query: str, depth: int, active: list[str], filters: MemoryFilters
 ) -> dict[str, list[tuple[Any, float]]]:
@@ -445,8 +455,7 @@ def search(
     resolved = resolve_weights(weights)
     filters = filters or MemoryFilters()
     base = filters_apply(scoped(Memory, principal.tenant), filters)
-    # Candidates per list (docs/retrieval.md has the recall and the cost of each depth measured).
-    depth = max(settings.EASYMEMORY_SEARCH_DEPTH, k * 3)
+    depth = max(list_depth(filtered_count(base)), k * 3)
     active = [name for name in CANDIDATE_LISTS if resolved.get(name, 0.0) > 0]
     lists = _candidate_lists(principal, base, query, depth, active, filters)
 

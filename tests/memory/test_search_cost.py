@@ -15,7 +15,7 @@ from accounts.principal import Principal
 from memory import embeddings
 from memory import search as search_module
 from memory.models import Memory
-from memory.search import search
+from memory.search import list_depth, register_candidate_list, search
 from memory.selectors import MemoryFilters
 from tests.conftest import Persona
 from tests.memory.test_search import QUERY, VECTOR_ONLY, _exact_top, remember, skewed_tenants  # noqa: F401
@@ -37,6 +37,7 @@ def _spy(monkeypatch: Any, name: str) -> list[int]:
     return calls
 
 
+@override_settings(EASYMEMORY_SEARCH_DEPTH_EXACT=30)  # the margins below are sized for 30
 def test_a_mostly_unfiltered_tenant_gets_its_exact_top_k_from_its_embeddings_alone(
     skewed_tenants: dict[str, Any],  # noqa: F811 - the fixture imported above
     monkeypatch: Any,
@@ -50,6 +51,7 @@ def test_a_mostly_unfiltered_tenant_gets_its_exact_top_k_from_its_embeddings_alo
     assert [hit.memory.pk for hit in hits] == _exact_top(big, QUERY, 10)
 
 
+@override_settings(EASYMEMORY_SEARCH_DEPTH_EXACT=30)  # the margins below are sized for 30
 def test_when_the_nearest_rows_fail_the_filters_it_falls_back_and_stays_exact(
     skewed_tenants: dict[str, Any],  # noqa: F811 - the fixture imported above
     monkeypatch: Any,
@@ -67,6 +69,7 @@ def test_when_the_nearest_rows_fail_the_filters_it_falls_back_and_stays_exact(
     assert [hit.memory.pk for hit in hits] == expected  # ... and the answer is still the exact one
 
 
+@override_settings(EASYMEMORY_SEARCH_DEPTH_EXACT=30)  # the margins below are sized for 30
 def test_expired_rows_inside_the_margin_are_skipped_without_a_second_pass(
     skewed_tenants: dict[str, Any],  # noqa: F811 - the fixture imported above
     monkeypatch: Any,
@@ -144,3 +147,27 @@ def test_the_session_prior_adds_no_statement(writer: Persona) -> None:
         counts[weight] = len(queries.captured_queries)
     assert any("session" in hit.evidence for hit in hits)  # the prior did act
     assert counts[0.3] == counts[0.0]
+
+
+def test_lists_go_deeper_where_both_exact_plans_rank_every_row() -> None:
+    sizes = {"EASYMEMORY_EXACT_SCAN_MAX_ROWS": 20_000, "EASYMEMORY_FULLTEXT_EXACT_MAX_ROWS": 5_000}
+    with override_settings(EASYMEMORY_SEARCH_DEPTH=30, EASYMEMORY_SEARCH_DEPTH_EXACT=60, **sizes):
+        assert [list_depth(rows) for rows in (0, 5_000, 5_001, 100_000)] == [60, 60, 30, 30]
+
+
+def test_a_small_tenants_lists_get_the_exact_depth(writer: Persona) -> None:
+    remember(writer.principal, "the holiday budget is 2,000 euros")
+    limits: list[int] = []
+
+    def recording(principal: Principal, base: Any, query: str, limit: int, filters: Any) -> list[tuple[Any, float]]:
+        limits.append(limit)
+        return []
+
+    register_candidate_list("test-depth", recording)
+    try:
+        with override_settings(EASYMEMORY_SEARCH_DEPTH=30, EASYMEMORY_SEARCH_DEPTH_EXACT=45):
+            search(writer.principal, "holiday budget", k=10)
+            search(writer.principal, "holiday budget", k=20)
+    finally:
+        search_module.CANDIDATE_LISTS.pop("test-depth")
+    assert limits == [45, 60]  # at least 3k
