@@ -373,13 +373,13 @@ def _candidate_lists(
 
 
 def _may_run_beside() -> bool:
-    """Whether the embedding lists may run on the runner's connection. Not inside a caller's
+    """Whether lists may run on a runner, over its own connection. Not inside a caller's
     transaction: another connection would not see what that transaction wrote."""
     return settings.EASYMEMORY_SEARCH_PARALLEL_LISTS and not connection.in_atomic_block
 
 
-# On two cores the full-text list's SQL and the vector list's take about as long each: with one
-# beside the other a search waits for the longer instead of the sum. A search only uses a runner
+# On two cores the full-text list's SQL and the vector list's (with the query's embedding) take
+# about as long each: with one beside the other a search waits for the longer, not the sum. A search only uses a runner
 # that is free at that moment (else it runs every list itself), and each runner thread keeps a
 # connection of its own outside the pool: a runner waiting for a pooled connection while the
 # request threads hold them all, each waiting for its runner, would deadlock.
