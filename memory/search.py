@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -341,9 +342,10 @@ def _candidate_lists(
     principal: Principal, base: QuerySet[Memory], query: str, depth: int, active: list[str], filters: MemoryFilters
 ) -> dict[str, list[tuple[Any, float]]]:
     """Each active list's candidates. The query is embedded on the embedding thread meanwhile.
-    With a runner free (see RUNNER_THREADS), the first list that needs no embedding (full text)
-    runs here, and the other lists run on the runner at the same time: first those that need no
-    embedding (the graph's, while the query is embedded), then those that do (vector, window).
+    With a runner free and few searches in flight (see RUNNER_THREADS, _may_run_beside), the
+    first list that needs no embedding (full text) runs here, and the other lists run on the
+    runner at the same time: first those that need no embedding (the graph's, while the query is
+    embedded), then those that do (vector, window).
     Otherwise every list runs here, the ones that need the embedding last."""
     late = [name for name in active if name in QUERY_VECTOR_LISTS]
     others = [name for name in active if name not in QUERY_VECTOR_LISTS]
@@ -352,10 +354,11 @@ def _candidate_lists(
         scope = str(principal.tenant_id)  # the cache is per tenant (see embed_query)
         pending = _embedder.submit(embeddings.embed_query, query, embeddings.model_name(), scope=scope)
     token = _pending_vector.set(pending)
+    in_flight = _in_flight.enter()
     try:
         beside = None
         here = others + late
-        if late and others and _may_run_beside() and _runner_slots.acquire(blocking=False):
+        if late and others and _may_run_beside(in_flight) and _runner_slots.acquire(blocking=False):
             here, there = others[:1], others[1:] + late
             try:
                 filtered_sql(base)  # compiled here, once, before two threads read it
@@ -368,14 +371,42 @@ def _candidate_lists(
         if beside is not None:
             lists.update(beside.result())
     finally:
+        _in_flight.leave()
         _pending_vector.reset(token)
     return {name: lists[name] for name in active}
 
 
-def _may_run_beside() -> bool:
-    """Whether lists may run on a runner, over its own connection. Not inside a caller's
-    transaction: another connection would not see what that transaction wrote."""
-    return settings.EASYMEMORY_SEARCH_PARALLEL_LISTS and not connection.in_atomic_block
+def _may_run_beside(in_flight: int) -> bool:
+    """Whether lists may run on a runner, over its own connection. Not while more searches run in
+    this process than half its cores: the legs of one search then only compete with the others'
+    for the CPU, and running them side by side costs throughput (docs/benchmarks.md). Not inside
+    a caller's transaction: another connection would not see what that transaction wrote."""
+    return (
+        settings.EASYMEMORY_SEARCH_PARALLEL_LISTS
+        and in_flight <= RUNNER_MAX_IN_FLIGHT
+        and not connection.in_atomic_block
+    )
+
+
+class _InFlight:
+    """How many searches are running their lists in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def enter(self) -> int:
+        with self._lock:
+            self._count += 1
+            return self._count
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
+
+
+_in_flight = _InFlight()
+RUNNER_MAX_IN_FLIGHT = max(1, (os.cpu_count() or 2) // 2)
 
 
 # On two cores the full-text list's SQL and the vector list's (with the query's embedding) take

@@ -140,3 +140,21 @@ def test_a_failing_list_on_the_runner_fails_the_search_and_frees_the_runner(writ
             search_module._runner_slots.release()
     assert all(free)
     assert [hit.memory.content for hit in search(writer.principal, "tomatoes", k=1)] == ["Carla grows tomatoes"]
+
+
+def test_with_more_searches_in_flight_than_half_the_cores_each_runs_its_lists_itself(
+    writer: Persona, threads_seen: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored(writer)
+    monkeypatch.setattr(search_module, "RUNNER_MAX_IN_FLIGHT", 1)
+    search_module._in_flight.enter()  # another search, running its lists meanwhile
+    try:
+        busy = search(writer.principal, "who plays the cello?", k=3)
+    finally:
+        search_module._in_flight.leave()
+    alone = search(writer.principal, "who plays the cello?", k=3)
+    assert threads_seen[0] == threading.current_thread().name
+    assert threads_seen[1].startswith("search-lists")  # alone again: side by side
+    assert ranking(busy) == ranking(alone)
+    assert search_module._in_flight.enter() == 1  # every search left the count as it found it
+    search_module._in_flight.leave()
